@@ -1,0 +1,445 @@
+/* resad.c — the command-line tool: score images against a few references.
+ *
+ *   resad score [--backbone FILE] --ref IMG... --image IMG... [--heatmap DIR] ...
+ *   resad info  [--backbone FILE]
+ *
+ * One JSON object per scored image on stdout (jq-friendly); human messages on
+ * stderr.  Exit codes are documented in usage() and stable for scripts. */
+#include <errno.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "defaults.h"
+#include "heatmap.h"
+#include "image.h"
+#include "resad.h"
+
+enum { EXIT_OK = 0, EXIT_IMAGE = 1, EXIT_USAGE = 2, EXIT_SETUP = 3, EXIT_ANOMALY = 4 };
+
+#define MAX_ARGS_LIST 4096
+
+typedef struct cli {
+    rd_model_opts mo;
+    const char *refs[MAX_ARGS_LIST];
+    int nrefs;
+    const char *images[MAX_ARGS_LIST];
+    int nimages;
+    const char *heatmap_dir;
+    int shots;
+    float threshold;
+    int fail_on_anomaly;
+    int verbose;
+    int pretty;
+} cli;
+
+static void usage(FILE *f)
+{
+    fputs(
+        "usage: resad score [options] --ref IMG... --image IMG...\n"
+        "       resad info  [--backbone FILE]\n"
+        "       resad --help | --version\n"
+        "\n"
+        "Scores images for anomalies against a few normal reference images of the same\n"
+        "product (ResAD: residual features of a frozen CNN against the references).\n"
+        "No training is needed for a new product: 2-8 good images are enough.\n"
+        "\n"
+        "score options:\n"
+        "  --ref IMG...        normal reference images (JPEG/PNG), at least 2\n"
+        "  --image IMG...      images to score (JPEG/PNG)\n"
+        "  --shots N           use only the first N references (default: all)\n"
+        "  --heatmap DIR       write DIR/<name>.overlay.png, .raw.png, .mask.png\n"
+        "  --threshold T       decision threshold (default: calibrated from the references)\n"
+        "  --fail-on-anomaly   exit 4 if any image is anomalous\n"
+        "  --backbone FILE     backbone weights (.safetensors); default: the shipped\n"
+        "                      MobileNetV2 ($RESAD_BACKBONE overrides)\n"
+        "  --levels CSV        feature levels, e.g. layer1,layer2,layer3 (ResNets)\n"
+        "  --size S            input size (default 224; 256 and 320 work)\n"
+        "  --metric l2|cosine  nearest-neighbour metric (default l2, as in the paper)\n"
+        "  --residual diff|sq  residual x-x* (default) or (x-x*)^2 (official code)\n"
+        "  --topk F            image score = mean of the top fraction F of the map\n"
+        "                      (default 0: the map's maximum)\n"
+        "  --threads N         threads per image (default: all cores)\n"
+        "  --pretty            indented JSON\n"
+        "  -v, --verbose       calibration and timing details on stderr\n"
+        "\n"
+        "Output: one JSON object per image: image, score, threshold, anomalous, scorer,\n"
+        "timings_ms {decode, preprocess, backbone, nn, score, heatmap, total}, heatmaps.\n"
+        "Scores are in units of the references' own spread (leave-one-out calibration);\n"
+        "the scorer today is \"residual-norm\" (ResAD's residuals without the learned\n"
+        "constraintor and flow).\n"
+        "\n"
+        "Exit status: 0 all images scored; 1 some image could not be read (its JSON has\n"
+        "\"error\"); 2 usage error; 3 backbone or references unusable; 4 --fail-on-anomaly\n"
+        "and an image was anomalous.\n"
+        "\n"
+        "Example:\n"
+        "  resad score --ref good1.jpg good2.jpg good3.jpg good4.jpg \\\n"
+        "              --image part17.jpg part18.jpg --heatmap out/\n",
+        f);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int collect(int argc, char **argv, int *i, const char **list, int *n, const char *opt)
+{
+    int start = *n;
+    while (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
+        if (*n >= MAX_ARGS_LIST) {
+            fprintf(stderr, "resad: too many files after %s (max %d)\n", opt, MAX_ARGS_LIST);
+            return -1;
+        }
+        list[(*n)++] = argv[++*i];
+    }
+    if (*n == start) {
+        fprintf(stderr, "resad: %s needs at least one file\n", opt);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_float(const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, cli *c)
+{
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                                       \
+    do {                                                                   \
+        if (!v) {                                                          \
+            fprintf(stderr, "resad: %s needs a value (see resad --help)\n", a); \
+            return -1;                                                     \
+        }                                                                  \
+        i++;                                                               \
+    } while (0)
+        if (!strcmp(a, "--ref")) {
+            if (collect(argc, argv, &i, c->refs, &c->nrefs, a)) return -1;
+        } else if (!strcmp(a, "--image")) {
+            if (collect(argc, argv, &i, c->images, &c->nimages, a)) return -1;
+        } else if (!strcmp(a, "--backbone")) {
+            NEED_VALUE();
+            c->mo.backbone_path = v;
+        } else if (!strcmp(a, "--levels")) {
+            NEED_VALUE();
+            c->mo.levels_csv = v;
+        } else if (!strcmp(a, "--heatmap")) {
+            NEED_VALUE();
+            c->heatmap_dir = v;
+        } else if (!strcmp(a, "--shots")) {
+            NEED_VALUE();
+            if (parse_int(v, 2, 64, &c->shots)) {
+                fprintf(stderr, "resad: --shots must be an integer from 2 to 64\n");
+                return -1;
+            }
+        } else if (!strcmp(a, "--size")) {
+            NEED_VALUE();
+            if (parse_int(v, 32, 1024, &c->mo.size)) {
+                fprintf(stderr, "resad: --size must be an integer from 32 to 1024\n");
+                return -1;
+            }
+        } else if (!strcmp(a, "--threads")) {
+            NEED_VALUE();
+            if (parse_int(v, 1, 256, &c->mo.threads)) {
+                fprintf(stderr, "resad: --threads must be an integer from 1 to 256\n");
+                return -1;
+            }
+        } else if (!strcmp(a, "--threshold")) {
+            NEED_VALUE();
+            if (parse_float(v, &c->threshold)) {
+                fprintf(stderr, "resad: --threshold must be a number\n");
+                return -1;
+            }
+        } else if (!strcmp(a, "--topk")) {
+            NEED_VALUE();
+            if (parse_float(v, &c->mo.topk_frac) || c->mo.topk_frac < 0 || c->mo.topk_frac > 1) {
+                fprintf(stderr, "resad: --topk must be a fraction in [0, 1]\n");
+                return -1;
+            }
+        } else if (!strcmp(a, "--metric")) {
+            NEED_VALUE();
+            if (!strcmp(v, "l2")) c->mo.metric = RD_POOL_L2;
+            else if (!strcmp(v, "cosine")) c->mo.metric = RD_POOL_COSINE;
+            else {
+                fprintf(stderr, "resad: --metric is l2 or cosine\n");
+                return -1;
+            }
+        } else if (!strcmp(a, "--residual")) {
+            NEED_VALUE();
+            if (!strcmp(v, "diff")) c->mo.resid = RD_RESID_X_MINUS_NN;
+            else if (!strcmp(v, "sq")) c->mo.resid = RD_RESID_SQUARED;
+            else {
+                fprintf(stderr, "resad: --residual is diff or sq\n");
+                return -1;
+            }
+        } else if (!strcmp(a, "--fail-on-anomaly")) {
+            c->fail_on_anomaly = 1;
+        } else if (!strcmp(a, "--pretty")) {
+            c->pretty = 1;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            c->verbose = 1;
+        } else {
+            fprintf(stderr, "resad: unknown option '%s' (see resad --help)\n", a);
+            return -1;
+        }
+#undef NEED_VALUE
+    }
+    return 0;
+}
+
+static rd_model *load_model(cli *c)
+{
+    static char path[4096];
+    rd_err err = {0};
+    rd_model *m;
+    if (!c->mo.backbone_path) {
+        if (!rd_default_backbone(path, sizeof path)) {
+            fprintf(stderr,
+                    "resad: the default backbone %s is missing; build it with `make` (it is\n"
+                    "       converted from the npm package nsfwjs) or pass --backbone FILE\n",
+                    path);
+            return NULL;
+        }
+        c->mo.backbone_path = path;
+    }
+    m = rd_model_load(&c->mo, &err);
+    if (!m) fprintf(stderr, "resad: cannot load backbone %s: %s\n", c->mo.backbone_path, err.msg);
+    return m;
+}
+
+static int cmd_info(cli *c)
+{
+    rd_model *m = load_model(c);
+    if (!m) return EXIT_SETUP;
+    const rd_model_info *in = rd_model_get_info(m);
+    json_t *o = json_object(), *lv = json_array();
+    json_object_set_new(o, "backbone", json_string(c->mo.backbone_path));
+    json_object_set_new(o, "arch", json_string(in->arch));
+    json_object_set_new(o, "backbone_sha256", json_string(in->backbone_sha256));
+    json_object_set_new(o, "model_id", json_string(in->model_id));
+    json_object_set_new(o, "scorer", json_string(in->scorer));
+    json_object_set_new(o, "size", json_integer(in->size));
+    for (int l = 0; l < in->nlevels; l++)
+        json_array_append_new(lv, json_pack("{s:s, s:i, s:i, s:i}", "name", in->level_names[l], "h",
+                                            in->level_h[l], "w", in->level_w[l], "c", in->level_c[l]));
+    json_object_set_new(o, "levels", lv);
+    json_object_set_new(o, "blas", json_string(rd_blas_describe()));
+    json_dumpf(o, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+    json_decref(o);
+    rd_model_free(m);
+    return EXIT_OK;
+}
+
+static const char *base_name(const char *path, char *buf, size_t len)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(buf, len, "%s", b);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = '\0';
+    return buf;
+}
+
+static int write_heatmaps(const cli *c, const char *img_path, const rd_image *img, const rd_result *res,
+                          json_t *o, double *ms)
+{
+    static const char *const kinds[RD_HEAT_COUNT] = {"raw", "overlay", "mask"};
+    char name[1024], path[4096];
+    rd_heat_params hp;
+    json_t *h = json_object();
+    double t0 = now_ms();
+    int rc = 0;
+    rd_result_heat_params(res, &hp);
+    base_name(img_path, name, sizeof name);
+    for (int k = 0; k < RD_HEAT_COUNT; k++) {
+        rd_png_buf png = {0};
+        rd_err err = {0};
+        snprintf(path, sizeof path, "%s/%s.%s.png", c->heatmap_dir, name, kinds[k]);
+        if (rd_heatmap_render((rd_heat_kind)k, res->map, &res->crop, img, &hp, &png, &err) != RD_OK ||
+            rd_png_buf_save(&png, path, &err) != RD_OK) {
+            fprintf(stderr, "resad: %s: heatmap: %s\n", img_path, err.msg);
+            rc = -1;
+        } else {
+            json_object_set_new(h, kinds[k], json_string(path));
+        }
+        rd_png_buf_release(&png);
+    }
+    json_object_set_new(o, "heatmaps", h);
+    *ms = now_ms() - t0;
+    return rc;
+}
+
+static int cmd_score(cli *c)
+{
+    rd_model *m = NULL;
+    rd_worker *w = NULL;
+    rd_refset *rs = NULL;
+    rd_feats *feats[64] = {0};
+    rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
+    rd_err err = {0};
+    int k, rc = EXIT_OK, any_anomalous = 0;
+    size_t jflags = JSON_COMPACT | JSON_REAL_PRECISION(6);
+
+    if (c->nrefs < 2 || c->nimages < 1) {
+        fprintf(stderr, "resad: score needs --ref with at least 2 images and --image with at least 1 "
+                        "(see resad --help)\n");
+        return EXIT_USAGE;
+    }
+    k = c->shots ? c->shots : c->nrefs;
+    if (k > c->nrefs) {
+        fprintf(stderr, "resad: --shots %d but only %d references given\n", k, c->nrefs);
+        return EXIT_USAGE;
+    }
+    if (k > 64) {
+        fprintf(stderr, "resad: at most 64 references (got %d); use --shots\n", k);
+        return EXIT_USAGE;
+    }
+    if (c->heatmap_dir && mkdir(c->heatmap_dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "resad: cannot create heatmap directory %s: %s\n", c->heatmap_dir, strerror(errno));
+        return EXIT_SETUP;
+    }
+    if (c->pretty) jflags = JSON_INDENT(2) | JSON_REAL_PRECISION(6);
+    c->mo.max_shots = k;
+    m = load_model(c);
+    if (!m) return EXIT_SETUP;
+    w = rd_worker_new(m, &err);
+    if (!w) {
+        fprintf(stderr, "resad: %s\n", err.msg);
+        rc = EXIT_SETUP;
+        goto out;
+    }
+    if (c->verbose) fprintf(stderr, "resad: %s\n", rd_blas_describe());
+    for (int i = 0; i < k; i++) {
+        rd_image img = {0};
+        if (rd_image_load(c->refs[i], &lim, &img, &err) != RD_OK ||
+            rd_extract(m, w, &img, &feats[i], NULL, &err) != RD_OK) {
+            fprintf(stderr, "resad: reference %s: %s\n", c->refs[i], err.msg);
+            rd_image_release(&img);
+            rc = EXIT_SETUP;
+            goto out;
+        }
+        rd_image_release(&img);
+    }
+    rs = rd_refset_build(m, w, feats, k, &err);
+    if (!rs) {
+        fprintf(stderr, "resad: references: %s\n", err.msg);
+        rc = EXIT_SETUP;
+        goto out;
+    }
+    if (c->verbose) {
+        fprintf(stderr, "resad: %d references, calibrated threshold %.4f, leave-one-out scores:", k,
+                rd_refset_threshold(rs));
+        for (int i = 0; i < k; i++) fprintf(stderr, " %.4f", rd_refset_loo_scores(rs)[i]);
+        fputc('\n', stderr);
+    }
+    for (int i = 0; i < c->nimages; i++) {
+        rd_image img = {0};
+        rd_result res = {0};
+        json_t *o = json_object();
+        double t0 = now_ms(), tdec, theat = 0;
+        json_object_set_new(o, "image", json_string(c->images[i]));
+        if (rd_image_load(c->images[i], &lim, &img, &err) != RD_OK) {
+            json_object_set_new(o, "error", json_string(err.msg));
+            rc = EXIT_IMAGE;
+            goto emit;
+        }
+        tdec = now_ms() - t0;
+        if (rd_inspect(m, w, rs, &img, c->threshold, &res, &err) != RD_OK) {
+            json_object_set_new(o, "error", json_string(err.msg));
+            rc = EXIT_IMAGE;
+            goto emit;
+        }
+        res.t.decode = tdec;
+        if (res.anomalous) any_anomalous = 1;
+        json_object_set_new(o, "score", json_real(res.score));
+        json_object_set_new(o, "threshold", json_real(res.threshold));
+        json_object_set_new(o, "anomalous", json_boolean(res.anomalous));
+        json_object_set_new(o, "scorer", json_string(res.scorer));
+        json_object_set_new(o, "shots", json_integer(k));
+        if (c->heatmap_dir && write_heatmaps(c, c->images[i], &img, &res, o, &theat) != 0) rc = EXIT_IMAGE;
+        res.t.heatmap = theat;
+        res.t.total = now_ms() - t0;
+        json_object_set_new(o, "timings_ms",
+                            json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "decode", res.t.decode, "preprocess",
+                                      res.t.preprocess, "backbone", res.t.backbone, "nn", res.t.nn, "score",
+                                      res.t.score, "heatmap", res.t.heatmap, "total", res.t.total));
+    emit:
+        json_dumpf(o, stdout, jflags);
+        fputc('\n', stdout);
+        fflush(stdout);
+        json_decref(o);
+        rd_result_release(&res);
+        rd_image_release(&img);
+    }
+    if (rc == EXIT_OK && c->fail_on_anomaly && any_anomalous) rc = EXIT_ANOMALY;
+out:
+    rd_refset_unref(rs);
+    for (int i = 0; i < 64; i++) rd_feats_free(feats[i]);
+    rd_worker_free(w);
+    rd_model_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static cli c;
+    rd_blas_autofix(argc, argv);
+    rd_model_opts_default(&c.mo);
+    c.mo.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    c.threshold = NAN;
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("resad %s\n", PACKAGE_VERSION);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "score") && strcmp(argv[1], "info")) {
+        fprintf(stderr, "resad: unknown command '%s' (commands: score, info; see resad --help)\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return EXIT_OK;
+        }
+    if (parse_args(argc, argv, &c)) return EXIT_USAGE;
+    if (!strcmp(argv[1], "info")) return cmd_info(&c);
+    return cmd_score(&c);
+}

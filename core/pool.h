@@ -1,0 +1,73 @@
+/* pool.h — a class's reference pool at one feature level, and the nearest-
+ * neighbour search that turns a test feature into a residual.
+ *
+ * ResAD's residual is x − x*, where x* is the pool vector closest to x over
+ * the *whole* pool (all positions of all k references, not a spatial
+ * neighbourhood).  At the first level with 4 shots that is a 3136 × 12544
+ * similarity matrix per image, so the search is done in tiles: a block of
+ * queries × a block of pool rows is one cblas_sgemm into a tile small enough
+ * to stay in cache, followed by a running arg-max per query.  The full matrix
+ * never exists.
+ *   L2 (paper):      argmin ‖x − p‖² = argmax (x·p − ½‖p‖²); ½‖p‖² precomputed.
+ *   cosine (code):   argmax x̂·p̂ with rows normalized once at pool build.
+ * The reported distance of the winner is recomputed exactly from the vectors.
+ *
+ * On CPUs with AVX-512 a fused kernel replaces GEMM + arg-max: similarities
+ * live only in registers (see pool.c); queries are split across the caller's
+ * rd_team.  Elsewhere OpenBLAS tiles are used (and threaded by OpenBLAS).
+ *
+ * Ownership: rd_pool_new copies its inputs; the pool is immutable after
+ * that and may be searched by many threads at once (scratch is the caller's). */
+#ifndef RD_POOL_H
+#define RD_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "status.h"
+#include "team.h"
+
+typedef enum rd_pool_metric { RD_POOL_L2, RD_POOL_COSINE } rd_pool_metric;
+
+#define RD_POOL_PANEL 16 /* pool rows per panel of the fused kernel */
+
+typedef struct rd_pool {
+    int c;           /* channels */
+    size_t n;        /* rows */
+    rd_pool_metric metric;
+    float *rows;     /* n×c, the original vectors (residuals use these) */
+    float *keys;     /* n×c search keys: = rows (L2) or normalized rows (cosine) */
+    float *bias;     /* n: −½‖p‖² (L2) or 0 (cosine) */
+    /* Fused-kernel layout (only where the CPU has AVX-512): keys transposed in
+     * panels of RD_POOL_PANEL rows, panel b = [c][16] floats; the last panel is
+     * padded with bias −inf so padding never wins. */
+    float *panels;
+    float *panel_bias;
+    size_t npanels;
+} rd_pool;
+
+/* Concatenates nblocks blocks of rows[i]×c floats. */
+rd_pool *rd_pool_new(const float *const *blocks, const size_t *rows, int nblocks, int c,
+                     rd_pool_metric metric, rd_err *err);
+void rd_pool_free(rd_pool *p);
+
+/* Scratch bytes rd_pool_nearest needs for up to nq queries of c channels (any pool size). */
+size_t rd_pool_scratch_bytes(int c, size_t nq);
+
+/* For each of nq query rows (nq×c), index of the nearest pool row and the
+ * squared L2 distance to it (also for the cosine metric, where the winner is
+ * chosen by cosine).  idx and dist2 may not be NULL. */
+rd_status rd_pool_nearest(const rd_pool *p, const float *q, size_t nq, int32_t *idx, float *dist2,
+                          rd_team *team, rd_arena *scratch, rd_err *err) RD_WARN_UNUSED;
+
+/* Which search kernel rd_pool_nearest uses on this CPU: "avx512-fused" or
+ * "sgemm-tiles" (OpenBLAS GEMM tiles + arg-max; also the reference path). */
+const char *rd_pool_kernel(void);
+/* Forces the sgemm-tiles path (tests compare both); not thread-safe. */
+void rd_pool_force_sgemm(int on);
+
+/* Brute-force reference of rd_pool_nearest, for tests. */
+void rd_pool_nearest_naive(const rd_pool *p, const float *q, size_t nq, int32_t *idx, float *dist2);
+
+#endif

@@ -1,0 +1,137 @@
+/* resad.h — the inspection pipeline: the one interface the CLI and the daemon use.
+ *
+ *   rd_model   immutable after rd_model_load; shared by all workers.
+ *              backbone + options + scorer (+ later the learned constraintor/flow).
+ *   rd_worker  per-thread scratch (arena sized at creation); never shared.
+ *   rd_feats   one image's backbone features, all levels; what the daemon
+ *              stores per reference image (rd_feats_serialize) so pools can be
+ *              rebuilt without re-running the backbone.
+ *   rd_refset  a class's reference pool + calibration, immutable and
+ *              reference-counted: a registration builds a new one and swaps it
+ *              in; inspections holding the old one finish undisturbed.
+ *   rd_result  one inspection: score, threshold, verdict, S×S map, crop, timings.
+ *
+ * Scoring path (ResAD, see docs/resad-method.md):
+ *   image → rd_preprocess → backbone levels → per level, nearest reference
+ *   feature (L2 or cosine, chunked GEMM) → residual → scorer per position
+ *   (today "residual-norm": ‖r‖, the residual-only baseline without
+ *   constraintor/flow) → per-level calibration (z = (d − μ_l)/σ_l, μ/σ from
+ *   leave-one-out scoring of the references) → bilinear upsample
+ *   (align_corners) to S×S → mean over levels → Gaussian σ → image score =
+ *   max (or top-k mean).  Threshold: from the leave-one-out image scores. */
+#ifndef RD_RESAD_H
+#define RD_RESAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "backbone.h"
+#include "heatmap.h"
+#include "image.h"
+#include "pool.h"
+#include "score.h"
+#include "status.h"
+#include "tensor.h"
+
+
+typedef struct rd_model_opts {
+    const char *backbone_path; /* safetensors backbone (required) */
+    const char *levels_csv;    /* NULL = backbone default */
+    int size;                  /* S; 0 = backbone default (224) */
+    rd_pool_metric metric;     /* default RD_POOL_L2 (paper) */
+    rd_resid resid;            /* default RD_RESID_X_MINUS_NN (paper) */
+    float topk_frac;           /* image score: 0 = map max (default), else mean of the top fraction */
+    float sigma;               /* blur; default 4 */
+    int max_shots;             /* largest reference set a worker must handle (default 16) */
+    int threads;               /* threads one inspection may use: OpenBLAS threads and
+                                  each worker's team (0 = OpenBLAS's default, team of 1) */
+} rd_model_opts;
+
+/* Fills opts with the defaults above (backbone_path NULL). */
+void rd_model_opts_default(rd_model_opts *o);
+
+typedef struct rd_model rd_model;
+
+typedef struct rd_model_info {
+    const char *arch;       /* backbone arch */
+    const char *backbone_sha256;
+    const char *scorer;     /* "residual-norm" */
+    const char *model_id;   /* hash over backbone sha + levels + S + options: keys stored features */
+    int size;               /* S */
+    int nlevels;
+    int level_h[RD_MAX_LEVELS], level_w[RD_MAX_LEVELS], level_c[RD_MAX_LEVELS];
+    const char *level_names[RD_MAX_LEVELS];
+    const char *metric, *resid; /* "l2"|"cosine", "x-x*"|"(x-x*)^2" */
+    float topk_frac;
+} rd_model_info;
+
+rd_model *rd_model_load(const rd_model_opts *o, rd_err *err);
+void rd_model_free(rd_model *m);
+const rd_model_info *rd_model_get_info(const rd_model *m);
+
+/* A worker owns its scratch arena and a team of opts.threads threads (see team.h). */
+typedef struct rd_worker rd_worker;
+rd_worker *rd_worker_new(const rd_model *m, rd_err *err);
+void rd_worker_free(rd_worker *w);
+
+/* Per-stage timings in milliseconds. */
+typedef struct rd_timings {
+    double decode, preprocess, backbone, nn, score, heatmap, total;
+} rd_timings;
+
+/* ---- features ---- */
+typedef struct rd_feats {
+    int nlevels;
+    int h[RD_MAX_LEVELS], w[RD_MAX_LEVELS], c[RD_MAX_LEVELS];
+    float *data[RD_MAX_LEVELS]; /* owned, h·w·c floats each (HWC) */
+} rd_feats;
+
+/* Runs preprocess + backbone on img.  *out is malloc'ed; free with rd_feats_free. */
+rd_status rd_extract(const rd_model *m, rd_worker *w, const rd_image *img, rd_feats **out,
+                     rd_timings *t, rd_err *err) RD_WARN_UNUSED;
+void rd_feats_free(rd_feats *f);
+/* Portable little-endian blob (magic, version, shapes, floats) for storage. */
+rd_status rd_feats_serialize(const rd_feats *f, uint8_t **blob, size_t *len, rd_err *err) RD_WARN_UNUSED;
+/* Validates the blob against the model's level shapes. */
+rd_status rd_feats_deserialize(const rd_model *m, const uint8_t *blob, size_t len, rd_feats **out,
+                               rd_err *err) RD_WARN_UNUSED;
+
+/* ---- reference sets ---- */
+typedef struct rd_refset rd_refset;
+
+/* Builds pool + leave-one-out calibration from k ≥ 2 reference feature sets
+ * (copied; the caller keeps ownership of refs).  Refcount starts at 1. */
+rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, rd_err *err);
+rd_refset *rd_refset_ref(rd_refset *r);  /* atomic increment; returns r */
+void rd_refset_unref(rd_refset *r);      /* atomic; frees at zero; NULL ok */
+int rd_refset_shots(const rd_refset *r);
+/* Default decision threshold from calibration (same units as scores). */
+float rd_refset_threshold(const rd_refset *r);
+/* Leave-one-out image scores of the references (k values). */
+const float *rd_refset_loo_scores(const rd_refset *r);
+
+/* ---- inspection ---- */
+typedef struct rd_result {
+    float score;
+    float threshold; /* the one applied: override if given, else the refset's */
+    int anomalous;   /* score >= threshold */
+    const char *scorer;
+    float *map;      /* s×s anomaly map over the crop (owned) */
+    int s;
+    rd_crop crop;
+    int img_w, img_h;
+    float map_max, map_min;
+    rd_timings t;
+} rd_result;
+
+/* threshold_override: NaN = use the refset's. */
+rd_status rd_inspect(const rd_model *m, rd_worker *w, const rd_refset *r, const rd_image *img,
+                     float threshold_override, rd_result *out, rd_err *err) RD_WARN_UNUSED;
+void rd_result_release(rd_result *res);
+
+/* Heatmap scale for a result: lo = 0 (the references' typical level), hi =
+ * max(2·threshold, map max); threshold = the applied one. */
+void rd_result_heat_params(const rd_result *res, rd_heat_params *p);
+
+#endif
