@@ -168,6 +168,7 @@ void rd_model_free(rd_model *m)
 }
 
 const rd_model_info *rd_model_get_info(const rd_model *m) { return &m->info; }
+double rd_model_backbone_macs(const rd_model *m) { return rd_graph_macs(m->bb->graph); }
 
 rd_worker *rd_worker_new(const rd_model *m, rd_err *err)
 {
@@ -245,6 +246,9 @@ rd_status rd_extract(const rd_model *m, rd_worker *w, const rd_image *img, rd_fe
     if (st != RD_OK) goto out;
     f = calloc(1, sizeof *f);
     if (!f) goto nomem;
+    f->crop = crop;
+    f->img_w = img->w;
+    f->img_h = img->h;
     f->nlevels = m->info.nlevels;
     for (int l = 0; l < f->nlevels; l++) {
         size_t n = rd_tensor_numel(&lv[l]);
@@ -537,31 +541,19 @@ int rd_refset_shots(const rd_refset *r) { return r->k; }
 float rd_refset_threshold(const rd_refset *r) { return r->threshold; }
 const float *rd_refset_loo_scores(const rd_refset *r) { return r->loo; }
 
-rd_status rd_inspect(const rd_model *m, rd_worker *w, const rd_refset *r, const rd_image *img,
-                     float threshold_override, rd_result *out, rd_err *err)
+/* Scores level features lv (in the worker's arena or caller memory) into out. */
+static rd_status score_levels(const rd_model *m, rd_worker *w, const rd_refset *r, float *const *lv,
+                              float threshold_override, rd_result *out, rd_err *err)
 {
     const rd_model_info *in = &m->info;
-    rd_tensor lv[RD_MAX_LEVELS];
     float *scores[RD_MAX_LEVELS];
-    rd_status st;
-    double t0 = now_ms();
     const size_t ss = (size_t)m->s * m->s;
-
-    memset(out, 0, sizeof *out);
-    if (r->nlevels != in->nlevels) return rd_err_set(err, RD_ERR_MISMATCH, "reference set built for another model");
-    out->map = malloc(ss * sizeof(float));
-    if (!out->map) return rd_err_set(err, RD_ERR_NOMEM, "out of memory for the anomaly map");
-    rd_arena_reset(&w->arena);
-    st = run_backbone(m, w, img, lv, &out->crop, &out->t, err);
-    if (st != RD_OK) goto fail;
+    rd_status st;
     for (int l = 0; l < in->nlevels; l++) {
         scores[l] = rd_arena_floats(&w->arena, m->level_n[l]);
-        if (!scores[l]) {
-            st = rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (maps)");
-            goto fail;
-        }
-        st = level_scores(m, w, r->pool[l], lv[l].data, m->level_n[l], in->level_c[l], scores[l], &out->t, err);
-        if (st != RD_OK) goto fail;
+        if (!scores[l]) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (maps)");
+        st = level_scores(m, w, r->pool[l], lv[l], m->level_n[l], in->level_c[l], scores[l], &out->t, err);
+        if (st != RD_OK) return st;
     }
     double t1 = now_ms();
     out->score = assemble(m, w, scores, r->mu, r->sigma, out->map);
@@ -570,20 +562,67 @@ rd_status rd_inspect(const rd_model *m, rd_worker *w, const rd_refset *r, const 
     out->anomalous = out->score >= out->threshold;
     out->scorer = in->scorer;
     out->s = m->s;
-    out->img_w = img->w;
-    out->img_h = img->h;
     out->map_min = out->map_max = out->map[0];
     for (size_t i = 1; i < ss; i++) {
         if (out->map[i] > out->map_max) out->map_max = out->map[i];
         if (out->map[i] < out->map_min) out->map_min = out->map[i];
     }
-    out->t.total = now_ms() - t0;
-    rd_arena_reset(&w->arena);
     return RD_OK;
-fail:
+}
+
+static rd_status result_begin(const rd_model *m, const rd_refset *r, rd_result *out, rd_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (r->nlevels != m->info.nlevels)
+        return rd_err_set(err, RD_ERR_MISMATCH, "reference set built for another model");
+    out->map = malloc((size_t)m->s * m->s * sizeof(float));
+    if (!out->map) return rd_err_set(err, RD_ERR_NOMEM, "out of memory for the anomaly map");
+    return RD_OK;
+}
+
+rd_status rd_inspect(const rd_model *m, rd_worker *w, const rd_refset *r, const rd_image *img,
+                     float threshold_override, rd_result *out, rd_err *err)
+{
+    rd_tensor lv[RD_MAX_LEVELS];
+    float *lvp[RD_MAX_LEVELS];
+    double t0 = now_ms();
+    rd_status st = result_begin(m, r, out, err);
+    if (st != RD_OK) return st;
     rd_arena_reset(&w->arena);
-    rd_result_release(out);
-    return st;
+    st = run_backbone(m, w, img, lv, &out->crop, &out->t, err);
+    for (int l = 0; st == RD_OK && l < m->info.nlevels; l++) lvp[l] = lv[l].data;
+    if (st == RD_OK) st = score_levels(m, w, r, lvp, threshold_override, out, err);
+    rd_arena_reset(&w->arena);
+    if (st != RD_OK) {
+        rd_result_release(out);
+        return st;
+    }
+    out->img_w = img->w;
+    out->img_h = img->h;
+    out->t.total = now_ms() - t0;
+    return RD_OK;
+}
+
+rd_status rd_inspect_feats(const rd_model *m, rd_worker *w, const rd_refset *r, const rd_feats *f,
+                           float threshold_override, rd_result *out, rd_err *err)
+{
+    double t0 = now_ms();
+    rd_status st = check_feats(m, f, err);
+    if (st != RD_OK) return st;
+    st = result_begin(m, r, out, err);
+    if (st != RD_OK) return st;
+    rd_arena_reset(&w->arena);
+    st = score_levels(m, w, r, f->data, threshold_override, out, err);
+    rd_arena_reset(&w->arena);
+    if (st != RD_OK) {
+        rd_result_release(out);
+        return st;
+    }
+    out->crop = f->crop;
+    out->img_w = f->img_w;
+    out->img_h = f->img_h;
+    out->t.total = now_ms() - t0;
+    return RD_OK;
 }
 
 void rd_result_release(rd_result *res)

@@ -69,6 +69,8 @@ typedef struct rd_model_info {
 rd_model *rd_model_load(const rd_model_opts *o, rd_err *err);
 void rd_model_free(rd_model *m);
 const rd_model_info *rd_model_get_info(const rd_model *m);
+/* Multiply-accumulates of one backbone forward pass (for benchmarks). */
+double rd_model_backbone_macs(const rd_model *m);
 
 /* A worker owns its scratch arena and a team of opts.threads threads (see team.h). */
 typedef struct rd_worker rd_worker;
@@ -82,6 +84,8 @@ typedef struct rd_timings {
 
 /* ---- features ---- */
 typedef struct rd_feats {
+    rd_crop crop;    /* where the features' S×S crop lies in the source image */
+    int img_w, img_h;
     int nlevels;
     int h[RD_MAX_LEVELS], w[RD_MAX_LEVELS], c[RD_MAX_LEVELS];
     float *data[RD_MAX_LEVELS]; /* owned, h·w·c floats each (HWC) */
@@ -128,6 +132,10 @@ typedef struct rd_result {
 /* threshold_override: NaN = use the refset's. */
 rd_status rd_inspect(const rd_model *m, rd_worker *w, const rd_refset *r, const rd_image *img,
                      float threshold_override, rd_result *out, rd_err *err) RD_WARN_UNUSED;
+/* The same from already extracted features (evaluation scores one test set
+ * against many reference draws without re-running the backbone). */
+rd_status rd_inspect_feats(const rd_model *m, rd_worker *w, const rd_refset *r, const rd_feats *f,
+                           float threshold_override, rd_result *out, rd_err *err) RD_WARN_UNUSED;
 void rd_result_release(rd_result *res);
 
 /* Heatmap scale for a result: lo = 0 (the references' typical level), hi =
