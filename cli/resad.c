@@ -44,6 +44,7 @@ static void usage(FILE *f)
 {
     fputs(
         "usage: resad score [options] --ref IMG... --image IMG...\n"
+        "       resad eval  --data DIR [options]   (see resad eval --help)\n"
         "       resad info  [--backbone FILE]\n"
         "       resad --help | --version\n"
         "\n"
@@ -60,6 +61,8 @@ static void usage(FILE *f)
         "  --fail-on-anomaly   exit 4 if any image is anomalous\n"
         "  --backbone FILE     backbone weights (.safetensors); default: the shipped\n"
         "                      MobileNetV2 ($RESAD_BACKBONE overrides)\n"
+        "  --model FILE        learned ResAD model from `resad train` (constraintor +\n"
+        "                      flows; scorer \"resad\"); default: residual-norm scorer\n"
         "  --levels CSV        feature levels, e.g. layer1,layer2,layer3 (ResNets)\n"
         "  --size S            input size (default 224; 256 and 320 work)\n"
         "  --metric l2|cosine  nearest-neighbour metric (default l2, as in the paper)\n"
@@ -150,6 +153,9 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "--backbone")) {
             NEED_VALUE();
             c->mo.backbone_path = v;
+        } else if (!strcmp(a, "--model")) {
+            NEED_VALUE();
+            c->mo.model_path = v;
         } else if (!strcmp(a, "--levels")) {
             NEED_VALUE();
             c->mo.levels_csv = v;
@@ -248,6 +254,10 @@ static int cmd_info(cli *c)
     json_object_set_new(o, "backbone_sha256", json_string(in->backbone_sha256));
     json_object_set_new(o, "model_id", json_string(in->model_id));
     json_object_set_new(o, "scorer", json_string(in->scorer));
+    if (c->mo.model_path) {
+        json_object_set_new(o, "model", json_string(c->mo.model_path));
+        json_object_set_new(o, "model_sha256", json_string(in->model_sha256));
+    }
     json_object_set_new(o, "size", json_integer(in->size));
     for (int l = 0; l < in->nlevels; l++)
         json_array_append_new(lv, json_pack("{s:s, s:i, s:i, s:i}", "name", in->level_names[l], "h",
@@ -431,7 +441,8 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(argv[1], "score") && strcmp(argv[1], "info")) {
-        fprintf(stderr, "resad: unknown command '%s' (commands: score, info; see resad --help)\n", argv[1]);
+        fprintf(stderr, "resad: unknown command '%s' (commands: score, eval, info; see resad --help)\n",
+                argv[1]);
         return EXIT_USAGE;
     }
     for (int i = 2; i < argc; i++)

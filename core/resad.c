@@ -16,7 +16,10 @@
 #include <time.h>
 
 #include "blas.h"
+#include "constraintor.h"
+#include "flow.h"
 #include "mapops.h"
+#include "safetensors.h"
 #include "sha256.h"
 
 #define FEATS_MAGIC 0x31464452u /* "RDF1" little-endian */
@@ -31,6 +34,14 @@ struct rd_model {
     size_t graph_scratch;
     size_t worker_bytes;
     size_t level_n[RD_MAX_LEVELS]; /* positions per level */
+    /* learned scorer (NULL without a model file) */
+    rd_cstr *cstr[RD_MAX_LEVELS];
+    rd_cstr_plan *cplan[RD_MAX_LEVELS];
+    rd_flow *flow[RD_MAX_LEVELS];
+    rd_flow_plan *fplan[RD_MAX_LEVELS];
+    int learned;
+    char model_sha[RD_SHA256_HEX];
+    char levels_buf[RD_MAX_LEVELS * 64];
 };
 
 struct rd_worker {
@@ -85,16 +96,91 @@ static size_t worker_bytes(const rd_model *m)
     b += rd_pool_scratch_bytes((int)maxc, maxn);
     /* accumulated map, upsample tmp, blur tmp, top-k tmp */
     b += 4 * rd_arena_need(ss * sizeof(float));
+    if (m->learned) {
+        size_t extra = 0;
+        int team = m->opts.threads > 0 ? m->opts.threads : 1;
+        for (int l = 0; l < in->nlevels; l++) {
+            size_t e = rd_arena_need(m->level_n[l] * (size_t)in->level_c[l] * sizeof(float)) +
+                       rd_arena_need(m->level_n[l] * sizeof(float));
+            size_t cs = m->cplan[l] ? rd_cstr_plan_scratch(m->cplan[l], in->level_h[l], in->level_w[l]) : 0;
+            size_t fs = rd_flow_plan_scratch_team(m->fplan[l], team);
+            e += cs > fs ? cs : fs;
+            if (e > extra) extra = e;
+        }
+        b += extra;
+    }
     return b + 4096;
 }
 
 static const char *metric_name(rd_pool_metric m) { return m == RD_POOL_COSINE ? "cosine" : "l2"; }
 static const char *resid_name(rd_resid r) { return r == RD_RESID_SQUARED ? "(x-x*)^2" : "x-x*"; }
 
+/* Reads the learned model's metadata that decides the feature geometry. */
+static rd_status learned_meta(rd_model *m, const rd_st_file *st, rd_err *err)
+{
+    const char *kind = rd_st_meta(st, "resadd.kind"), *v;
+    if (!kind || strcmp(kind, "resad-model"))
+        return rd_err_set(err, RD_ERR_FORMAT, "not a resad model file (metadata resadd.kind missing)");
+    v = rd_st_meta(st, "resadd.levels");
+    if (!v || strlen(v) >= sizeof m->levels_buf)
+        return rd_err_set(err, RD_ERR_FORMAT, "model file has no resadd.levels");
+    snprintf(m->levels_buf, sizeof m->levels_buf, "%s", v);
+    m->opts.levels_csv = m->levels_buf;
+    if ((v = rd_st_meta(st, "resadd.size"))) {
+        int s = atoi(v);
+        if (s < 32 || s > 1024) return rd_err_set(err, RD_ERR_FORMAT, "model file: bad resadd.size %s", v);
+        if (m->opts.size && m->opts.size != s)
+            return rd_err_set(err, RD_ERR_MISMATCH, "model was trained at size %d, %d requested", s, m->opts.size);
+        m->opts.size = s;
+    }
+    if ((v = rd_st_meta(st, "resadd.residual"))) m->opts.resid = !strcmp(v, "sq") ? RD_RESID_SQUARED : RD_RESID_X_MINUS_NN;
+    if ((v = rd_st_meta(st, "resadd.metric"))) m->opts.metric = !strcmp(v, "cosine") ? RD_POOL_COSINE : RD_POOL_L2;
+    return RD_OK;
+}
+
+/* Constraintor + flow per level, checked against the loaded backbone. */
+static rd_status learned_load(rd_model *m, const rd_st_file *st, rd_err *err)
+{
+    const rd_model_info *in = &m->info;
+    const char *sha = rd_st_meta(st, "resadd.backbone_sha256");
+    const char *cs = rd_st_meta(st, "resadd.constraintor");
+    int use_cstr = !cs || strcmp(cs, "off") != 0;
+    if (!sha || strcmp(sha, m->bb->sha256))
+        return rd_err_set(err, RD_ERR_MISMATCH,
+                          "the model was trained on backbone %s (sha256 %.12s...), but the backbone loaded is "
+                          "%s (sha256 %.12s...): pass the backbone it was trained with",
+                          rd_st_meta(st, "resadd.backbone_arch") ? rd_st_meta(st, "resadd.backbone_arch") : "?",
+                          sha ? sha : "?", m->bb->arch, m->bb->sha256);
+    for (int l = 0; l < in->nlevels; l++) {
+        char prefix[32];
+        if (use_cstr) {
+            snprintf(prefix, sizeof prefix, "level%d.cstr", l);
+            m->cstr[l] = rd_cstr_import(st, prefix, err);
+            if (!m->cstr[l]) return err ? err->code : RD_ERR_FORMAT;
+            if (m->cstr[l]->c != in->level_c[l])
+                return rd_err_set(err, RD_ERR_MISMATCH, "level %d: constraintor has %d channels, backbone %d", l,
+                                  m->cstr[l]->c, in->level_c[l]);
+            m->cplan[l] = rd_cstr_plan_new(m->cstr[l], err);
+            if (!m->cplan[l]) return err ? err->code : RD_ERR_NOMEM;
+        }
+        snprintf(prefix, sizeof prefix, "level%d.flow", l);
+        m->flow[l] = rd_flow_import(st, prefix, err);
+        if (!m->flow[l]) return err ? err->code : RD_ERR_FORMAT;
+        if (m->flow[l]->cfg.c != in->level_c[l])
+            return rd_err_set(err, RD_ERR_MISMATCH, "level %d: flow has %d channels, backbone %d", l,
+                              m->flow[l]->cfg.c, in->level_c[l]);
+        m->fplan[l] = rd_flow_plan_new(m->flow[l], in->level_h[l], in->level_w[l], err);
+        if (!m->fplan[l]) return err ? err->code : RD_ERR_NOMEM;
+    }
+    m->learned = 1;
+    return RD_OK;
+}
+
 rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
 {
     rd_model *m = NULL;
     rd_sha256 *h = NULL;
+    rd_st_file *st = NULL;
     if (!o || !o->backbone_path) {
         rd_err_set(err, RD_ERR_ARG, "no backbone file given");
         return NULL;
@@ -111,7 +197,15 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
     if (!m) goto nomem;
     m->opts = *o;
     if (m->opts.max_shots < 2) m->opts.max_shots = 2;
-    m->bb = rd_backbone_load(o->backbone_path, o->levels_csv, err);
+    if (o->model_path) {
+        st = rd_st_open(o->model_path, err);
+        if (!st || learned_meta(m, st, err) != RD_OK) {
+            rd_err_prefix(err, "%s", o->model_path);
+            goto fail;
+        }
+        snprintf(m->model_sha, sizeof m->model_sha, "%s", rd_st_sha256(st));
+    }
+    m->bb = rd_backbone_load(o->backbone_path, m->opts.levels_csv, err);
     if (!m->bb) goto fail;
     m->s = o->size ? o->size : (m->bb->default_size ? m->bb->default_size : 224);
     if (rd_graph_plan(m->bb->graph, m->s, &m->graph_scratch, err) != RD_OK) goto fail;
@@ -120,6 +214,7 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
     in->arch = m->bb->arch;
     in->backbone_sha256 = m->bb->sha256;
     in->scorer = "residual-norm";
+    in->model_sha256 = m->model_sha;
     in->size = m->s;
     in->nlevels = m->bb->graph->nlevels;
     in->metric = metric_name(o->metric);
@@ -146,6 +241,15 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
     }
     h = NULL;
     in->model_id = m->model_id;
+    if (st) {
+        if (learned_load(m, st, err) != RD_OK) {
+            rd_err_prefix(err, "%s", o->model_path);
+            goto fail;
+        }
+        in->scorer = "resad";
+        rd_st_free(st);
+        st = NULL;
+    }
     m->worker_bytes = worker_bytes(m);
     if (o->threads > 0) rd_blas_set_threads(o->threads);
     return m;
@@ -156,6 +260,7 @@ fail:
         char tmp[RD_SHA256_HEX];
         (void)rd_sha256_final_hex(h, tmp);
     }
+    rd_st_free(st);
     rd_model_free(m);
     return NULL;
 }
@@ -163,6 +268,12 @@ fail:
 void rd_model_free(rd_model *m)
 {
     if (!m) return;
+    for (int l = 0; l < RD_MAX_LEVELS; l++) {
+        rd_cstr_plan_free(m->cplan[l]);
+        rd_cstr_free(m->cstr[l]);
+        rd_flow_plan_free(m->fplan[l]);
+        rd_flow_free(m->flow[l]);
+    }
     rd_backbone_free(m->bb);
     free(m);
 }
@@ -371,7 +482,7 @@ nomem:
 /* ---- scoring core shared by calibration and inspection ---- */
 
 /* Raw per-position scores of one level's features x (n×c) against pool. */
-static rd_status level_scores(const rd_model *m, rd_worker *w, const rd_pool *pool, const float *x,
+static rd_status level_scores(const rd_model *m, rd_worker *w, int level, const rd_pool *pool, const float *x,
                               size_t n, int c, float *out, rd_timings *t, rd_err *err)
 {
     size_t mark = rd_arena_mark(&w->arena);
@@ -386,7 +497,25 @@ static rd_status level_scores(const rd_model *m, rd_worker *w, const rd_pool *po
     t1 = now_ms();
     if (t) t->nn += t1 - t0;
     rd_residuals(x, pool->rows, idx, n, c, m->opts.resid, r);
-    rd_score_residual_norm(r, n, c, out);
+    if (m->learned) {
+        const rd_model_info *in = &m->info;
+        const float *e = r;
+        if (m->cplan[level]) {
+            float *eb = rd_arena_floats(&w->arena, n * (size_t)c);
+            if (!eb) {
+                st = rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (constraintor)");
+                goto out;
+            }
+            st = rd_cstr_plan_forward(m->cplan[level], r, in->level_h[level], in->level_w[level], eb, &w->arena, err);
+            if (st != RD_OK) goto out;
+            e = eb;
+        }
+        st = rd_flow_plan_lpc_team(m->fplan[level], e, out, w->team, &w->arena, err);
+        if (st != RD_OK) goto out;
+        for (size_t i = 0; i < n; i++) out[i] = -out[i]; /* higher = more anomalous */
+    } else {
+        rd_score_residual_norm(r, n, c, out);
+    }
     if (t) t->score += now_ms() - t1;
 out:
     rd_arena_rewind(&w->arena, mark);
@@ -475,7 +604,7 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
                 }
             p = rd_pool_new(blocks, rows, nb, in->level_c[l], m->opts.metric, err);
             if (!p) goto fail;
-            rd_status st = level_scores(m, w, p, refs[i]->data[l], m->level_n[l], in->level_c[l],
+            rd_status st = level_scores(m, w, l, p, refs[i]->data[l], m->level_n[l], in->level_c[l],
                                         scores[l] + (size_t)i * m->level_n[l], NULL, err);
             rd_pool_free(p);
             if (st != RD_OK) goto fail;
@@ -552,7 +681,7 @@ static rd_status score_levels(const rd_model *m, rd_worker *w, const rd_refset *
     for (int l = 0; l < in->nlevels; l++) {
         scores[l] = rd_arena_floats(&w->arena, m->level_n[l]);
         if (!scores[l]) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (maps)");
-        st = level_scores(m, w, r->pool[l], lv[l], m->level_n[l], in->level_c[l], scores[l], &out->t, err);
+        st = level_scores(m, w, l, r->pool[l], lv[l], m->level_n[l], in->level_c[l], scores[l], &out->t, err);
         if (st != RD_OK) return st;
     }
     double t1 = now_ms();

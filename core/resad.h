@@ -37,6 +37,9 @@
 
 typedef struct rd_model_opts {
     const char *backbone_path; /* safetensors backbone (required) */
+    const char *model_path;    /* learned ResAD model (constraintor + flows) from
+                                  `resad train`; NULL = the residual-norm scorer.
+                                  Its levels, size, metric and residual mode win. */
     const char *levels_csv;    /* NULL = backbone default */
     int size;                  /* S; 0 = backbone default (224) */
     rd_pool_metric metric;     /* default RD_POOL_L2 (paper) */
@@ -56,7 +59,8 @@ typedef struct rd_model rd_model;
 typedef struct rd_model_info {
     const char *arch;       /* backbone arch */
     const char *backbone_sha256;
-    const char *scorer;     /* "residual-norm" */
+    const char *scorer;     /* "resad" (learned model) or "residual-norm" */
+    const char *model_sha256; /* of the learned model file, "" without one */
     const char *model_id;   /* hash over backbone sha + levels + S + options: keys stored features */
     int size;               /* S */
     int nlevels;

@@ -1,0 +1,416 @@
+/* eval.c — `resad eval`: few-shot evaluation on MVTec AD / VisA-layout datasets.
+ *
+ * For each class, every test image's backbone features are extracted once;
+ * then for each shot count k and seed, k references are drawn from
+ * train/good (seeded, reproducible), each scorer builds its reference state
+ * (ResAD refset or the knn memory bank) and scores all test features.  Maps
+ * are compared with the ground-truth masks at the model's S×S crop geometry
+ * (masks resized nearest, like the images), as the papers do.  Output: a table
+ * per class and the mean ± std over seeds on stdout, a progress line on
+ * stderr, and with --json a machine-readable file. */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "defaults.h"
+#include "eval.h"
+#include "knn.h"
+#include "metrics.h"
+#include "resad.h"
+
+enum { SC_RESID, SC_KNN, SC_COUNT };
+static const char *const scorer_names[SC_COUNT] = {"residual-norm", "knn"};
+
+enum { M_IMG_AUROC, M_PIX_AUROC, M_PRO, M_IMG_F1, M_PIX_F1, M_PIX_AP, M_COUNT };
+static const char *const metric_keys[M_COUNT] = {"image_auroc", "pixel_auroc", "pro",
+                                                  "image_f1_max", "pixel_f1_max", "pixel_ap"};
+static const char *const metric_short[M_COUNT] = {"I-AUROC", "P-AUROC", "PRO", "I-F1", "P-F1", "P-AP"};
+
+typedef struct eval_opts {
+    const char *data, *classes, *json_out, *backbone;
+    int shots[8], nshots;
+    int seeds;
+    int scorers[SC_COUNT], nscorers;
+    int max_test;
+    rd_model_opts mo;
+} eval_opts;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void eval_usage(FILE *f)
+{
+    fputs("usage: resad eval --data DIR [--classes A,B|known|unseen] [--shots 2,4,8] [--seeds N]\n"
+          "                  [--scorer residual-norm|knn|all] [--backbone FILE] [--json OUT]\n"
+          "                  [--max-test N] [--size S] [--threads N]\n"
+          "\n"
+          "Few-shot evaluation: for each class and seed, k references are drawn from\n"
+          "train/good and every test image is scored; prints image/pixel AUROC, PRO,\n"
+          "F1-max and pixel AP per class and their mean ± std over seeds.\n"
+          "DIR is an MVTec AD folder (CLASS/train/good, CLASS/test/..., CLASS/ground_truth/...),\n"
+          "a VisA folder (split_csv/1cls.csv), or a dataset from tools/dataset/build.py\n"
+          "(--classes unseen takes its evaluation classes from DIR/split.json).\n"
+          "Defaults: every class, --shots 4, --seeds 1, --scorer all.\n",
+          f);
+}
+
+static int parse_list(const char *s, int *v, int max)
+{
+    int n = 0;
+    char buf[256], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long x = strtol(t, &end, 10);
+        if (*end || x < 1 || x > 64 || n == max) return -1;
+        v[n++] = (int)x;
+    }
+    return n;
+}
+
+/* Nearest-neighbour resize + centre crop of a mask to the model's crop (PIL NEAREST). */
+static void mask_to_crop(const rd_image *m, const rd_crop *c, uint8_t *out)
+{
+    for (int y = 0; y < c->s; y++) {
+        int sy = (int)(((double)(y + c->off_y) + 0.5) * m->h / c->resized_h);
+        if (sy >= m->h) sy = m->h - 1;
+        for (int x = 0; x < c->s; x++) {
+            int sx = (int)(((double)(x + c->off_x) + 0.5) * m->w / c->resized_w);
+            if (sx >= m->w) sx = m->w - 1;
+            out[(size_t)y * c->s + x] = m->rgb[((size_t)sy * m->w + sx) * 3] > 127;
+        }
+    }
+}
+
+/* splitmix64 for reproducible reference draws */
+static uint64_t mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+typedef struct class_result {
+    double m[SC_COUNT][8][M_COUNT][16]; /* scorer, shot index, metric, seed */
+} class_result;
+
+static double mean_of(const double *v, int n, double *sd)
+{
+    double m = 0, s = 0;
+    for (int i = 0; i < n; i++) m += v[i];
+    m /= n;
+    for (int i = 0; i < n; i++) s += (v[i] - m) * (v[i] - m);
+    *sd = n > 1 ? sqrt(s / (n - 1)) : 0;
+    return m;
+}
+
+static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w, const rd_ds_class *c,
+                            class_result *cr, int ci, int nclasses, double t_start, rd_err *err)
+{
+    const rd_model_info *in = rd_model_get_info(m);
+    const int S = in->size;
+    const size_t ss = (size_t)S * S;
+    rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
+    int nt = c->ntest < o->max_test || o->max_test <= 0 ? c->ntest : o->max_test;
+    rd_feats **tf = calloc((size_t)nt, sizeof *tf);
+    rd_feats **trf = calloc((size_t)c->ntrain, sizeof *trf);
+    uint8_t *gt = malloc((size_t)nt * ss);
+    uint8_t *labels = malloc((size_t)nt);
+    float *maps = malloc((size_t)nt * ss * sizeof(float));
+    float *iscores = malloc((size_t)nt * sizeof(float));
+    rd_status st = RD_OK;
+    if (!tf || !trf || !gt || !labels || !maps || !iscores) {
+        st = rd_err_set(err, RD_ERR_NOMEM, "out of memory evaluating %s", c->name);
+        goto out;
+    }
+    for (int i = 0; i < nt; i++) {
+        rd_image img = {0}, mk = {0};
+        const rd_ds_item *it = &c->test[i];
+        st = rd_image_load(it->image, &lim, &img, err);
+        if (st == RD_OK) st = rd_extract(m, w, &img, &tf[i], NULL, err);
+        rd_image_release(&img);
+        if (st != RD_OK) goto out;
+        labels[i] = (uint8_t)it->label;
+        if (it->label && it->mask) {
+            st = rd_image_load(it->mask, &lim, &mk, err);
+            if (st != RD_OK) goto out;
+            mask_to_crop(&mk, &tf[i]->crop, gt + (size_t)i * ss);
+            rd_image_release(&mk);
+        } else {
+            /* a defect without a mask counts as fully anomalous; normals as clean */
+            memset(gt + (size_t)i * ss, it->label ? 1 : 0, ss);
+        }
+        if (isatty(2) || i % 16 == 0)
+            fprintf(stderr, "\reval: class %d/%d %s: features %d/%d  (%.0f s)   ", ci + 1, nclasses, c->name, i + 1,
+                    nt, now_s() - t_start);
+    }
+    for (int si = 0; si < o->nshots; si++) {
+        int k = o->shots[si];
+        if (k > c->ntrain) {
+            st = rd_err_set(err, RD_ERR_ARG, "%s: %d shots but only %d train/good images", c->name, k, c->ntrain);
+            goto out;
+        }
+        for (int seed = 0; seed < o->seeds; seed++) {
+            int perm[4096];
+            rd_feats *refs[64];
+            uint64_t rs = hash_str(c->name) ^ ((uint64_t)seed * 0x100000001b3ull) ^ (uint64_t)k;
+            int n = c->ntrain < 4096 ? c->ntrain : 4096;
+            for (int i = 0; i < n; i++) perm[i] = i;
+            for (int i = n - 1; i > 0; i--) {
+                int j = (int)(mix(&rs) % (uint64_t)(i + 1)), t = perm[i];
+                perm[i] = perm[j];
+                perm[j] = t;
+            }
+            for (int r = 0; r < k; r++) {
+                int idx = perm[r];
+                if (!trf[idx]) {
+                    rd_image img = {0};
+                    st = rd_image_load(c->train[idx], &lim, &img, err);
+                    if (st == RD_OK) st = rd_extract(m, w, &img, &trf[idx], NULL, err);
+                    rd_image_release(&img);
+                    if (st != RD_OK) goto out;
+                }
+                refs[r] = trf[idx];
+            }
+            for (int sci = 0; sci < o->nscorers; sci++) {
+                int sc = o->scorers[sci];
+                rd_refset *rset = NULL;
+                rd_knn *bank = NULL;
+                if (sc == SC_RESID) rset = rd_refset_build(m, w, refs, k, err);
+                else bank = rd_knn_new(m, refs, k, err);
+                if (!rset && !bank) {
+                    st = err->code;
+                    goto out;
+                }
+                for (int i = 0; i < nt && st == RD_OK; i++) {
+                    if (sc == SC_RESID) {
+                        rd_result res;
+                        st = rd_inspect_feats(m, w, rset, tf[i], NAN, &res, err);
+                        if (st == RD_OK) {
+                            memcpy(maps + (size_t)i * ss, res.map, ss * sizeof(float));
+                            iscores[i] = res.score;
+                            rd_result_release(&res);
+                        }
+                    } else {
+                        st = rd_knn_score(m, bank, tf[i], maps + (size_t)i * ss, &iscores[i], err);
+                    }
+                }
+                rd_refset_unref(rset);
+                rd_knn_free(bank);
+                if (st != RD_OK) goto out;
+                double mv[M_COUNT];
+                st = rd_eval_metrics(iscores, labels, maps, gt, nt, S, S, mv, err);
+                if (st != RD_OK) goto out;
+                for (int mi = 0; mi < M_COUNT; mi++) cr->m[sc][si][mi][seed] = mv[mi];
+                fprintf(stderr, "\reval: class %d/%d %s: %s k=%d seed %d: image AUROC %.3f  (%.0f s)      ", ci + 1,
+                        nclasses, c->name, scorer_names[sc], k, seed, mv[M_IMG_AUROC], now_s() - t_start);
+            }
+        }
+    }
+out:
+    if (tf)
+        for (int i = 0; i < nt; i++) rd_feats_free(tf[i]);
+    if (trf)
+        for (int i = 0; i < c->ntrain; i++) rd_feats_free(trf[i]);
+    free(tf);
+    free(trf);
+    free(gt);
+    free(labels);
+    free(maps);
+    free(iscores);
+    return st;
+}
+
+int rd_cli_eval(int argc, char **argv)
+{
+    eval_opts o;
+    rd_err err = {0};
+    memset(&o, 0, sizeof o);
+    rd_model_opts_default(&o.mo);
+    o.mo.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    o.shots[0] = 4;
+    o.nshots = 1;
+    o.seeds = 1;
+    o.scorers[0] = SC_RESID;
+    o.scorers[1] = SC_KNN;
+    o.nscorers = 2;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            eval_usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "resad eval: %s needs a value (see resad eval --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--data")) o.data = v;
+        else if (!strcmp(a, "--classes")) o.classes = v;
+        else if (!strcmp(a, "--json")) o.json_out = v;
+        else if (!strcmp(a, "--backbone")) o.mo.backbone_path = v;
+        else if (!strcmp(a, "--shots")) {
+            if ((o.nshots = parse_list(v, o.shots, 8)) <= 0) {
+                fprintf(stderr, "resad eval: --shots takes up to 8 numbers from 1 to 64, e.g. 2,4,8\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--seeds")) {
+            char *end;
+            o.seeds = (int)strtol(v, &end, 10);
+            if (*end || o.seeds < 1 || o.seeds > 16) {
+                fprintf(stderr, "resad eval: --seeds is 1 to 16\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--max-test")) {
+            o.max_test = atoi(v);
+        } else if (!strcmp(a, "--size")) {
+            o.mo.size = atoi(v);
+        } else if (!strcmp(a, "--threads")) {
+            o.mo.threads = atoi(v);
+        } else if (!strcmp(a, "--scorer")) {
+            if (!strcmp(v, "all")) {
+                o.nscorers = 2;
+            } else if (!strcmp(v, "residual-norm")) {
+                o.scorers[0] = SC_RESID;
+                o.nscorers = 1;
+            } else if (!strcmp(v, "knn")) {
+                o.scorers[0] = SC_KNN;
+                o.nscorers = 1;
+            } else {
+                fprintf(stderr, "resad eval: --scorer is residual-norm, knn or all\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "resad eval: unknown option '%s' (see resad eval --help)\n", a);
+            return 2;
+        }
+    }
+    if (!o.data) {
+        fprintf(stderr, "resad eval: --data DIR is required (see resad eval --help)\n");
+        return 2;
+    }
+    static char bpath[4096];
+    if (!o.mo.backbone_path) {
+        if (!rd_default_backbone(bpath, sizeof bpath)) {
+            fprintf(stderr, "resad eval: default backbone %s missing; run make or pass --backbone\n", bpath);
+            return 3;
+        }
+        o.mo.backbone_path = bpath;
+    }
+    int maxk = 2;
+    for (int i = 0; i < o.nshots; i++) maxk = o.shots[i] > maxk ? o.shots[i] : maxk;
+    o.mo.max_shots = maxk;
+    rd_dataset *ds = rd_dataset_open(o.data, o.classes, &err);
+    if (!ds) {
+        fprintf(stderr, "resad eval: %s\n", err.msg);
+        return 3;
+    }
+    rd_model *m = rd_model_load(&o.mo, &err);
+    rd_worker *w = m ? rd_worker_new(m, &err) : NULL;
+    if (!w) {
+        fprintf(stderr, "resad eval: %s\n", err.msg);
+        rd_model_free(m);
+        rd_dataset_free(ds);
+        return 3;
+    }
+    class_result *cr = calloc((size_t)ds->nclasses, sizeof *cr);
+    double t0 = now_s();
+    int rc = 0;
+    for (int ci = 0; ci < ds->nclasses; ci++) {
+        if (eval_class(&o, m, w, &ds->classes[ci], &cr[ci], ci, ds->nclasses, t0, &err) != RD_OK) {
+            fprintf(stderr, "\nresad eval: %s: %s\n", ds->classes[ci].name, err.msg);
+            rc = 1;
+            goto done;
+        }
+    }
+    fprintf(stderr, "\reval: %d classes in %.1f s%40s\n", ds->nclasses, now_s() - t0, "");
+    {
+        const rd_model_info *in = rd_model_get_info(m);
+        json_t *root = json_object(), *runs = json_array();
+        json_object_set_new(root, "data", json_string(o.data));
+        json_object_set_new(root, "backbone", json_string(in->arch));
+        json_object_set_new(root, "backbone_sha256", json_string(in->backbone_sha256));
+        json_object_set_new(root, "size", json_integer(in->size));
+        json_object_set_new(root, "seeds", json_integer(o.seeds));
+        json_object_set_new(root, "wall_s", json_real(now_s() - t0));
+        printf("backbone %s, S=%d, %d seed(s); mean ± std over seeds\n", in->arch, in->size, o.seeds);
+        for (int sci = 0; sci < o.nscorers; sci++) {
+            int sc = o.scorers[sci];
+            for (int si = 0; si < o.nshots; si++) {
+                json_t *run = json_object(), *per = json_object(), *overall = json_object();
+                double cls_mean[M_COUNT][256];
+                printf("\n== scorer %s, %d-shot\n%-20s", scorer_names[sc], o.shots[si], "class");
+                for (int mi = 0; mi < M_COUNT; mi++) printf(" %15s", metric_short[mi]);
+                printf("\n");
+                for (int ci = 0; ci < ds->nclasses; ci++) {
+                    json_t *cj = json_object();
+                    printf("%-20s", ds->classes[ci].name);
+                    for (int mi = 0; mi < M_COUNT; mi++) {
+                        double sd, mu = mean_of(cr[ci].m[sc][si][mi], o.seeds, &sd);
+                        if (ci < 256) cls_mean[mi][ci] = mu;
+                        printf("   %5.1f ± %4.1f ", 100 * mu, 100 * sd);
+                        json_object_set_new(cj, metric_keys[mi], json_real(mu));
+                        char key[64];
+                        snprintf(key, sizeof key, "%s_std", metric_keys[mi]);
+                        json_object_set_new(cj, key, json_real(sd));
+                    }
+                    printf("\n");
+                    json_object_set_new(per, ds->classes[ci].name, cj);
+                }
+                printf("%-20s", "mean");
+                for (int mi = 0; mi < M_COUNT; mi++) {
+                    /* mean over classes per seed, then mean ± std over seeds */
+                    double per_seed[16], sd;
+                    for (int s = 0; s < o.seeds; s++) {
+                        per_seed[s] = 0;
+                        for (int ci = 0; ci < ds->nclasses; ci++) per_seed[s] += cr[ci].m[sc][si][mi][s];
+                        per_seed[s] /= ds->nclasses;
+                    }
+                    double mu = mean_of(per_seed, o.seeds, &sd);
+                    printf("   %5.1f ± %4.1f ", 100 * mu, 100 * sd);
+                    json_object_set_new(overall, metric_keys[mi], json_real(mu));
+                    char key[64];
+                    snprintf(key, sizeof key, "%s_std", metric_keys[mi]);
+                    json_object_set_new(overall, key, json_real(sd));
+                }
+                printf("\n");
+                (void)cls_mean;
+                json_object_set_new(run, "scorer", json_string(scorer_names[sc]));
+                json_object_set_new(run, "shots", json_integer(o.shots[si]));
+                json_object_set_new(run, "classes", per);
+                json_object_set_new(run, "overall", overall);
+                json_array_append_new(runs, run);
+            }
+        }
+        json_object_set_new(root, "runs", runs);
+        if (o.json_out && json_dump_file(root, o.json_out, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) != 0) {
+            fprintf(stderr, "resad eval: cannot write %s\n", o.json_out);
+            rc = 1;
+        }
+        json_decref(root);
+    }
+done:
+    free(cr);
+    rd_worker_free(w);
+    rd_model_free(m);
+    rd_dataset_free(ds);
+    return rc;
+}
