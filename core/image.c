@@ -1,0 +1,520 @@
+/* image.c — JPEG/PNG decoding to RGB8 and torchvision-style preprocessing.
+ *
+ * Decoding: libjpeg-turbo (libjpeg API) and libpng, both with setjmp error
+ * handlers so a corrupt file is an error message, never an exit() or a crash.
+ * Warnings (truncated data, corrupt segments) are treated as errors: a part
+ * image that does not decode completely must not be scored.  Dimensions are
+ * checked against rd_image_limits right after the header, before allocation.
+ *
+ * Resizing reproduces Pillow's Image.resize(BICUBIC) on 8-bit images: a
+ * separable convolution with the Keys cubic (a = −0.5) stretched by the
+ * downscale factor (antialiasing), coefficients normalized per output pixel
+ * and quantized to 22-bit fixed point, horizontal pass first, each pass
+ * rounding and clipping to 8 bits — so the result matches PIL's bytes.  Only
+ * the rows and columns the centre crop needs are computed. */
+#include "image.h"
+
+#include <stdio.h> /* before jpeglib.h, which uses FILE */
+
+#include <jpeglib.h>
+#include <math.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PRECISION_BITS (32 - 8 - 2)
+
+rd_image_format rd_image_sniff(const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+    if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return RD_IMG_JPEG;
+    if (len >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return RD_IMG_PNG;
+    return RD_IMG_UNKNOWN;
+}
+
+void rd_image_release(rd_image *img)
+{
+    if (!img) return;
+    free(img->rgb);
+    img->rgb = NULL;
+    img->w = img->h = 0;
+}
+
+static rd_status check_limits(const rd_image_limits *lim, uint64_t w, uint64_t h, const char *what, rd_err *err)
+{
+    rd_image_limits def = RD_IMAGE_LIMITS_DEFAULT;
+    if (!lim) lim = &def;
+    if (w == 0 || h == 0) return rd_err_set(err, RD_ERR_FORMAT, "%s image has zero size", what);
+    if (w > (uint64_t)lim->max_side || h > (uint64_t)lim->max_side)
+        return rd_err_set(err, RD_ERR_LIMIT, "%s image is %llux%llu, over the %d-pixel side limit", what,
+                          (unsigned long long)w, (unsigned long long)h, lim->max_side);
+    if (w * h > lim->max_pixels)
+        return rd_err_set(err, RD_ERR_LIMIT, "%s image is %llux%llu = %.1f MP, over the %.1f MP limit", what,
+                          (unsigned long long)w, (unsigned long long)h, (double)(w * h) / 1e6,
+                          (double)lim->max_pixels / 1e6);
+    return RD_OK;
+}
+
+/* ---- JPEG ---- */
+
+typedef struct jerr_mgr {
+    struct jpeg_error_mgr pub;
+    jmp_buf jb;
+    char msg[JMSG_LENGTH_MAX];
+} jerr_mgr;
+
+static void jpeg_fail(j_common_ptr cinfo)
+{
+    jerr_mgr *e = (jerr_mgr *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, e->msg);
+    longjmp(e->jb, 1);
+}
+
+static void jpeg_message(j_common_ptr cinfo, int level)
+{
+    /* level −1: a warning (premature end of data, corrupt segment): fatal here */
+    if (level < 0) jpeg_fail(cinfo);
+}
+
+static rd_status decode_jpeg(const uint8_t *buf, size_t len, const rd_image_limits *lim, rd_image *out, rd_err *err)
+{
+    struct jpeg_decompress_struct cinfo;
+    jerr_mgr je;
+    uint8_t *volatile pix = NULL;
+    uint8_t *volatile row = NULL;
+    volatile rd_status st = RD_OK;
+
+    memset(&cinfo, 0, sizeof cinfo);
+    cinfo.err = jpeg_std_error(&je.pub);
+    je.pub.error_exit = jpeg_fail;
+    je.pub.emit_message = jpeg_message;
+    if (setjmp(je.jb)) {
+        st = rd_err_set(err, RD_ERR_FORMAT, "corrupt or truncated JPEG: %s", je.msg);
+        goto out;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, buf, (unsigned long)len);
+    jpeg_read_header(&cinfo, TRUE);
+    st = check_limits(lim, cinfo.image_width, cinfo.image_height, "JPEG", err);
+    if (st != RD_OK) goto out;
+    switch (cinfo.jpeg_color_space) {
+    case JCS_CMYK:
+    case JCS_YCCK: cinfo.out_color_space = JCS_CMYK; break;
+    default: cinfo.out_color_space = JCS_RGB; break;
+    }
+    jpeg_start_decompress(&cinfo);
+    {
+        const size_t w = cinfo.output_width, h = cinfo.output_height;
+        const int nc = cinfo.output_components;
+        pix = malloc(w * h * 3);
+        row = malloc(w * (size_t)nc);
+        if (!pix || !row) {
+            st = rd_err_set(err, RD_ERR_NOMEM, "out of memory decoding a %zux%zu JPEG", w, h);
+            goto out;
+        }
+        /* Adobe CMYK JPEGs store inverted values (saw_Adobe_marker) */
+        const int inverted = cinfo.saw_Adobe_marker;
+        while (cinfo.output_scanline < h) {
+            JSAMPROW rp = row;
+            size_t y = cinfo.output_scanline;
+            if (jpeg_read_scanlines(&cinfo, &rp, 1) != 1) {
+                st = rd_err_set(err, RD_ERR_FORMAT, "truncated JPEG");
+                goto out;
+            }
+            uint8_t *o = pix + y * w * 3;
+            if (nc == 3) {
+                memcpy(o, row, w * 3);
+            } else if (nc == 4) {
+                for (size_t x = 0; x < w; x++) {
+                    int c = row[4 * x], m = row[4 * x + 1], yy = row[4 * x + 2], k = row[4 * x + 3];
+                    if (!inverted) {
+                        c = 255 - c;
+                        m = 255 - m;
+                        yy = 255 - yy;
+                        k = 255 - k;
+                    }
+                    /* inverted CMYK: value = 255 − ink; RGB = (255 − ink)·(255 − k)/255 */
+                    o[3 * x] = (uint8_t)((c * k + 127) / 255);
+                    o[3 * x + 1] = (uint8_t)((m * k + 127) / 255);
+                    o[3 * x + 2] = (uint8_t)((yy * k + 127) / 255);
+                }
+            } else {
+                st = rd_err_set(err, RD_ERR_UNSUPPORTED, "JPEG with %d components", nc);
+                goto out;
+            }
+        }
+        jpeg_finish_decompress(&cinfo);
+        out->w = (int)w;
+        out->h = (int)h;
+        out->rgb = pix;
+        pix = NULL;
+    }
+out:
+    jpeg_destroy_decompress(&cinfo);
+    free(pix);
+    free(row);
+    return st;
+}
+
+/* ---- PNG ---- */
+
+typedef struct png_src {
+    const uint8_t *buf;
+    size_t len, pos;
+    char msg[256];
+} png_src;
+
+static void png_read_mem(png_structp png, png_bytep data, png_size_t n)
+{
+    png_src *s = png_get_io_ptr(png);
+    if (n > s->len - s->pos) png_error(png, "truncated PNG data");
+    memcpy(data, s->buf + s->pos, n);
+    s->pos += n;
+}
+
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    png_src *s = png_get_error_ptr(png);
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg; /* benign ancillary-chunk warnings (bad iCCP, ...) do not affect pixels */
+}
+
+static rd_status decode_png(const uint8_t *buf, size_t len, const rd_image_limits *lim, rd_image *out, rd_err *err)
+{
+    png_src src = {buf, len, 0, ""};
+    png_structp png = NULL;
+    png_infop info = NULL;
+    uint8_t *volatile pix = NULL;
+    uint8_t *volatile row = NULL;
+    volatile rd_status st = RD_OK;
+
+    png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
+    if (!png || !(info = png_create_info_struct(png))) {
+        st = rd_err_set(err, RD_ERR_NOMEM, "out of memory starting PNG decoding");
+        goto out;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        st = rd_err_set(err, RD_ERR_FORMAT, "corrupt or truncated PNG: %s", src.msg);
+        goto out;
+    }
+    png_set_read_fn(png, &src, png_read_mem);
+    png_set_user_limits(png, 1000000, 1000000);
+    png_set_chunk_malloc_max(png, 64u << 20);
+    png_read_info(png, info);
+    {
+        png_uint_32 w, h;
+        int depth, ctype, interlace;
+        png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
+        st = check_limits(lim, w, h, "PNG", err);
+        if (st != RD_OK) goto out;
+        png_set_expand(png); /* palette → RGB, gray < 8 bit → 8, tRNS → alpha */
+        png_set_strip_16(png);
+        if (ctype == PNG_COLOR_TYPE_GRAY || ctype == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+        /* no alpha and no tRNS: add an opaque one so every row is RGBA
+         * (tRNS expands to an alpha channel through png_set_expand) */
+        if (!(ctype & PNG_COLOR_MASK_ALPHA) && !png_get_valid(png, info, PNG_INFO_tRNS))
+            png_set_filler(png, 0xFF, PNG_FILLER_AFTER);
+        int passes = png_set_interlace_handling(png);
+        png_read_update_info(png, info);
+        size_t rb = png_get_rowbytes(png, info);
+        if (rb != (size_t)w * 4) {
+            st = rd_err_set(err, RD_ERR_UNSUPPORTED, "unexpected PNG row layout");
+            goto out;
+        }
+        /* RGBA rows for the whole image (interlaced images need every pass) */
+        pix = malloc((size_t)w * h * 4);
+        if (!pix) {
+            st = rd_err_set(err, RD_ERR_NOMEM, "out of memory decoding a %ux%u PNG", (unsigned)w, (unsigned)h);
+            goto out;
+        }
+        for (int p = 0; p < passes; p++)
+            for (png_uint_32 y = 0; y < h; y++) png_read_row(png, pix + (size_t)y * w * 4, NULL);
+        png_read_end(png, NULL);
+        /* composite alpha on the fixed background, RGBA → RGB in place */
+        uint8_t *d = pix;
+        for (size_t i = 0, n = (size_t)w * h; i < n; i++) {
+            const uint8_t *s = pix + 4 * i;
+            unsigned a = s[3];
+            for (int c = 0; c < 3; c++) d[3 * i + c] = (uint8_t)((s[c] * a + RD_IMAGE_BG * (255 - a) + 127) / 255);
+        }
+        row = realloc(pix, (size_t)w * h * 3);
+        if (row) pix = row;
+        row = NULL;
+        out->w = (int)w;
+        out->h = (int)h;
+        out->rgb = pix;
+        pix = NULL;
+    }
+out:
+    png_destroy_read_struct(png ? &png : NULL, info ? &info : NULL, NULL);
+    free(pix);
+    return st;
+}
+
+rd_status rd_image_decode(const void *buf, size_t len, const rd_image_limits *lim, rd_image *out, rd_err *err)
+{
+    out->w = out->h = 0;
+    out->rgb = NULL;
+    if (!buf || len == 0) return rd_err_set(err, RD_ERR_FORMAT, "empty image");
+    switch (rd_image_sniff(buf, len)) {
+    case RD_IMG_JPEG: return decode_jpeg(buf, len, lim, out, err);
+    case RD_IMG_PNG: return decode_png(buf, len, lim, out, err);
+    default: return rd_err_set(err, RD_ERR_UNSUPPORTED, "not a JPEG or PNG image");
+    }
+}
+
+rd_status rd_image_load(const char *path, const rd_image_limits *lim, rd_image *out, rd_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    long n;
+    rd_status st;
+    out->rgb = NULL;
+    out->w = out->h = 0;
+    if (!f) return rd_err_set(err, RD_ERR_IO, "%s: cannot open", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return rd_err_set(err, RD_ERR_IO, "%s: cannot read", path);
+    }
+    if ((unsigned long)n > (1ul << 30)) {
+        fclose(f);
+        return rd_err_set(err, RD_ERR_LIMIT, "%s: file over 1 GiB", path);
+    }
+    buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f);
+        free(buf);
+        return rd_err_set(err, buf ? RD_ERR_IO : RD_ERR_NOMEM, "%s: cannot read", path);
+    }
+    fclose(f);
+    st = rd_image_decode(buf, (size_t)n, lim, out, err);
+    free(buf);
+    if (st != RD_OK) rd_err_prefix(err, "%s", path);
+    return st;
+}
+
+/* ---- resize + crop ---- */
+
+static double bicubic(double x)
+{
+    const double a = -0.5;
+    if (x < 0) x = -x;
+    if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+    if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0;
+}
+
+/* Pillow's precompute_coeffs for one axis, for output indices [o0, o1):
+ * bounds[2·i] = first input index, bounds[2·i+1] = count; kk = fixed-point
+ * coefficients, ksize per output. */
+typedef struct axis {
+    int ksize;
+    int *bounds;
+    int32_t *k;
+} axis;
+
+static int axis_init(axis *ax, int in, int out, int o0, int o1)
+{
+    double scale = (double)in / out, filterscale = scale < 1 ? 1 : scale;
+    double support = 2.0 * filterscale;
+    int n = o1 - o0;
+    ax->ksize = (int)ceil(support) * 2 + 1;
+    ax->bounds = malloc(sizeof(int) * 2 * (size_t)n);
+    ax->k = malloc(sizeof(int32_t) * (size_t)ax->ksize * (size_t)n);
+    double *kd = malloc(sizeof(double) * (size_t)ax->ksize);
+    if (!ax->bounds || !ax->k || !kd) {
+        free(kd);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        int o = o0 + i;
+        double center = (o + 0.5) * scale, ss = 1.0 / filterscale, ww = 0;
+        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+        if (xmin < 0) xmin = 0;
+        if (xmax > in) xmax = in;
+        xmax -= xmin;
+        for (int x = 0; x < xmax; x++) {
+            double w = bicubic((x + xmin - center + 0.5) * ss);
+            kd[x] = w;
+            ww += w;
+        }
+        int32_t *kk = ax->k + (size_t)i * ax->ksize;
+        for (int x = 0; x < ax->ksize; x++) {
+            double v = x < xmax && ww != 0 ? kd[x] / ww : 0;
+            /* Pillow: (int)(v·2^P + 0.5) for v ≥ 0, (int)(v·2^P − 0.5) otherwise */
+            kk[x] = (int32_t)(v < 0 ? v * (1 << PRECISION_BITS) - 0.5 : v * (1 << PRECISION_BITS) + 0.5);
+        }
+        ax->bounds[2 * i] = xmin;
+        ax->bounds[2 * i + 1] = xmax;
+    }
+    free(kd);
+    return 0;
+}
+
+static void axis_free(axis *ax)
+{
+    free(ax->bounds);
+    free(ax->k);
+}
+
+static inline uint8_t clip8(int64_t v)
+{
+    v >>= PRECISION_BITS;
+    return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
+}
+
+/* torchvision Resize(S) + CenterCrop(S) geometry. */
+static void crop_geometry(int w, int h, int s, rd_crop *c)
+{
+    int rw, rh;
+    if (w <= h) {
+        rw = s;
+        rh = (int)((double)s * h / w);
+    } else {
+        rh = s;
+        rw = (int)((double)s * w / h);
+    }
+    c->s = s;
+    c->resized_w = rw;
+    c->resized_h = rh;
+    c->off_y = (int)nearbyint((rh - s) / 2.0); /* Python round(): half to even */
+    c->off_x = (int)nearbyint((rw - s) / 2.0);
+    double sx = (double)w / rw, sy = (double)h / rh;
+    c->x = c->off_x * sx;
+    c->y = c->off_y * sy;
+    c->w = s * sx;
+    c->h = s * sy;
+}
+
+size_t rd_preprocess_scratch(int w, int h, int s)
+{
+    /* u8 output s·s·3 + horizontal-pass rows (≤ h) × s × 3, as floats (rounded up) */
+    size_t bytes = (size_t)s * s * 3 + (size_t)(h > 0 ? h : 1) * (size_t)s * 3 + 256;
+    (void)w;
+    return (bytes + sizeof(float) - 1) / sizeof(float) + 64;
+}
+
+rd_status rd_resize_crop_u8(const rd_image *img, int s, uint8_t *out, rd_crop *crop, rd_arena *scratch, rd_err *err)
+{
+    rd_crop c;
+    axis ax = {0}, ay = {0};
+    rd_status st = RD_OK;
+    if (!img || !img->rgb || img->w < 1 || img->h < 1 || s < 1) return rd_err_set(err, RD_ERR_ARG, "bad image");
+    crop_geometry(img->w, img->h, s, &c);
+    if (axis_init(&ax, img->w, c.resized_w, c.off_x, c.off_x + s) || axis_init(&ay, img->h, c.resized_h, c.off_y, c.off_y + s)) {
+        st = rd_err_set(err, RD_ERR_NOMEM, "out of memory resizing");
+        goto out;
+    }
+    /* input rows the vertical pass needs */
+    int ymin = ay.bounds[0], ymax = 0;
+    for (int i = 0; i < s; i++) {
+        int e = ay.bounds[2 * i] + ay.bounds[2 * i + 1];
+        if (ay.bounds[2 * i] < ymin) ymin = ay.bounds[2 * i];
+        if (e > ymax) ymax = e;
+    }
+    size_t mark = rd_arena_mark(scratch);
+    uint8_t *tmp = rd_arena_alloc(scratch, (size_t)(ymax - ymin) * s * 3 + 1);
+    if (!tmp) {
+        st = rd_err_set(err, RD_ERR_INTERNAL, "preprocess scratch too small");
+        goto out;
+    }
+    const int need_h = c.resized_w != img->w, need_v = c.resized_h != img->h;
+    /* horizontal pass: rows [ymin, ymax) → s columns */
+    for (int y = ymin; y < ymax; y++) {
+        const uint8_t *src = img->rgb + (size_t)y * img->w * 3;
+        uint8_t *dst = tmp + (size_t)(y - ymin) * s * 3;
+        for (int i = 0; i < s; i++) {
+            if (!need_h) {
+                memcpy(dst + 3 * i, src + 3 * (c.off_x + i), 3);
+                continue;
+            }
+            const int x0 = ax.bounds[2 * i], n = ax.bounds[2 * i + 1];
+            const int32_t *k = ax.k + (size_t)i * ax.ksize;
+            int64_t r = 1 << (PRECISION_BITS - 1), g = r, b = r;
+            for (int x = 0; x < n; x++) {
+                const uint8_t *p = src + 3 * (x0 + x);
+                r += (int64_t)p[0] * k[x];
+                g += (int64_t)p[1] * k[x];
+                b += (int64_t)p[2] * k[x];
+            }
+            dst[3 * i] = clip8(r);
+            dst[3 * i + 1] = clip8(g);
+            dst[3 * i + 2] = clip8(b);
+        }
+    }
+    /* vertical pass */
+    for (int j = 0; j < s; j++) {
+        uint8_t *dst = out + (size_t)j * s * 3;
+        if (!need_v) {
+            memcpy(dst, tmp + (size_t)(c.off_y + j - ymin) * s * 3, (size_t)s * 3);
+            continue;
+        }
+        const int y0 = ay.bounds[2 * j], n = ay.bounds[2 * j + 1];
+        const int32_t *k = ay.k + (size_t)j * ay.ksize;
+        for (int i = 0; i < s * 3; i++) {
+            int64_t acc = 1 << (PRECISION_BITS - 1);
+            for (int y = 0; y < n; y++) acc += (int64_t)tmp[(size_t)(y0 + y - ymin) * s * 3 + i] * k[y];
+            dst[i] = clip8(acc);
+        }
+    }
+    rd_arena_rewind(scratch, mark);
+    if (crop) *crop = c;
+out:
+    axis_free(&ax);
+    axis_free(&ay);
+    return st;
+}
+
+rd_status rd_preprocess(const rd_image *img, int s, const float mean[3], const float std[3], float *out,
+                        rd_crop *crop, rd_arena *scratch, rd_err *err)
+{
+    size_t mark = rd_arena_mark(scratch);
+    uint8_t *u8 = rd_arena_alloc(scratch, (size_t)s * s * 3);
+    rd_status st;
+    float lut[3][256];
+    if (!u8) return rd_err_set(err, RD_ERR_INTERNAL, "preprocess scratch too small");
+    st = rd_resize_crop_u8(img, s, u8, crop, scratch, err);
+    if (st == RD_OK) {
+        for (int c = 0; c < 3; c++)
+            for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+        for (size_t i = 0, n = (size_t)s * s; i < n; i++)
+            for (int c = 0; c < 3; c++) out[3 * i + c] = lut[c][u8[3 * i + c]];
+    }
+    rd_arena_rewind(scratch, mark);
+    return st;
+}
+
+rd_status rd_image_save_png(const rd_image *img, const char *path, rd_err *err)
+{
+    FILE *f = fopen(path, "wb");
+    png_structp png = NULL;
+    png_infop info = NULL;
+    volatile rd_status st = RD_OK;
+    if (!f) return rd_err_set(err, RD_ERR_IO, "%s: cannot create", path);
+    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    if (!png || !(info = png_create_info_struct(png))) {
+        st = rd_err_set(err, RD_ERR_NOMEM, "out of memory writing PNG");
+        goto out;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        st = rd_err_set(err, RD_ERR_IO, "%s: PNG write failed", path);
+        goto out;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)img->w, (png_uint_32)img->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < img->h; y++) png_write_row(png, img->rgb + (size_t)y * img->w * 3);
+    png_write_end(png, NULL);
+out:
+    png_destroy_write_struct(png ? &png : NULL, info ? &info : NULL);
+    if (fclose(f) != 0 && st == RD_OK) st = rd_err_set(err, RD_ERR_IO, "%s: write failed", path);
+    return st;
+}
