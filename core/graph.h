@@ -48,7 +48,8 @@ typedef struct rd_node {
     rd_act act;
     /* filled by rd_graph_plan: */
     int oh, ow, oc;
-    int buf; /* activation buffer slot */
+    int buf;    /* activation buffer slot; -1 = external (the input, or a level's caller memory) */
+    int needed; /* 1 if some declared level depends on this node (others are not run) */
 } rd_node;
 
 typedef struct rd_graph {
@@ -62,6 +63,7 @@ typedef struct rd_graph {
     int nbufs;
     size_t *buf_floats;
     size_t scratch_bytes;
+    size_t col_floats; /* one im2col block (each team thread has its own) */
 } rd_graph;
 
 rd_graph *rd_graph_new(void);
@@ -89,8 +91,12 @@ int rd_graph_find(const rd_graph *g, const char *name);
 /* Declares the feature levels (node indices, in output order). */
 rd_status rd_graph_set_levels(rd_graph *g, const int *nodes, int n, rd_err *err) RD_WARN_UNUSED;
 
+/* Largest input side rd_graph_plan accepts. */
+#define RD_GRAPH_MAX_S 8192
+
 /* Shapes + buffer plan for an S×S input; returns the arena bytes a worker needs
- * for rd_graph_forward (input buffer included).  Must be called (once per S)
+ * for rd_graph_forward (input buffer included: a caller may first take the
+ * S·S·3 input floats from the same arena, then call forward).  Must be called (once per S)
  * before forward; not thread-safe, do it at load. */
 rd_status rd_graph_plan(rd_graph *g, int s, size_t *scratch_bytes, rd_err *err) RD_WARN_UNUSED;
 
@@ -100,6 +106,18 @@ rd_status rd_graph_plan(rd_graph *g, int s, size_t *scratch_bytes, rd_err *err) 
  * given back before returning.  Thread-safe for distinct arenas. */
 rd_status rd_graph_forward(const rd_graph *g, const float *input, rd_arena *a, rd_tensor *levels,
                            rd_err *err) RD_WARN_UNUSED;
+
+/* The same with the work of each node split by output pixels across a team
+ * (core/team.h; NULL = serial): every thread builds its own im2col blocks and
+ * runs its own sgemm, so the caller should run OpenBLAS single-threaded
+ * (rd_blas_set_threads(1)) while a team of n does the work.  The arena needs
+ * rd_graph_scratch_team(g, n) bytes. */
+#define RD_GRAPH_MAX_TEAM 64
+struct rd_team;
+rd_status rd_graph_forward_team(const rd_graph *g, const float *input, rd_arena *a, struct rd_team *team,
+                                rd_tensor *levels, rd_err *err) RD_WARN_UNUSED;
+size_t rd_graph_scratch_team(const rd_graph *g, int nthreads);
+
 void rd_graph_level_shape(const rd_graph *g, int level, int *h, int *w, int *c);
 
 /* Multiply-accumulates of one forward pass up to the last level (after plan). */
