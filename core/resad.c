@@ -209,6 +209,12 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
     if (!m->bb) goto fail;
     m->s = o->size ? o->size : (m->bb->default_size ? m->bb->default_size : 224);
     if (rd_graph_plan(m->bb->graph, m->s, &m->graph_scratch, err) != RD_OK) goto fail;
+    {
+        /* Parallelism comes from each worker's team (backbone, search, flow all
+         * split their work across it); OpenBLAS runs single-threaded inside. */
+        size_t team_bytes = rd_graph_scratch_team(m->bb->graph, m->opts.threads > 0 ? m->opts.threads : 1);
+        if (team_bytes > m->graph_scratch) m->graph_scratch = team_bytes;
+    }
 
     rd_model_info *in = &m->info;
     in->arch = m->bb->arch;
@@ -251,7 +257,7 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
         st = NULL;
     }
     m->worker_bytes = worker_bytes(m);
-    if (o->threads > 0) rd_blas_set_threads(o->threads);
+    rd_blas_set_threads(1);
     return m;
 nomem:
     rd_err_set(err, RD_ERR_NOMEM, "out of memory loading the model");
@@ -338,7 +344,7 @@ static rd_status run_backbone(const rd_model *m, rd_worker *w, const rd_image *i
     if (st != RD_OK) return st;
     t1 = now_ms();
     if (t) t->preprocess += t1 - t0;
-    st = rd_graph_forward(m->bb->graph, input, &w->arena, lv, err);
+    st = rd_graph_forward_team(m->bb->graph, input, &w->arena, w->team, lv, err);
     if (t) t->backbone += now_ms() - t1;
     rd_arena_rewind(&w->arena, mark);
     return st;

@@ -47,8 +47,9 @@ typedef struct rd_model_opts {
     float topk_frac;           /* image score: 0 = map max (default), else mean of the top fraction */
     float sigma;               /* blur; default 4 */
     int max_shots;             /* largest reference set a worker must handle (default 16) */
-    int threads;               /* threads one inspection may use: OpenBLAS threads and
-                                  each worker's team (0 = OpenBLAS's default, team of 1) */
+    int threads;               /* threads one inspection may use: the size of each
+                                  worker's team (0 = 1).  OpenBLAS itself is set to one
+                                  thread: the team splits every stage's work instead. */
 } rd_model_opts;
 
 /* Fills opts with the defaults above (backbone_path NULL). */
