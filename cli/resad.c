@@ -18,6 +18,7 @@
 
 #include "blas.h"
 #include "defaults.h"
+#include "eval.h"
 #include "heatmap.h"
 #include "image.h"
 #include "resad.h"
@@ -440,6 +441,7 @@ int main(int argc, char **argv)
         printf("resad %s\n", PACKAGE_VERSION);
         return EXIT_OK;
     }
+    if (!strcmp(argv[1], "eval")) return rd_cli_eval(argc, argv);
     if (strcmp(argv[1], "score") && strcmp(argv[1], "info")) {
         fprintf(stderr, "resad: unknown command '%s' (commands: score, eval, info; see resad --help)\n",
                 argv[1]);

@@ -102,7 +102,8 @@ rd_status rd_heatmap_render(rd_heat_kind kind, const float *map, const rd_crop *
         goto out;
     }
     png_set_write_fn(png, &mb, mem_write, mem_flush);
-    png_set_compression_level(png, 3);
+    png_set_compression_level(png, 1); /* speed: heatmaps are rendered per inspection */
+    png_set_filter(png, 0, PNG_FILTER_SUB);
     png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     {

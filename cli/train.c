@@ -1,0 +1,456 @@
+/* train.c — `resad train`: trains the learned ResAD model (constraintor + flow
+ * per level) on the known classes of a dataset and writes the model file the
+ * pipeline loads (rd_model_opts.model_path).  Features are extracted once with
+ * the frozen backbone; the loop itself is core/train.c. */
+#include "train.h" /* core/train.h */
+#include "train_cmd.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "dataset.h"
+#include "defaults.h"
+#include "image.h"
+#include "resad.h"
+#include "sha256.h"
+
+static void train_usage(FILE *f)
+{
+    fputs("usage: resad train --data DIR --out MODEL.safetensors [options]\n"
+          "  --classes known|A,B      classes to train on (default: \"known\" from DIR/split.json)\n"
+          "  --backbone FILE          backbone safetensors (default: the shipped MobileNetV2)\n"
+          "  --epochs N               epochs (default 20)\n"
+          "  --normal-epochs N        first epochs on normal images only (default 2)\n"
+          "  --shots K                references per image (default 4)\n"
+          "  --batch B                images per batch (default 8)\n"
+          "  --flow-blocks K          coupling blocks per flow (default 8)\n"
+          "  --flow-hidden H          subnet width (default 0 = 2*(C/2+256) as the paper's code)\n"
+          "  --cstr-kernel 1|3        constraintor kernel (default 3)\n"
+          "  --no-constraintor        flow directly on the residuals\n"
+          "  --residual diff|sq       x-x* (default) or (x-x*)^2\n"
+          "  --metric l2|cosine       nearest-neighbour metric (default l2)\n"
+          "  --ml logsigmoid|nll      flow likelihood loss (default logsigmoid)\n"
+          "  --lr X  --wd X           Adam learning rate (2e-4) and weight decay (5e-4)\n"
+          "  --seed S                 random seed (default 0)\n"
+          "  --threads N              threads (default: all cores)\n"
+          "  --max-minutes M          stop cleanly after M minutes and still write the model\n"
+          "  --checkpoint FILE        write a checkpoint after every epoch\n"
+          "  --resume FILE            continue bit-exactly from a checkpoint\n"
+          "  --stop-after N           stop after N epochs in this run (checkpoint tests)\n",
+          f);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int parse_int(const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) return 0;
+    *out = (int)x;
+    return 1;
+}
+
+static int parse_double(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x)) return 0;
+    *out = x;
+    return 1;
+}
+
+/* The mask resized nearest and centre-cropped like the image (PIL NEAREST). */
+static void mask_to_crop(const rd_image *m, const rd_crop *c, uint8_t *out)
+{
+    for (int y = 0; y < c->s; y++) {
+        int sy = (int)(((double)(y + c->off_y) + 0.5) * m->h / c->resized_h);
+        if (sy >= m->h) sy = m->h - 1;
+        for (int x = 0; x < c->s; x++) {
+            int sx = (int)(((double)(x + c->off_x) + 0.5) * m->w / c->resized_w);
+            if (sx >= m->w) sx = m->w - 1;
+            out[(size_t)y * c->s + x] = m->rgb[((size_t)sy * m->w + sx) * 3] > 127;
+        }
+    }
+}
+
+static int file_sha(const char *path, char out[RD_SHA256_HEX])
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char buf[65536];
+    size_t n;
+    if (!f) return -1;
+    rd_sha256 *h = rd_sha256_new();
+    if (!h) {
+        fclose(f);
+        return -1;
+    }
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) rd_sha256_update(h, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (rd_sha256_final_hex(h, out) != 0 || bad) return -1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* sha256 of DIR/manifest.json if present, else over the sorted lines
+ * "relative/path<TAB>sha256" of every image and mask used. */
+static int manifest_sha(const rd_dataset *ds, char out[RD_SHA256_HEX])
+{
+    char mpath[4096];
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", ds->root);
+    if (access(mpath, R_OK) == 0) return file_sha(mpath, out);
+    size_t n = 0, k = 0, rootlen = strlen(ds->root);
+    for (int c = 0; c < ds->nclasses; c++) {
+        n += (size_t)ds->classes[c].ntrain;
+        for (int i = 0; i < ds->classes[c].ntest; i++) n += ds->classes[c].test[i].mask ? 2 : 1;
+    }
+    char **lines = calloc(n ? n : 1, sizeof *lines);
+    if (!lines) return -1;
+    int rc = 0;
+    for (int c = 0; c < ds->nclasses && !rc; c++) {
+        const rd_ds_class *cl = &ds->classes[c];
+        for (int i = 0; i < cl->ntrain + 2 * cl->ntest && !rc; i++) {
+            const char *p = i < cl->ntrain ? cl->train[i]
+                            : (i - cl->ntrain) % 2 == 0 ? cl->test[(i - cl->ntrain) / 2].image
+                                                        : cl->test[(i - cl->ntrain) / 2].mask;
+            if (!p) continue;
+            char sha[RD_SHA256_HEX];
+            const char *rel = strncmp(p, ds->root, rootlen) == 0 ? p + rootlen : p;
+            while (*rel == '/') rel++;
+            if (file_sha(p, sha) != 0 || k >= n) {
+                rc = -1;
+                break;
+            }
+            size_t len = strlen(rel) + RD_SHA256_HEX + 3;
+            lines[k] = malloc(len);
+            if (!lines[k]) {
+                rc = -1;
+                break;
+            }
+            snprintf(lines[k], len, "%s\t%s\n", rel, sha);
+            k++;
+        }
+    }
+    if (!rc) {
+        qsort(lines, k, sizeof *lines, cmp_str);
+        rd_sha256 *h = rd_sha256_new();
+        if (!h) rc = -1;
+        for (size_t i = 0; i < k && h; i++) rd_sha256_update(h, lines[i], strlen(lines[i]));
+        if (h && rd_sha256_final_hex(h, out) != 0) rc = -1;
+    }
+    for (size_t i = 0; i < k; i++) free(lines[i]);
+    free(lines);
+    return rc;
+}
+
+static void fmt_dur(double s, char *buf, size_t len)
+{
+    if (s < 0 || !isfinite(s)) s = 0;
+    long x = (long)(s + 0.5);
+    if (x >= 3600)
+        snprintf(buf, len, "%ldh%02ldm", x / 3600, x / 60 % 60);
+    else if (x >= 60)
+        snprintf(buf, len, "%ldm%02lds", x / 60, x % 60);
+    else
+        snprintf(buf, len, "%lds", x);
+}
+
+typedef struct prog_ctx {
+    int tty;
+    double last;
+} prog_ctx;
+
+static int on_progress(void *ctx, const rd_train_progress *p)
+{
+    prog_ctx *c = ctx;
+    double t = now_s();
+    if (!p->epoch_done && !(c->tty && t - c->last >= 0.5)) return 0;
+    c->last = t;
+    char el[32], eta[32];
+    fmt_dur(p->elapsed_s, el, sizeof el);
+    fmt_dur(p->eta_s, eta, sizeof eta);
+    fprintf(stderr, "%strain: epoch %d/%d %s batch %d/%d  occ %.4f  ml %.4f  bgad %.4f  elapsed %s  eta %s%s",
+            c->tty ? "\r" : "", p->epoch + 1, p->epochs, p->normal_stage ? "[normal]" : "[mixed] ", p->batch,
+            p->nbatches, p->cur.occ, p->cur.ml, p->cur.bgad, el, eta, p->epoch_done || !c->tty ? "\n" : "   ");
+    return 0;
+}
+
+/* Extracts every image of the chosen classes into the trainer. */
+static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds, rd_train *t, int s, rd_err *err)
+{
+    rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
+    uint8_t *mask = malloc((size_t)s * s);
+    size_t total = 0, done = 0;
+    double t0 = now_s();
+    rd_status st = RD_OK;
+    if (!mask) return rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < ds->nclasses; c++) total += (size_t)(ds->classes[c].ntrain + ds->classes[c].ntest);
+    for (int ci = 0; ci < ds->nclasses && st == RD_OK; ci++) {
+        const rd_ds_class *c = &ds->classes[ci];
+        int idx = rd_train_add_class(t, c->name, err);
+        if (idx < 0) {
+            st = (rd_status)idx;
+            break;
+        }
+        for (int i = 0; i < c->ntrain + c->ntest; i++) {
+            const char *path = i < c->ntrain ? c->train[i] : c->test[i - c->ntrain].image;
+            const rd_ds_item *it = i < c->ntrain ? NULL : &c->test[i - c->ntrain];
+            rd_image img = {0}, mk = {0};
+            rd_feats *f = NULL;
+            const uint8_t *mp = NULL;
+            st = rd_image_load(path, &lim, &img, err);
+            if (st == RD_OK) st = rd_extract(m, w, &img, &f, NULL, err);
+            rd_image_release(&img);
+            if (st == RD_OK && it && it->label && it->mask) {
+                st = rd_image_load(it->mask, &lim, &mk, err);
+                if (st == RD_OK) {
+                    mask_to_crop(&mk, &f->crop, mask);
+                    mp = mask;
+                }
+                rd_image_release(&mk);
+            }
+            if (st != RD_OK) {
+                rd_feats_free(f);
+                break;
+            }
+            st = rd_train_add_image(t, idx, f, it == NULL, it ? it->label : 0, mp, err);
+            if (st != RD_OK) break;
+            done++;
+            if (done % 32 == 0 || done == total)
+                fprintf(stderr, "train: features %zu/%zu (%.0f s)%s", done, total, now_s() - t0,
+                        isatty(2) && done < total ? "\r" : "\n");
+        }
+    }
+    free(mask);
+    return st;
+}
+
+int rd_cli_train(int argc, char **argv)
+{
+    rd_train_cfg cfg;
+    rd_model_opts mo;
+    rd_err err = {0};
+    const char *data = NULL, *classes = "known", *out = NULL, *resume = NULL;
+    double max_minutes = 0;
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    rd_train_cfg_default(&cfg);
+    rd_model_opts_default(&mo);
+    if (threads < 1) threads = 1;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            train_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--no-constraintor")) {
+            cfg.use_cstr = 0;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "resad train: unexpected argument '%s' (see resad train --help)\n", a);
+            return 2;
+        }
+        if (!v) {
+            fprintf(stderr, "resad train: %s needs a value (see resad train --help)\n", a);
+            return 2;
+        }
+        i++;
+#define INTOPT(name, field, lo, hi)                                                              \
+    else if (!strcmp(a, name)) {                                                                 \
+        if (!parse_int(v, lo, hi, &field)) {                                                     \
+            fprintf(stderr, "resad train: %s takes a whole number from %d to %d (got '%s')\n", a, \
+                    lo, hi, v);                                                                  \
+            return 2;                                                                            \
+        }                                                                                        \
+    }
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--classes")) classes = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--backbone")) mo.backbone_path = v;
+        else if (!strcmp(a, "--checkpoint")) cfg.checkpoint_path = v;
+        else if (!strcmp(a, "--resume")) resume = v;
+        INTOPT("--epochs", cfg.epochs, 1, 100000)
+        INTOPT("--normal-epochs", cfg.normal_epochs, 0, 100000)
+        INTOPT("--shots", cfg.shots, 1, 64)
+        INTOPT("--batch", cfg.batch, 1, 1024)
+        INTOPT("--flow-blocks", cfg.flow_blocks, 1, RD_FLOW_MAX_K)
+        INTOPT("--flow-hidden", cfg.flow_hidden, 0, RD_FLOW_MAX_HID)
+        INTOPT("--threads", threads, 1, 256)
+        INTOPT("--stop-after", cfg.stop_after, 1, 100000)
+        else if (!strcmp(a, "--cstr-kernel")) {
+            if (strcmp(v, "1") && strcmp(v, "3")) {
+                fprintf(stderr, "resad train: --cstr-kernel is 1 or 3 (got '%s')\n", v);
+                return 2;
+            }
+            cfg.cstr_kernel = atoi(v);
+        } else if (!strcmp(a, "--residual")) {
+            if (!strcmp(v, "diff")) cfg.resid = RD_RESID_X_MINUS_NN;
+            else if (!strcmp(v, "sq")) cfg.resid = RD_RESID_SQUARED;
+            else {
+                fprintf(stderr, "resad train: --residual is diff or sq (got '%s')\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--metric")) {
+            if (!strcmp(v, "l2")) cfg.metric = RD_POOL_L2;
+            else if (!strcmp(v, "cosine")) cfg.metric = RD_POOL_COSINE;
+            else {
+                fprintf(stderr, "resad train: --metric is l2 or cosine (got '%s')\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--ml")) {
+            if (!strcmp(v, "logsigmoid")) cfg.ml = RD_ML_LOGSIGMOID;
+            else if (!strcmp(v, "nll")) cfg.ml = RD_ML_NLL;
+            else {
+                fprintf(stderr, "resad train: --ml is logsigmoid or nll (got '%s')\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--lr") || !strcmp(a, "--wd")) {
+            int lr = !strcmp(a, "--lr");
+            if (!parse_double(v, &d) || (lr ? !(d > 0 && d < 1) : !(d >= 0 && d < 1))) {
+                fprintf(stderr, "resad train: %s takes a number in %s (got '%s')\n", a, lr ? "(0, 1)" : "[0, 1)",
+                        v);
+                return 2;
+            }
+            if (lr) cfg.lr = (float)d;
+            else cfg.wd = (float)d;
+        } else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (errno || end == v || *end || v[0] == '-') {
+                fprintf(stderr, "resad train: --seed takes a non-negative whole number (got '%s')\n", v);
+                return 2;
+            }
+            cfg.seed = (uint64_t)s;
+        } else if (!strcmp(a, "--max-minutes")) {
+            if (!parse_double(v, &max_minutes) || max_minutes <= 0) {
+                fprintf(stderr, "resad train: --max-minutes takes a positive number (got '%s')\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "resad train: unknown option '%s' (see resad train --help)\n", a);
+            return 2;
+        }
+#undef INTOPT
+    }
+    if (!data || !out) {
+        fprintf(stderr, "resad train: --data DIR and --out MODEL.safetensors are required (see resad train --help)\n");
+        return 2;
+    }
+    if (cfg.normal_epochs > cfg.epochs) cfg.normal_epochs = cfg.epochs;
+    cfg.threads = threads;
+    cfg.max_seconds = max_minutes * 60.0;
+    mo.threads = threads;
+    mo.max_shots = cfg.shots > 2 ? cfg.shots : 2;
+
+    static char bpath[4096];
+    if (!mo.backbone_path) {
+        if (!rd_default_backbone(bpath, sizeof bpath)) {
+            fprintf(stderr, "resad train: default backbone %s missing; run make or pass --backbone\n", bpath);
+            return 3;
+        }
+        mo.backbone_path = bpath;
+    }
+    double t_start = now_s();
+    int rc = 3;
+    rd_dataset *ds = NULL;
+    rd_model *m = NULL;
+    rd_worker *w = NULL;
+    rd_train *t = NULL;
+    char msha[RD_SHA256_HEX] = "";
+    ds = rd_dataset_open(data, classes, &err);
+    if (!ds) goto fail;
+    if (ds->nclasses < 1) {
+        rd_err_set(&err, RD_ERR_ARG, "%s: no classes to train on", data);
+        goto fail;
+    }
+    if (manifest_sha(ds, msha) != 0) {
+        rd_err_set(&err, RD_ERR_IO, "%s: cannot hash the training images", data);
+        goto fail;
+    }
+    cfg.data_id = msha;
+    m = rd_model_load(&mo, &err);
+    if (!m) goto fail;
+    w = rd_worker_new(m, &err);
+    if (!w) goto fail;
+    const rd_model_info *mi = rd_model_get_info(m);
+    t = rd_train_new(&cfg, mi, &err);
+    if (!t) goto fail;
+    if (load_data(m, w, ds, t, mi->size, &err) != RD_OK) goto fail;
+    rd_worker_free(w);
+    w = NULL;
+    if (resume) {
+        if (rd_train_resume(t, resume, &err) != RD_OK) goto fail;
+        fprintf(stderr, "train: resumed from %s at epoch %d\n", resume, rd_train_epochs_done(t));
+    }
+    if (cfg.max_seconds > 0) { /* the budget covers feature extraction too */
+        double left = cfg.max_seconds - (now_s() - t_start);
+        rd_train_set_max_seconds(t, left > 1 ? left : 1);
+    }
+    rd_blas_set_threads(threads); /* the flow's GEMMs are large enough for OpenBLAS threads */
+    prog_ctx pc = {isatty(2), 0};
+    int stopped = 0;
+    if (rd_train_run(t, on_progress, &pc, &stopped, &err) != RD_OK) goto fail;
+    if (stopped) fprintf(stderr, "train: stopped early after %d complete epochs\n", rd_train_epochs_done(t));
+
+    /* metadata from the pipeline */
+    char levels[512] = "", size[16], created[32];
+    char *cls_csv = NULL;
+    size_t cl_len = 1;
+    for (int c = 0; c < ds->nclasses; c++) cl_len += strlen(ds->classes[c].name) + 1;
+    cls_csv = calloc(1, cl_len);
+    if (!cls_csv) {
+        rd_err_set(&err, RD_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int c = 0; c < ds->nclasses; c++) {
+        if (c) strcat(cls_csv, ",");
+        strcat(cls_csv, ds->classes[c].name);
+    }
+    for (int l = 0; l < mi->nlevels; l++) {
+        size_t n = strlen(levels);
+        snprintf(levels + n, sizeof levels - n, "%s%s", l ? "," : "", mi->level_names[l]);
+    }
+    snprintf(size, sizeof size, "%d", mi->size);
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    const char *meta[] = {"resadd.kind", "resad-model", "resadd.version", "1", "resadd.backbone_arch", mi->arch,
+                          "resadd.backbone_sha256", mi->backbone_sha256, "resadd.levels", levels, "resadd.size", size,
+                          "resadd.train_manifest_sha256", msha, "resadd.train_classes", cls_csv, "resadd.created",
+                          created, "resadd.stopped_early", stopped ? "yes" : "no", NULL};
+    rd_status st = rd_train_write_model(t, out, meta, &err);
+    free(cls_csv);
+    if (st != RD_OK) goto fail;
+    const rd_train_losses *fl = rd_train_last_losses(t);
+    fprintf(stderr, "train: wrote %s (%d epochs, occ %.4f ml %.4f bgad %.4f) in %.0f s\n", out,
+            rd_train_epochs_done(t), fl->occ, fl->ml, fl->bgad, now_s() - t_start);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "resad train: %s\n", err.msg[0] ? err.msg : "failed");
+out:
+    rd_train_free(t);
+    rd_worker_free(w);
+    rd_model_free(m);
+    rd_dataset_free(ds);
+    return rc;
+}

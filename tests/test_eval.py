@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""test_eval.py — `resad eval` end to end on a tiny MVTec-layout dataset.
+
+Two texture classes cropped from Debian's openarena textures (6 train/good,
+4 test/good, 4 test/scratch with masks each), the default backbone, 2 and 4
+shots, 2 seeds, both scorers.  Checks the JSON has every metric for every
+class and overall, all in [0, 1], the std keys, and that both scorers find the
+obvious drawn scratches (image AUROC well above chance); bad arguments and a
+missing class give clear errors.  (The real benchmark is `make eval`.)
+"""
+import io, json, os, random, subprocess, sys, tempfile, zipfile
+
+from PIL import Image, ImageDraw
+
+build = os.environ.get("top_builddir", ".")
+RESAD = os.path.join(build, "resad")
+PK3 = "/usr/share/games/openarena/baseoa/pak4-textures.pk3"
+KEYS = ["image_auroc", "pixel_auroc", "pro", "image_f1_max", "pixel_f1_max", "pixel_ap"]
+fails = 0
+
+
+def check(c, msg):
+    global fails
+    if not c:
+        fails += 1
+        print("FAIL:", msg, file=sys.stderr)
+
+
+def make_dataset(root):
+    z = zipfile.ZipFile(PK3)
+    for cls, tex in [("rust", "textures/acc_dm5/rust.jpg"), ("wood", "textures/acc_dm5/wood01.jpg")]:
+        src = Image.open(io.BytesIO(z.read(tex))).convert("RGB")
+        rng = random.Random(1)
+        W, H = src.size
+        s = min(200, W, H)
+
+        def crop():
+            x, y = rng.randrange(0, W - s + 1), rng.randrange(0, H - s + 1)
+            return src.crop((x, y, x + s, y + s))
+
+        for d in ["train/good", "test/good", "test/scratch", "ground_truth/scratch"]:
+            os.makedirs(f"{root}/{cls}/{d}", exist_ok=True)
+        for i in range(6):
+            crop().save(f"{root}/{cls}/train/good/{i:03d}.png")
+        for i in range(4):
+            crop().save(f"{root}/{cls}/test/good/{i:03d}.png")
+        for i in range(4):
+            im, m = crop(), Image.new("L", (s, s), 0)
+            x, y = rng.randrange(20, 140), rng.randrange(20, 140)
+            ImageDraw.Draw(im).line([(x, y), (x + 40, y + 25)], fill=(240, 240, 230), width=4)
+            ImageDraw.Draw(m).line([(x, y), (x + 40, y + 25)], fill=255, width=4)
+            im.save(f"{root}/{cls}/test/scratch/{i:03d}.png")
+            m.save(f"{root}/{cls}/ground_truth/scratch/{i:03d}_mask.png")
+
+
+def main():
+    if not os.path.exists(PK3):
+        return 77
+    tmp = tempfile.mkdtemp(prefix="rd-eval-")
+    make_dataset(tmp + "/ds")
+    out = tmp + "/r.json"
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--shots", "2,4", "--seeds", "2", "--json", out],
+                       capture_output=True, text=True, timeout=600)
+    check(p.returncode == 0, f"eval failed: {p.stderr[-2000:]}")
+    if p.returncode:
+        return 1
+    print(p.stdout, file=sys.stderr)
+    r = json.load(open(out))
+    check(len(r["runs"]) == 4, "expected 2 scorers × 2 shot counts")
+    for run in r["runs"]:
+        for scope in list(run["classes"].values()) + [run["overall"]]:
+            for k in KEYS:
+                check(k in scope and 0.0 <= scope[k] <= 1.0, f"{run['scorer']} {k} missing or out of range")
+                check(k + "_std" in scope, f"{k}_std missing")
+        check(run["overall"]["image_auroc"] >= 0.75, f"{run['scorer']} {run['shots']}-shot misses obvious scratches")
+    check(set(r["runs"][0]["classes"]) == {"rust", "wood"}, "classes")
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--classes", "nope"], capture_output=True, text=True)
+    check(p.returncode == 3 and "nope" in p.stderr, f"unknown class: {p.returncode} {p.stderr}")
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/nowhere"], capture_output=True, text=True)
+    check(p.returncode == 3 and "not a directory" in p.stderr, "missing dir")
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--shots", "0"], capture_output=True, text=True)
+    check(p.returncode == 2, "bad --shots accepted")
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--shots", "9"], capture_output=True, text=True)
+    check(p.returncode == 1 and "train/good" in p.stderr, f"too many shots: {p.stderr[-300:]}")
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
