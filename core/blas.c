@@ -19,6 +19,7 @@
 #define REEXEC_MARK "RD_BLAS_REEXECED"
 
 static char describe_buf[256];
+static char describe_how[160];
 
 #ifdef RD_HAVE_CPUID
 static unsigned long long xgetbv0(void)
@@ -77,11 +78,7 @@ static int core_is_good_enough(const char *cur, const char *best)
     return 0;
 }
 
-static void set_describe(const char *how)
-{
-    snprintf(describe_buf, sizeof describe_buf, "OpenBLAS core %s (%s), %d threads", rd_blas_corename(),
-             how, openblas_get_num_threads());
-}
+static void set_describe(const char *how) { snprintf(describe_how, sizeof describe_how, "%s", how); }
 
 void rd_blas_autofix(int argc, char **argv)
 {
@@ -122,7 +119,9 @@ void rd_blas_autofix(int argc, char **argv)
 
 const char *rd_blas_describe(void)
 {
-    if (!describe_buf[0]) set_describe("autofix not run");
+    if (!describe_how[0]) set_describe("autofix not run");
+    snprintf(describe_buf, sizeof describe_buf, "OpenBLAS core %s (%s), %d thread(s)", rd_blas_corename(),
+             describe_how, openblas_get_num_threads());
     return describe_buf;
 }
 

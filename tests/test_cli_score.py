@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """test_cli_score.py — `resad score` end to end on real photographs.
 
-Crops of a rust texture from Debian's openarena-081-textures: 4 references, a
+Crops of a steel diamond-plate photograph from Debian's openarena-081-textures: 4 references, a
 good part and a part with a drawn scratch and stain.  Checks: the defective
 part scores clearly higher than the good one and above the calibrated
 threshold, the good one below it; the raw heatmap's hottest pixel lies on the

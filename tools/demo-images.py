@@ -19,7 +19,7 @@ PK3 = "/usr/share/games/openarena/baseoa/pak4-textures.pk3"
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
-    ap.add_argument("--texture", default="textures/acc_dm5/rust.jpg")
+    ap.add_argument("--texture", default="textures/base_floor/clang_floor.jpg")  # steel diamond plate
     ap.add_argument("--refs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--size", type=int, default=256)

@@ -19,7 +19,7 @@ cd "$top"
 
 demo=$(mktemp -d /tmp/resadd-demo.XXXXXX)
 /usr/bin/python3 tools/demo-images.py "$demo/img" >/dev/null
-echo "== real photographs (rust texture crops, Debian openarena-081-textures): $demo/img"
+echo "== real photographs (steel diamond-plate crops, Debian openarena-081-textures): $demo/img"
 
 ./build/resadd --listen 127.0.0.1:$PORT --data-dir "$demo/data" 2>"$demo/resadd.log" &
 pid=$!
@@ -28,16 +28,16 @@ curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$demo/resadd.log";
 echo "== resadd running (pid $pid), log: $demo/resadd.log"
 set -x
 curl -s -X POST "http://127.0.0.1:$PORT/v1/classes" -H 'Content-Type: application/json' \
-     -d '{"name": "rust-panel", "description": "rusted steel panel, camera 3"}'
+     -d '{"name": "steel-plate", "description": "diamond-plate steel floor panel, camera 3"}'
 echo
-curl -s -X POST "http://127.0.0.1:$PORT/v1/classes/rust-panel/references" \
+curl -s -X POST "http://127.0.0.1:$PORT/v1/classes/steel-plate/references" \
      -F "img=@$demo/img/ref1.jpg" -F "img=@$demo/img/ref2.jpg" \
      -F "img=@$demo/img/ref3.jpg" -F "img=@$demo/img/ref4.jpg"
 echo
-curl -s -X POST "http://127.0.0.1:$PORT/v1/classes/rust-panel/inspections" \
+curl -s -X POST "http://127.0.0.1:$PORT/v1/classes/steel-plate/inspections" \
      -H 'Content-Type: image/jpeg' -H 'X-Request-Id: part-0001' --data-binary "@$demo/img/good.jpg"
 echo
-curl -s -X POST "http://127.0.0.1:$PORT/v1/classes/rust-panel/inspections" \
+curl -s -X POST "http://127.0.0.1:$PORT/v1/classes/steel-plate/inspections" \
      -H 'Content-Type: image/jpeg' -H 'X-Request-Id: part-0002' --data-binary "@$demo/img/defect.jpg"
 echo
 set +x
