@@ -1,0 +1,254 @@
+/* main.c — resadd, the REST inspection daemon: command line, config, signals,
+ * start-up order and shutdown.  Signals are blocked before any thread starts
+ * and handled here with sigtimedwait (which also paces retention pruning). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../api/http.h"
+#include "blas.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "sha256.h"
+#include "store.h"
+
+#define DEFAULT_CONFIG RD_SYSCONFDIR "/resadd/resadd.conf"
+
+static void usage(FILE *f)
+{
+    fputs("usage: resadd [--config PATH] [--listen HOST:PORT] [--data-dir DIR] [--model PATH] [--workers N]\n"
+          "       resadd token create --scope admin|inspect|read [--name TEXT] [--config PATH] [--data-dir DIR]\n"
+          "       resadd token list | token revoke ID   [--config PATH] [--data-dir DIR]\n"
+          "       resadd --help | --version\n"
+          "\n"
+          "REST service for few-shot anomaly detection (ResAD).  Register a product class\n"
+          "from a few good images, post images of parts, get a score, a verdict and a heatmap.\n"
+          "\n"
+          "  --config PATH      settings file (default " DEFAULT_CONFIG "; a missing\n"
+          "                     default file means built-in defaults)\n"
+          "  --listen HOST:PORT address to serve on (default 127.0.0.1:8080)\n"
+          "  --data-dir DIR     where resadd.db lives (default /var/lib/resadd)\n"
+          "  --model PATH       backbone .safetensors (default: the shipped MobileNetV2)\n"
+          "  --workers N        inference worker threads\n"
+          "\n"
+          "Authentication: bearer tokens (`resadd token create`); required by default when\n"
+          "listening on a non-loopback address.  API: GET /v1/openapi.json.\n"
+          "Signals: TERM/INT stop cleanly, HUP reopens the log file.\n",
+          f);
+}
+
+static int make_dirs(const char *dir)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir(p, 0750) && errno != EEXIST) return -1;
+            *s = '/';
+        }
+    return mkdir(p, 0750) && errno != EEXIST ? -1 : 0;
+}
+
+static rd_store *open_store(const rd_config *cfg)
+{
+    char path[1100];
+    rd_err err = {0};
+    if (make_dirs(cfg->data_dir)) {
+        rd_log(RD_LOG_ERR, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/resadd.db", cfg->data_dir);
+    rd_store *s = rd_store_open(path, &err);
+    if (!s) rd_log(RD_LOG_ERR, "%s", err.msg);
+    return s;
+}
+
+static int cmd_token(rd_config *cfg, int argc, char **argv, int i)
+{
+    const char *sub = i < argc ? argv[i] : "";
+    const char *scope = NULL, *name = "";
+    int64_t revoke = 0;
+    rd_err err = {0};
+    int rc = 1;
+    if (!strcmp(sub, "revoke")) {
+        if (i + 1 >= argc || (revoke = strtoll(argv[i + 1], NULL, 10)) <= 0) {
+            fprintf(stderr, "resadd: token revoke needs a token id (see `resadd token list`)\n");
+            return 2;
+        }
+    } else if (!strcmp(sub, "create")) {
+        for (int k = i + 1; k < argc; k++) {
+            if (!strcmp(argv[k], "--scope") && k + 1 < argc) scope = argv[++k];
+            else if (!strcmp(argv[k], "--name") && k + 1 < argc) name = argv[++k];
+        }
+        if (!scope || (strcmp(scope, "admin") && strcmp(scope, "inspect") && strcmp(scope, "read"))) {
+            fprintf(stderr, "resadd: token create needs --scope admin, inspect or read\n");
+            return 2;
+        }
+    } else if (strcmp(sub, "list")) {
+        fprintf(stderr, "resadd: token commands are create, list and revoke\n");
+        return 2;
+    }
+    rd_store *s = open_store(cfg);
+    if (!s) return 1;
+    if (!strcmp(sub, "create")) {
+        unsigned char rnd[32];
+        char tok[3 + 65], hash[RD_SHA256_HEX];
+        int64_t id;
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            fprintf(stderr, "resadd: getrandom failed: %s\n", strerror(errno));
+            goto out;
+        }
+        strcpy(tok, "rd_");
+        for (int k = 0; k < 32; k++) sprintf(tok + 3 + 2 * k, "%02x", rnd[k]);
+        if (rd_sha256_hex(tok, strlen(tok), hash) || rd_store_token_add(s, name, scope, hash, &id, &err)) {
+            fprintf(stderr, "resadd: %s\n", err.msg[0] ? err.msg : "cannot hash token");
+            goto out;
+        }
+        printf("%s\n", tok);
+        fprintf(stderr, "resadd: token %lld (scope %s) created; it is shown only once\n", (long long)id, scope);
+        rc = 0;
+    } else if (!strcmp(sub, "list")) {
+        json_t *a = rd_store_token_list(s, &err);
+        if (!a) goto out;
+        json_dumpf(a, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(a);
+        rc = 0;
+    } else {
+        if (rd_store_token_revoke(s, revoke, &err) != RD_STORE_OK) fprintf(stderr, "resadd: %s\n", err.msg);
+        else rc = 0;
+    }
+out:
+    rd_store_close(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static rd_config cfg;
+    rd_err err = {0};
+    const char *config_path = NULL;
+    const char *over_listen = NULL, *over_dir = NULL, *over_model = NULL, *over_workers = NULL;
+    int token_at = 0, rc = 1;
+    sigset_t sigs;
+    rd_store *store = NULL;
+    rd_engine *eng = NULL;
+    rd_http *http = NULL;
+
+    rd_blas_autofix(argc, argv);
+    rd_config_defaults(&cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("resadd %s\n", PACKAGE_VERSION);
+            return 0;
+        }
+        if (!strcmp(a, "token") && !token_at) {
+            token_at = i + 1;
+            continue;
+        }
+        if (token_at) {
+            if (!strcmp(a, "--config") && v) config_path = argv[++i];
+            else if (!strcmp(a, "--data-dir") && v) over_dir = argv[++i];
+            continue; /* the token command parses the rest */
+        }
+        if (!v || strncmp(a, "--", 2)) {
+            fprintf(stderr, "resadd: unknown argument '%s' (see resadd --help)\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--config")) config_path = v;
+        else if (!strcmp(a, "--listen")) over_listen = v;
+        else if (!strcmp(a, "--data-dir")) over_dir = v;
+        else if (!strcmp(a, "--model")) over_model = v;
+        else if (!strcmp(a, "--workers")) over_workers = v;
+        else {
+            fprintf(stderr, "resadd: unknown option '%s' (see resadd --help)\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (config_path) {
+        if (rd_config_load(&cfg, config_path, &err) != RD_OK) {
+            fprintf(stderr, "resadd: %s\n", err.msg);
+            return 2;
+        }
+    } else if (access(DEFAULT_CONFIG, F_OK) == 0 && rd_config_load(&cfg, DEFAULT_CONFIG, &err) != RD_OK) {
+        fprintf(stderr, "resadd: %s\n", err.msg);
+        return 2;
+    }
+    if ((over_listen && rd_config_set(&cfg, "listen", over_listen, &err)) ||
+        (over_dir && rd_config_set(&cfg, "data_dir", over_dir, &err)) ||
+        (over_model && rd_config_set(&cfg, "model", over_model, &err)) ||
+        (over_workers && rd_config_set(&cfg, "workers", over_workers, &err))) {
+        fprintf(stderr, "resadd: %s\n", err.msg);
+        return 2;
+    }
+    if (rd_log_open(cfg.log_file, cfg.log_level)) {
+        fprintf(stderr, "resadd: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
+        return 1;
+    }
+    if (token_at) return cmd_token(&cfg, argc, argv, token_at);
+
+    /* block before any thread exists: every thread inherits the mask */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rd_log(RD_LOG_INFO, "resadd %s starting (config %s)", PACKAGE_VERSION,
+           config_path ? config_path : access(DEFAULT_CONFIG, F_OK) == 0 ? DEFAULT_CONFIG : "built-in defaults");
+    rd_log(RD_LOG_INFO, "%s", rd_blas_describe());
+    if (!(store = open_store(&cfg))) goto out;
+    rd_log(RD_LOG_INFO, "database %s/resadd.db, schema version %d", cfg.data_dir, rd_store_schema_version(store));
+    int pruned = rd_store_prune(store, cfg.retention_days * 86400L, cfg.retention_max);
+    if (pruned > 0) rd_log(RD_LOG_INFO, "retention: %d old inspection(s) removed", pruned);
+    if (!(eng = rd_engine_new(&cfg, store, &err))) {
+        rd_log(RD_LOG_ERR, "%s", err.msg);
+        goto out;
+    }
+    if (!(http = rd_http_start(&cfg, eng, store, &err))) {
+        rd_log(RD_LOG_ERR, "%s", err.msg);
+        goto out;
+    }
+    if (cfg.auth != RD_AUTH_OFF && !rd_config_is_loopback(&cfg) && rd_store_token_count(store) == 0)
+        rd_log(RD_LOG_WARN, "auth is on and no token exists: create one with `resadd token create --scope admin`");
+    for (;;) {
+        struct timespec ts = {30, 0};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            rd_log(RD_LOG_INFO, "signal %d: stopping", sig);
+            break;
+        }
+        if (sig == SIGHUP) {
+            rd_log(RD_LOG_INFO, "SIGHUP: reopening the log");
+            if (rd_log_reopen()) rd_log(RD_LOG_ERR, "cannot reopen log file %s", cfg.log_file);
+            continue;
+        }
+        if (sig < 0 && errno == EAGAIN) {
+            int n = rd_store_prune(store, cfg.retention_days * 86400L, cfg.retention_max);
+            if (n > 0) rd_log(RD_LOG_INFO, "retention: %d old inspection(s) removed", n);
+        }
+    }
+    rc = 0;
+out:
+    rd_http_quiesce(http);   /* no new connections */
+    rd_engine_stop(eng);     /* queued work runs to completion */
+    rd_http_stop(http);      /* in-flight replies are sent */
+    rd_engine_free(eng);
+    rd_store_close(store);
+    rd_log(RD_LOG_INFO, "stopped");
+    return rc;
+}
