@@ -24,8 +24,8 @@
 #include "metrics.h"
 #include "resad.h"
 
-enum { SC_RESID, SC_KNN, SC_COUNT };
-static const char *const scorer_names[SC_COUNT] = {"residual-norm", "knn"};
+enum { SC_RESAD, SC_RESID, SC_KNN, SC_COUNT };
+static const char *const scorer_names[SC_COUNT] = {"resad", "residual-norm", "knn"};
 
 enum { M_IMG_AUROC, M_PIX_AUROC, M_PRO, M_IMG_F1, M_PIX_F1, M_PIX_AP, M_COUNT };
 static const char *const metric_keys[M_COUNT] = {"image_auroc", "pixel_auroc", "pro",
@@ -39,6 +39,7 @@ typedef struct eval_opts {
     int scorers[SC_COUNT], nscorers;
     int max_test;
     rd_model_opts mo;
+    const char *model; /* learned model: adds the "resad" scorer */
 } eval_opts;
 
 static double now_s(void)
@@ -52,7 +53,7 @@ static void eval_usage(FILE *f)
 {
     fputs("usage: resad eval --data DIR [--classes A,B|known|unseen] [--shots 2,4,8] [--seeds N]\n"
           "                  [--scorer residual-norm|knn|all] [--backbone FILE] [--json OUT]\n"
-          "                  [--max-test N] [--size S] [--threads N]\n"
+          "                  [--max-test N] [--size S] [--threads N] [--model MODEL]\n"
           "\n"
           "Few-shot evaluation: for each class and seed, k references are drawn from\n"
           "train/good and every test image is scored; prints image/pixel AUROC, PRO,\n"
@@ -60,7 +61,8 @@ static void eval_usage(FILE *f)
           "DIR is an MVTec AD folder (CLASS/train/good, CLASS/test/..., CLASS/ground_truth/...),\n"
           "a VisA folder (split_csv/1cls.csv), or a dataset from tools/dataset/build.py\n"
           "(--classes unseen takes its evaluation classes from DIR/split.json).\n"
-          "Defaults: every class, --shots 4, --seeds 1, --scorer all.\n",
+          "--model adds the learned ResAD scorer (\"resad\", from `resad train`) beside the\n"
+          "baselines.  Defaults: every class, --shots 4, --seeds 1, --scorer all.\n",
           f);
 }
 
@@ -122,8 +124,9 @@ static double mean_of(const double *v, int n, double *sd)
     return m;
 }
 
-static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w, const rd_ds_class *c,
-                            class_result *cr, int ci, int nclasses, double t_start, rd_err *err)
+static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w, const rd_model *ml,
+                            rd_worker *wl, const rd_ds_class *c, class_result *cr, int ci, int nclasses,
+                            double t_start, rd_err *err)
 {
     const rd_model_info *in = rd_model_get_info(m);
     const int S = in->size;
@@ -194,16 +197,18 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
                 int sc = o->scorers[sci];
                 rd_refset *rset = NULL;
                 rd_knn *bank = NULL;
-                if (sc == SC_RESID) rset = rd_refset_build(m, w, refs, k, err);
-                else bank = rd_knn_new(m, refs, k, err);
+                const rd_model *sm = sc == SC_RESAD ? ml : m;
+                rd_worker *sw = sc == SC_RESAD ? wl : w;
+                if (sc == SC_KNN) bank = rd_knn_new(m, refs, k, err);
+                else rset = rd_refset_build(sm, sw, refs, k, err);
                 if (!rset && !bank) {
                     st = err->code;
                     goto out;
                 }
                 for (int i = 0; i < nt && st == RD_OK; i++) {
-                    if (sc == SC_RESID) {
+                    if (sc != SC_KNN) {
                         rd_result res;
-                        st = rd_inspect_feats(m, w, rset, tf[i], NAN, &res, err);
+                        st = rd_inspect_feats(sm, sw, rset, tf[i], NAN, &res, err);
                         if (st == RD_OK) {
                             memcpy(maps + (size_t)i * ss, res.map, ss * sizeof(float));
                             iscores[i] = res.score;
@@ -252,6 +257,7 @@ int rd_cli_eval(int argc, char **argv)
     o.scorers[0] = SC_RESID;
     o.scorers[1] = SC_KNN;
     o.nscorers = 2;
+    int scorer_all = 1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -267,6 +273,7 @@ int rd_cli_eval(int argc, char **argv)
         else if (!strcmp(a, "--classes")) o.classes = v;
         else if (!strcmp(a, "--json")) o.json_out = v;
         else if (!strcmp(a, "--backbone")) o.mo.backbone_path = v;
+        else if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--shots")) {
             if ((o.nshots = parse_list(v, o.shots, 8)) <= 0) {
                 fprintf(stderr, "resad eval: --shots takes up to 8 numbers from 1 to 64, e.g. 2,4,8\n");
@@ -286,7 +293,8 @@ int rd_cli_eval(int argc, char **argv)
         } else if (!strcmp(a, "--threads")) {
             o.mo.threads = atoi(v);
         } else if (!strcmp(a, "--scorer")) {
-            if (!strcmp(v, "all")) {
+            scorer_all = !strcmp(v, "all");
+            if (scorer_all) {
                 o.nscorers = 2;
             } else if (!strcmp(v, "residual-norm")) {
                 o.scorers[0] = SC_RESID;
@@ -294,8 +302,11 @@ int rd_cli_eval(int argc, char **argv)
             } else if (!strcmp(v, "knn")) {
                 o.scorers[0] = SC_KNN;
                 o.nscorers = 1;
+            } else if (!strcmp(v, "resad")) {
+                o.scorers[0] = SC_RESAD;
+                o.nscorers = 1;
             } else {
-                fprintf(stderr, "resad eval: --scorer is residual-norm, knn or all\n");
+                fprintf(stderr, "resad eval: --scorer is resad, residual-norm, knn or all\n");
                 return 2;
             }
         } else {
@@ -305,6 +316,16 @@ int rd_cli_eval(int argc, char **argv)
     }
     if (!o.data) {
         fprintf(stderr, "resad eval: --data DIR is required (see resad eval --help)\n");
+        return 2;
+    }
+    if (o.model && scorer_all) { /* the learned model first, beside both baselines */
+        o.scorers[0] = SC_RESAD;
+        o.scorers[1] = SC_RESID;
+        o.scorers[2] = SC_KNN;
+        o.nscorers = 3;
+    }
+    if (!o.model && o.nscorers == 1 && o.scorers[0] == SC_RESAD) {
+        fprintf(stderr, "resad eval: --scorer resad needs --model MODEL (from resad train)\n");
         return 2;
     }
     static char bpath[4096];
@@ -325,8 +346,25 @@ int rd_cli_eval(int argc, char **argv)
     }
     rd_model *m = rd_model_load(&o.mo, &err);
     rd_worker *w = m ? rd_worker_new(m, &err) : NULL;
-    if (!w) {
+    rd_model *ml = NULL;
+    rd_worker *wl = NULL;
+    if (w && o.model) {
+        rd_model_opts lo = o.mo;
+        lo.model_path = o.model;
+        ml = rd_model_load(&lo, &err);
+        wl = ml ? rd_worker_new(ml, &err) : NULL;
+        if (wl && strcmp(rd_model_get_info(ml)->model_id, rd_model_get_info(m)->model_id)) {
+            rd_err_set(&err, RD_ERR_MISMATCH, "the model's levels/size differ from the backbone's defaults; "
+                                              "pass the same --size as in training");
+            rd_worker_free(wl);
+            wl = NULL;
+        }
+    }
+    if (!w || (o.model && !wl)) {
         fprintf(stderr, "resad eval: %s\n", err.msg);
+        rd_worker_free(wl);
+        rd_model_free(ml);
+        rd_worker_free(w);
         rd_model_free(m);
         rd_dataset_free(ds);
         return 3;
@@ -335,7 +373,7 @@ int rd_cli_eval(int argc, char **argv)
     double t0 = now_s();
     int rc = 0;
     for (int ci = 0; ci < ds->nclasses; ci++) {
-        if (eval_class(&o, m, w, &ds->classes[ci], &cr[ci], ci, ds->nclasses, t0, &err) != RD_OK) {
+        if (eval_class(&o, m, w, ml, wl, &ds->classes[ci], &cr[ci], ci, ds->nclasses, t0, &err) != RD_OK) {
             fprintf(stderr, "\nresad eval: %s: %s\n", ds->classes[ci].name, err.msg);
             rc = 1;
             goto done;
@@ -351,6 +389,10 @@ int rd_cli_eval(int argc, char **argv)
         json_object_set_new(root, "size", json_integer(in->size));
         json_object_set_new(root, "seeds", json_integer(o.seeds));
         json_object_set_new(root, "wall_s", json_real(now_s() - t0));
+        if (ml) {
+            json_object_set_new(root, "model", json_string(o.model));
+            json_object_set_new(root, "model_sha256", json_string(rd_model_get_info(ml)->model_sha256));
+        }
         printf("backbone %s, S=%d, %d seed(s); mean ± std over seeds\n", in->arch, in->size, o.seeds);
         for (int sci = 0; sci < o.nscorers; sci++) {
             int sc = o.scorers[sci];
@@ -409,6 +451,8 @@ int rd_cli_eval(int argc, char **argv)
     }
 done:
     free(cr);
+    rd_worker_free(wl);
+    rd_model_free(ml);
     rd_worker_free(w);
     rd_model_free(m);
     rd_dataset_free(ds);
