@@ -19,6 +19,7 @@
 #include "blas.h"
 #include "defaults.h"
 #include "eval.h"
+#include "train_cmd.h"
 #include "heatmap.h"
 #include "image.h"
 #include "resad.h"
@@ -46,6 +47,7 @@ static void usage(FILE *f)
     fputs(
         "usage: resad score [options] --ref IMG... --image IMG...\n"
         "       resad eval  --data DIR [options]   (see resad eval --help)\n"
+        "       resad train --data DIR --out MODEL [options]   (see resad train --help)\n"
         "       resad info  [--backbone FILE]\n"
         "       resad --help | --version\n"
         "\n"
@@ -442,8 +444,9 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (!strcmp(argv[1], "eval")) return rd_cli_eval(argc, argv);
+    if (!strcmp(argv[1], "train")) return rd_cli_train(argc, argv);
     if (strcmp(argv[1], "score") && strcmp(argv[1], "info")) {
-        fprintf(stderr, "resad: unknown command '%s' (commands: score, eval, info; see resad --help)\n",
+        fprintf(stderr, "resad: unknown command '%s' (commands: score, eval, train, info; see resad --help)\n",
                 argv[1]);
         return EXIT_USAGE;
     }

@@ -187,7 +187,9 @@ static int on_progress(void *ctx, const rd_train_progress *p)
     fmt_dur(p->eta_s, eta, sizeof eta);
     fprintf(stderr, "%strain: epoch %d/%d %s batch %d/%d  occ %.4f  ml %.4f  bgad %.4f  elapsed %s  eta %s%s",
             c->tty ? "\r" : "", p->epoch + 1, p->epochs, p->normal_stage ? "[normal]" : "[mixed] ", p->batch,
-            p->nbatches, p->cur.occ, p->cur.ml, p->cur.bgad, el, eta, p->epoch_done || !c->tty ? "\n" : "   ");
+            p->nbatches, p->cur.occ, p->cur.ml, p->cur.bgad, el, eta, p->epoch_done || !c->tty ? "" : "   ");
+    if (p->epoch_done || !c->tty)
+        fprintf(stderr, "  [nn %.0fs cstr %.0fs flow %.0fs]\n", p->nn_s, p->cstr_s, p->flow_s);
     return 0;
 }
 
@@ -201,6 +203,8 @@ static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds
     rd_status st = RD_OK;
     if (!mask) return rd_err_set(err, RD_ERR_NOMEM, "out of memory");
     for (int c = 0; c < ds->nclasses; c++) total += (size_t)(ds->classes[c].ntrain + ds->classes[c].ntest);
+    int tty = isatty(2);
+    size_t step = total / 4 > 1 ? total / 4 : 1; /* a few lines in logs, a live counter on a terminal */
     for (int ci = 0; ci < ds->nclasses && st == RD_OK; ci++) {
         const rd_ds_class *c = &ds->classes[ci];
         int idx = rd_train_add_class(t, c->name, err);
@@ -232,9 +236,9 @@ static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds
             st = rd_train_add_image(t, idx, f, it == NULL, it ? it->label : 0, mp, err);
             if (st != RD_OK) break;
             done++;
-            if (done % 32 == 0 || done == total)
+            if (tty ? done % 16 == 0 || done == total : done % step == 0 || done == total)
                 fprintf(stderr, "train: features %zu/%zu (%.0f s)%s", done, total, now_s() - t0,
-                        isatty(2) && done < total ? "\r" : "\n");
+                        tty && done < total ? "\r" : "\n");
         }
     }
     free(mask);
@@ -404,7 +408,10 @@ int rd_cli_train(int argc, char **argv)
         double left = cfg.max_seconds - (now_s() - t_start);
         rd_train_set_max_seconds(t, left > 1 ? left : 1);
     }
-    rd_blas_set_threads(threads); /* the flow's GEMMs are large enough for OpenBLAS threads */
+    /* OpenBLAS stays at one thread (as rd_model_load sets it): the team runs
+     * the NN search per query block and the levels' flows side by side, which
+     * also makes the result independent of the thread count. */
+    rd_blas_set_threads(1);
     prog_ctx pc = {isatty(2), 0};
     int stopped = 0;
     if (rd_train_run(t, on_progress, &pc, &stopped, &err) != RD_OK) goto fail;
