@@ -80,20 +80,6 @@ static int parse_list(const char *s, int *v, int max)
     return n;
 }
 
-/* Nearest-neighbour resize + centre crop of a mask to the model's crop (PIL NEAREST). */
-static void mask_to_crop(const rd_image *m, const rd_crop *c, uint8_t *out)
-{
-    for (int y = 0; y < c->s; y++) {
-        int sy = (int)(((double)(y + c->off_y) + 0.5) * m->h / c->resized_h);
-        if (sy >= m->h) sy = m->h - 1;
-        for (int x = 0; x < c->s; x++) {
-            int sx = (int)(((double)(x + c->off_x) + 0.5) * m->w / c->resized_w);
-            if (sx >= m->w) sx = m->w - 1;
-            out[(size_t)y * c->s + x] = m->rgb[((size_t)sy * m->w + sx) * 3] > 127;
-        }
-    }
-}
-
 /* splitmix64 for reproducible reference draws */
 static uint64_t mix(uint64_t *s)
 {
@@ -155,7 +141,7 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
         if (it->label && it->mask) {
             st = rd_image_load(it->mask, &lim, &mk, err);
             if (st != RD_OK) goto out;
-            mask_to_crop(&mk, &tf[i]->crop, gt + (size_t)i * ss);
+            rd_mask_to_crop(&mk, &tf[i]->crop, gt + (size_t)i * ss);
             rd_image_release(&mk);
         } else {
             /* a defect without a mask counts as fully anomalous; normals as clean */

@@ -74,20 +74,6 @@ static int parse_double(const char *v, double *out)
     return 1;
 }
 
-/* The mask resized nearest and centre-cropped like the image (PIL NEAREST). */
-static void mask_to_crop(const rd_image *m, const rd_crop *c, uint8_t *out)
-{
-    for (int y = 0; y < c->s; y++) {
-        int sy = (int)(((double)(y + c->off_y) + 0.5) * m->h / c->resized_h);
-        if (sy >= m->h) sy = m->h - 1;
-        for (int x = 0; x < c->s; x++) {
-            int sx = (int)(((double)(x + c->off_x) + 0.5) * m->w / c->resized_w);
-            if (sx >= m->w) sx = m->w - 1;
-            out[(size_t)y * c->s + x] = m->rgb[((size_t)sy * m->w + sx) * 3] > 127;
-        }
-    }
-}
-
 static int file_sha(const char *path, char out[RD_SHA256_HEX])
 {
     FILE *f = fopen(path, "rb");
@@ -224,7 +210,7 @@ static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds
             if (st == RD_OK && it && it->label && it->mask) {
                 st = rd_image_load(it->mask, &lim, &mk, err);
                 if (st == RD_OK) {
-                    mask_to_crop(&mk, &f->crop, mask);
+                    rd_mask_to_crop(&mk, &f->crop, mask);
                     mp = mask;
                 }
                 rd_image_release(&mk);

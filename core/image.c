@@ -491,6 +491,19 @@ rd_status rd_preprocess(const rd_image *img, int s, const float mean[3], const f
     return st;
 }
 
+void rd_mask_to_crop(const rd_image *m, const rd_crop *c, uint8_t *out)
+{
+    for (int y = 0; y < c->s; y++) {
+        int sy = (int)(((double)(y + c->off_y) + 0.5) * m->h / c->resized_h);
+        if (sy >= m->h) sy = m->h - 1;
+        for (int x = 0; x < c->s; x++) {
+            int sx = (int)(((double)(x + c->off_x) + 0.5) * m->w / c->resized_w);
+            if (sx >= m->w) sx = m->w - 1;
+            out[(size_t)y * c->s + x] = m->rgb[((size_t)sy * m->w + sx) * 3] > 127;
+        }
+    }
+}
+
 rd_status rd_image_save_png(const rd_image *img, const char *path, rd_err *err)
 {
     FILE *f = fopen(path, "wb");

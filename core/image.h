@@ -72,6 +72,11 @@ rd_status rd_preprocess(const rd_image *img, int s, const float mean[3], const f
 rd_status rd_resize_crop_u8(const rd_image *img, int s, uint8_t *out, rd_crop *crop,
                             rd_arena *scratch, rd_err *err) RD_WARN_UNUSED;
 
+/* A ground-truth mask (decoded image, > 127 = defect) given the geometry of
+ * crop: resized with nearest (PIL NEAREST) and centre-cropped like the image,
+ * into out (s×s bytes, 0/1).  Evaluation and training use it. */
+void rd_mask_to_crop(const rd_image *mask, const rd_crop *crop, uint8_t *out);
+
 /* Writes 8-bit RGB as PNG to a file (fixtures, debugging). */
 rd_status rd_image_save_png(const rd_image *img, const char *path, rd_err *err) RD_WARN_UNUSED;
 
