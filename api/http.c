@@ -651,10 +651,17 @@ static enum MHD_Result dispatch(struct MHD_Connection *mc, conn *c, const char *
         ROUTE("GET /v1/model");
         if (authorize(mc, c, SCOPE_READ, &ret)) return ret;
         const rd_model_info *in = rd_engine_info(h->e);
-        return send_json(mc, c, 200,
-                         json_pack("{s:s, s:s, s:s, s:i, s:i, s:s}", "arch", in->arch, "scorer", in->scorer, "model_id",
-                                   in->model_id, "size", in->size, "levels", in->nlevels, "backbone_sha256",
-                                   in->backbone_sha256));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:f}", "arch", in->arch, "scorer", in->scorer,
+                              "model_id", in->model_id, "size", in->size, "levels", in->nlevels, "backbone_sha256",
+                              in->backbone_sha256, "metric", in->metric, "residual", in->resid, "topk",
+                              (double)in->topk_frac);
+        if (o && in->model_sha256[0]) { /* the learned model: which file, and how it was made */
+            json_t *prov = in->model_meta[0] ? json_loads(in->model_meta, 0, NULL) : NULL;
+            json_object_set_new(o, "model", json_pack("{s:s, s:s, s:o}", "file", in->model_file, "sha256",
+                                                      in->model_sha256, "provenance",
+                                                      prov ? prov : json_object()));
+        }
+        return send_json(mc, c, 200, o);
     }
     ROUTE("other");
     return send_err(mc, c, 404, "not_found", "no route %s %s", m, url);

@@ -1,8 +1,10 @@
 /* bench_pipeline.c — ms/image per stage of the whole inspection pipeline.
  *
- * usage: bench_pipeline BACKBONE SIZE THREADS ITERS REF1 REF2 ... -- IMAGE
+ * usage: bench_pipeline [-m MODEL] BACKBONE SIZE THREADS ITERS REF1 REF2 ... -- IMAGE
  * Prints one JSON line: per-stage medians (decode, preprocess, backbone, nn,
- * score, heatmap, total) over ITERS runs, the backbone's MACs and GFLOP/s.
+ * score — of which "learned" is the constraintor + flow of the learned model
+ * given with -m —, heatmap, total) over ITERS runs, the backbone's MACs and
+ * GFLOP/s.
  * Not a test: bench/run.sh drives it and compares with PyTorch. */
 #include <jansson.h>
 #include <math.h>
@@ -38,13 +40,18 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
     rd_blas_autofix(argc, argv);
-    if (argc < 8) {
-        fprintf(stderr, "usage: bench_pipeline BACKBONE SIZE THREADS ITERS REF... -- IMAGE\n");
-        return 2;
-    }
     rd_model_opts o;
     rd_err err = {0};
     rd_model_opts_default(&o);
+    if (argc > 2 && !strcmp(argv[1], "-m")) {
+        o.model_path = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
+    if (argc < 8) {
+        fprintf(stderr, "usage: bench_pipeline [-m MODEL] BACKBONE SIZE THREADS ITERS REF... -- IMAGE\n");
+        return 2;
+    }
     o.backbone_path = argv[1];
     o.size = atoi(argv[2]);
     o.threads = atoi(argv[3]);
@@ -80,8 +87,8 @@ int main(int argc, char **argv)
     size_t len;
     unsigned char *bytes = rd_read_file(argv[sep + 1], &len);
     if (!bytes) return 1;
-    double *st[7];
-    for (int s = 0; s < 7; s++) st[s] = calloc((size_t)iters, sizeof(double));
+    double *st[8];
+    for (int s = 0; s < 8; s++) st[s] = calloc((size_t)iters, sizeof(double));
     for (int it = -2; it < iters; it++) { /* 2 warm-up runs */
         rd_image im;
         rd_result res;
@@ -106,6 +113,7 @@ int main(int argc, char **argv)
             st[4][it] = res.t.score;
             st[5][it] = d - c;
             st[6][it] = d - a;
+            st[7][it] = res.t.learned;
         }
         (void)c;
         rd_png_buf_release(&png);
@@ -115,13 +123,15 @@ int main(int argc, char **argv)
     const rd_model_info *in = rd_model_get_info(m);
     double bb = median(st[2], iters);
     double macs = rd_model_backbone_macs(m);
-    printf("{\"arch\":\"%s\",\"size\":%d,\"threads\":%d,\"shots\":%d,\"decode\":%.3f,\"preprocess\":%.3f,"
-           "\"backbone\":%.3f,\"nn\":%.3f,\"score\":%.3f,\"heatmap\":%.3f,\"total\":%.3f,"
+    printf("{\"arch\":\"%s\",\"scorer\":\"%s\",\"size\":%d,\"threads\":%d,\"shots\":%d,\"decode\":%.3f,"
+           "\"preprocess\":%.3f,\"backbone\":%.3f,\"nn\":%.3f,\"score\":%.3f,\"learned\":%.3f,\"heatmap\":%.3f,"
+           "\"total\":%.3f,"
            "\"backbone_gmacs\":%.3f,\"backbone_gflops\":%.1f,\"register_ms\":%.1f,\"blas\":\"%s\"}\n",
-           in->arch, in->size, o.threads, k, median(st[0], iters), median(st[1], iters), bb,
-           median(st[3], iters), median(st[4], iters), median(st[5], iters), median(st[6], iters),
+           in->arch, in->scorer, in->size, o.threads, k, median(st[0], iters), median(st[1], iters), bb,
+           median(st[3], iters), median(st[4], iters), median(st[7], iters), median(st[5], iters),
+           median(st[6], iters),
            macs / 1e9, 2 * macs / (bb * 1e6), t_reg, rd_blas_describe());
-    for (int s = 0; s < 7; s++) free(st[s]);
+    for (int s = 0; s < 8; s++) free(st[s]);
     free(bytes);
     for (int i = 0; i < k; i++) rd_feats_free(f[i]);
     rd_refset_unref(rs);

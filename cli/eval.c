@@ -52,8 +52,9 @@ static double now_s(void)
 static void eval_usage(FILE *f)
 {
     fputs("usage: resad eval --data DIR [--classes A,B|known|unseen] [--shots 2,4,8] [--seeds N]\n"
-          "                  [--scorer residual-norm|knn|all] [--backbone FILE] [--json OUT]\n"
-          "                  [--max-test N] [--size S] [--threads N] [--model MODEL]\n"
+          "                  [--scorer resad|residual-norm|knn|all] [--model FILE|none]\n"
+          "                  [--backbone FILE] [--json OUT] [--max-test N] [--size S]\n"
+          "                  [--topk F] [--threads N]\n"
           "\n"
           "Few-shot evaluation: for each class and seed, k references are drawn from\n"
           "train/good and every test image is scored; prints image/pixel AUROC, PRO,\n"
@@ -61,8 +62,13 @@ static void eval_usage(FILE *f)
           "DIR is an MVTec AD folder (CLASS/train/good, CLASS/test/..., CLASS/ground_truth/...),\n"
           "a VisA folder (split_csv/1cls.csv), or a dataset from tools/dataset/build.py\n"
           "(--classes unseen takes its evaluation classes from DIR/split.json).\n"
-          "--model adds the learned ResAD scorer (\"resad\", from `resad train`) beside the\n"
-          "baselines.  Defaults: every class, --shots 4, --seeds 1, --scorer all.\n",
+          "Scorers: resad (the learned model: the shipped default, or --model FILE from\n"
+          "`resad train`), residual-norm and knn (baselines); all = every one of them.\n"
+          "--model none (or a --backbone/--size other than the default) leaves the\n"
+          "learned model out.  --topk F: image score = mean of the top fraction F of the\n"
+          "map instead of its max.\n"
+          "Defaults: every class, --shots 4, --seeds 1, --scorer = the shipped model's\n"
+          "(resad; residual-norm without a model).\n",
           f);
 }
 
@@ -240,10 +246,7 @@ int rd_cli_eval(int argc, char **argv)
     o.shots[0] = 4;
     o.nshots = 1;
     o.seeds = 1;
-    o.scorers[0] = SC_RESID;
-    o.scorers[1] = SC_KNN;
-    o.nscorers = 2;
-    int scorer_all = 1;
+    const char *scorer = NULL; /* NULL: the model's own */
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -278,23 +281,19 @@ int rd_cli_eval(int argc, char **argv)
             o.mo.size = atoi(v);
         } else if (!strcmp(a, "--threads")) {
             o.mo.threads = atoi(v);
+        } else if (!strcmp(a, "--topk")) {
+            char *end;
+            o.mo.topk_frac = strtof(v, &end);
+            if (*end || !(o.mo.topk_frac >= 0 && o.mo.topk_frac <= 1)) {
+                fprintf(stderr, "resad eval: --topk is a fraction in [0, 1]\n");
+                return 2;
+            }
         } else if (!strcmp(a, "--scorer")) {
-            scorer_all = !strcmp(v, "all");
-            if (scorer_all) {
-                o.nscorers = 2;
-            } else if (!strcmp(v, "residual-norm")) {
-                o.scorers[0] = SC_RESID;
-                o.nscorers = 1;
-            } else if (!strcmp(v, "knn")) {
-                o.scorers[0] = SC_KNN;
-                o.nscorers = 1;
-            } else if (!strcmp(v, "resad")) {
-                o.scorers[0] = SC_RESAD;
-                o.nscorers = 1;
-            } else {
+            if (strcmp(v, "all") && strcmp(v, "resad") && strcmp(v, "residual-norm") && strcmp(v, "knn")) {
                 fprintf(stderr, "resad eval: --scorer is resad, residual-norm, knn or all\n");
                 return 2;
             }
+            scorer = v;
         } else {
             fprintf(stderr, "resad eval: unknown option '%s' (see resad eval --help)\n", a);
             return 2;
@@ -304,15 +303,30 @@ int rd_cli_eval(int argc, char **argv)
         fprintf(stderr, "resad eval: --data DIR is required (see resad eval --help)\n");
         return 2;
     }
-    if (o.model && scorer_all) { /* the learned model first, beside both baselines */
-        o.scorers[0] = SC_RESAD;
-        o.scorers[1] = SC_RESID;
-        o.scorers[2] = SC_KNN;
-        o.nscorers = 3;
+    /* the learned model: --model FILE, none, or the shipped one (only with the
+     * default backbone and size it was trained for) */
+    static char mpath[4096];
+    if (o.model && !strcmp(o.model, "none")) {
+        o.model = NULL;
+    } else if (!o.model && !o.mo.backbone_path && !o.mo.size) {
+        o.model = rd_default_model(mpath, sizeof mpath);
+        if (!o.model && scorer && !strcmp(scorer, "resad") && strcmp(mpath, "none")) {
+            fprintf(stderr, "resad eval: the shipped model %s is missing; pass --model FILE\n", mpath);
+            return 3;
+        }
     }
-    if (!o.model && o.nscorers == 1 && o.scorers[0] == SC_RESAD) {
-        fprintf(stderr, "resad eval: --scorer resad needs --model MODEL (from resad train)\n");
+    if (scorer && !strcmp(scorer, "resad") && !o.model) {
+        fprintf(stderr, "resad eval: --scorer resad needs a learned model (--model FILE from resad train)\n");
         return 2;
+    }
+    if (!scorer) scorer = o.model ? "resad" : "residual-norm";
+    if (!strcmp(scorer, "all")) { /* the learned model first, beside both baselines */
+        if (o.model) o.scorers[o.nscorers++] = SC_RESAD;
+        o.scorers[o.nscorers++] = SC_RESID;
+        o.scorers[o.nscorers++] = SC_KNN;
+    } else {
+        o.scorers[o.nscorers++] = !strcmp(scorer, "resad") ? SC_RESAD : !strcmp(scorer, "knn") ? SC_KNN : SC_RESID;
+        if (o.scorers[0] != SC_RESAD) o.model = NULL; /* not needed */
     }
     static char bpath[4096];
     if (!o.mo.backbone_path) {

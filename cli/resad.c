@@ -40,6 +40,7 @@ typedef struct cli {
     int fail_on_anomaly;
     int verbose;
     int pretty;
+    int custom; /* --levels/--size/--metric/--residual given: no default model */
 } cli;
 
 static void usage(FILE *f)
@@ -64,8 +65,11 @@ static void usage(FILE *f)
         "  --fail-on-anomaly   exit 4 if any image is anomalous\n"
         "  --backbone FILE     backbone weights (.safetensors); default: the shipped\n"
         "                      MobileNetV2 ($RESAD_BACKBONE overrides)\n"
-        "  --model FILE        learned ResAD model from `resad train` (constraintor +\n"
-        "                      flows; scorer \"resad\"); default: residual-norm scorer\n"
+        "  --model FILE|none   learned ResAD model from `resad train` (constraintor +\n"
+        "                      flows; scorer \"resad\").  Default: the shipped model\n"
+        "                      ($RESAD_MODEL overrides) with the default backbone;\n"
+        "                      none, --backbone, --levels, --size, --metric or\n"
+        "                      --residual without --model: the residual-norm scorer\n"
         "  --levels CSV        feature levels, e.g. layer1,layer2,layer3 (ResNets)\n"
         "  --size S            input size (default 224; 256 and 320 work)\n"
         "  --metric l2|cosine  nearest-neighbour metric (default l2, as in the paper)\n"
@@ -78,9 +82,9 @@ static void usage(FILE *f)
         "\n"
         "Output: one JSON object per image: image, score, threshold, anomalous, scorer,\n"
         "timings_ms {decode, preprocess, backbone, nn, score, heatmap, total}, heatmaps.\n"
-        "Scores are in units of the references' own spread (leave-one-out calibration);\n"
-        "the scorer today is \"residual-norm\" (ResAD's residuals without the learned\n"
-        "constraintor and flow).\n"
+        "Scores are in units of the references' own spread (leave-one-out calibration).\n"
+        "scorer is \"resad\" (constraintor + normalizing flow on the residuals, the\n"
+        "shipped model) or \"residual-norm\" (the residuals' norm, no learned parts).\n"
         "\n"
         "Exit status: 0 all images scored; 1 some image could not be read (its JSON has\n"
         "\"error\"); 2 usage error; 3 backbone or references unusable; 4 --fail-on-anomaly\n"
@@ -162,6 +166,7 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "--levels")) {
             NEED_VALUE();
             c->mo.levels_csv = v;
+            c->custom = 1;
         } else if (!strcmp(a, "--heatmap")) {
             NEED_VALUE();
             c->heatmap_dir = v;
@@ -173,6 +178,7 @@ static int parse_args(int argc, char **argv, cli *c)
             }
         } else if (!strcmp(a, "--size")) {
             NEED_VALUE();
+            c->custom = 1;
             if (parse_int(v, 32, 1024, &c->mo.size)) {
                 fprintf(stderr, "resad: --size must be an integer from 32 to 1024\n");
                 return -1;
@@ -197,6 +203,7 @@ static int parse_args(int argc, char **argv, cli *c)
             }
         } else if (!strcmp(a, "--metric")) {
             NEED_VALUE();
+            c->custom = 1;
             if (!strcmp(v, "l2")) c->mo.metric = RD_POOL_L2;
             else if (!strcmp(v, "cosine")) c->mo.metric = RD_POOL_COSINE;
             else {
@@ -205,6 +212,7 @@ static int parse_args(int argc, char **argv, cli *c)
             }
         } else if (!strcmp(a, "--residual")) {
             NEED_VALUE();
+            c->custom = 1;
             if (!strcmp(v, "diff")) c->mo.resid = RD_RESID_X_MINUS_NN;
             else if (!strcmp(v, "sq")) c->mo.resid = RD_RESID_SQUARED;
             else {
@@ -228,9 +236,16 @@ static int parse_args(int argc, char **argv, cli *c)
 
 static rd_model *load_model(cli *c)
 {
-    static char path[4096];
+    static char path[4096], mpath[4096];
     rd_err err = {0};
     rd_model *m;
+    if (c->mo.model_path && !strcmp(c->mo.model_path, "none")) {
+        c->mo.model_path = NULL;
+    } else if (!c->mo.model_path && !c->mo.backbone_path && !c->custom) {
+        c->mo.model_path = rd_default_model(mpath, sizeof mpath); /* NULL: residual-norm */
+        if (!c->mo.model_path && strcmp(mpath, "none"))
+            fprintf(stderr, "resad: the shipped model %s is missing; scoring with residual-norm\n", mpath);
+    }
     if (!c->mo.backbone_path) {
         if (!rd_default_backbone(path, sizeof path)) {
             fprintf(stderr,
@@ -242,7 +257,9 @@ static rd_model *load_model(cli *c)
         c->mo.backbone_path = path;
     }
     m = rd_model_load(&c->mo, &err);
-    if (!m) fprintf(stderr, "resad: cannot load backbone %s: %s\n", c->mo.backbone_path, err.msg);
+    if (!m)
+        fprintf(stderr, "resad: cannot load %s %s: %s\n", c->mo.model_path ? "model" : "backbone",
+                c->mo.model_path ? c->mo.model_path : c->mo.backbone_path, err.msg);
     return m;
 }
 
@@ -260,6 +277,8 @@ static int cmd_info(cli *c)
     if (c->mo.model_path) {
         json_object_set_new(o, "model", json_string(c->mo.model_path));
         json_object_set_new(o, "model_sha256", json_string(in->model_sha256));
+        json_t *prov = in->model_meta[0] ? json_loads(in->model_meta, 0, NULL) : NULL;
+        if (prov) json_object_set_new(o, "model_provenance", prov);
     }
     json_object_set_new(o, "size", json_integer(in->size));
     for (int l = 0; l < in->nlevels; l++)

@@ -1,4 +1,4 @@
-/* defaults.c — locating the default backbone file (see defaults.h). */
+/* defaults.c — locating the shipped default files (see defaults.h). */
 #include "defaults.h"
 
 #include <libgen.h>
@@ -12,9 +12,9 @@
 #define RD_DATADIR "/usr/local/share/resadd"
 #endif
 
-const char *rd_default_backbone(char *buf, size_t len)
+static const char *find_default(const char *envname, const char *file, char *buf, size_t len)
 {
-    const char *env = getenv("RESAD_BACKBONE");
+    const char *env = getenv(envname);
     char exe[PATH_MAX];
     ssize_t n;
     if (env && *env) {
@@ -26,11 +26,26 @@ const char *rd_default_backbone(char *buf, size_t len)
         exe[n] = '\0';
         char *dir = dirname(exe);
         /* build tree: the binary sits at the top, tests one level down */
-        snprintf(buf, len, "%s/models/%s", dir, RD_DEFAULT_BACKBONE_FILE);
+        snprintf(buf, len, "%s/models/%s", dir, file);
         if (access(buf, R_OK) == 0) return buf;
-        snprintf(buf, len, "%s/../models/%s", dir, RD_DEFAULT_BACKBONE_FILE);
+        snprintf(buf, len, "%s/../models/%s", dir, file);
         if (access(buf, R_OK) == 0) return buf;
     }
-    snprintf(buf, len, "%s/%s", RD_DATADIR, RD_DEFAULT_BACKBONE_FILE);
+    snprintf(buf, len, "%s/%s", RD_DATADIR, file);
     return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+const char *rd_default_backbone(char *buf, size_t len)
+{
+    return find_default("RESAD_BACKBONE", RD_DEFAULT_BACKBONE_FILE, buf, len);
+}
+
+const char *rd_default_model(char *buf, size_t len)
+{
+    const char *env = getenv("RESAD_MODEL");
+    if (env && !strcmp(env, "none")) {
+        snprintf(buf, len, "none");
+        return NULL;
+    }
+    return find_default("RESAD_MODEL", RD_DEFAULT_MODEL_FILE, buf, len);
 }

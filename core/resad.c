@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "blas.h"
 #include "constraintor.h"
 #include "flow.h"
@@ -41,6 +43,8 @@ struct rd_model {
     rd_flow_plan *fplan[RD_MAX_LEVELS];
     int learned;
     char model_sha[RD_SHA256_HEX];
+    char *model_meta;  /* JSON text of the learned model's provenance (owned) */
+    char model_file[256];
     char levels_buf[RD_MAX_LEVELS * 64];
 };
 
@@ -138,6 +142,30 @@ static rd_status learned_meta(rd_model *m, const rd_st_file *st, rd_err *err)
     return RD_OK;
 }
 
+/* The learned model's provenance as a JSON object (what /v1/model and
+ * `resad info` report): training data, shape, losses, evaluation summary.
+ * Values that are JSON themselves (losses, eval) are embedded as objects. */
+static char *learned_provenance(const rd_st_file *st)
+{
+    static const char *const keys[] = {"created", "train_classes", "train_manifest_sha256", "epochs", "stopped_early",
+                                       "seed", "constraintor", "cstr_kernel", "flow_blocks", "flow_hidden", "residual",
+                                       "metric", "final_losses", "eval"};
+    json_t *o = json_object();
+    char *txt = NULL;
+    if (!o) return NULL;
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "resadd.%s", keys[i]);
+        const char *v = rd_st_meta(st, k);
+        if (!v) continue;
+        json_t *j = (v[0] == '{' || v[0] == '[') ? json_loads(v, 0, NULL) : NULL;
+        json_object_set_new(o, keys[i], j ? j : json_string(v));
+    }
+    txt = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return txt;
+}
+
 /* Constraintor + flow per level, checked against the loaded backbone. */
 static rd_status learned_load(rd_model *m, const rd_st_file *st, rd_err *err)
 {
@@ -204,6 +232,9 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
             goto fail;
         }
         snprintf(m->model_sha, sizeof m->model_sha, "%s", rd_st_sha256(st));
+        const char *base = strrchr(o->model_path, '/');
+        snprintf(m->model_file, sizeof m->model_file, "%s", base ? base + 1 : o->model_path);
+        if (!(m->model_meta = learned_provenance(st))) goto nomem;
     }
     m->bb = rd_backbone_load(o->backbone_path, m->opts.levels_csv, err);
     if (!m->bb) goto fail;
@@ -221,6 +252,8 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
     in->backbone_sha256 = m->bb->sha256;
     in->scorer = "residual-norm";
     in->model_sha256 = m->model_sha;
+    in->model_file = m->model_file;
+    in->model_meta = m->model_meta ? m->model_meta : "";
     in->size = m->s;
     in->nlevels = m->bb->graph->nlevels;
     in->metric = metric_name(o->metric);
@@ -281,6 +314,7 @@ void rd_model_free(rd_model *m)
         rd_flow_free(m->flow[l]);
     }
     rd_backbone_free(m->bb);
+    free(m->model_meta);
     free(m);
 }
 
@@ -519,6 +553,7 @@ static rd_status level_scores(const rd_model *m, rd_worker *w, int level, const 
         st = rd_flow_plan_lpc_team(m->fplan[level], e, out, w->team, &w->arena, err);
         if (st != RD_OK) goto out;
         for (size_t i = 0; i < n; i++) out[i] = -out[i]; /* higher = more anomalous */
+        if (t) t->learned += now_ms() - t1;
     } else {
         rd_score_residual_norm(r, n, c, out);
     }

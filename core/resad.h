@@ -62,6 +62,9 @@ typedef struct rd_model_info {
     const char *backbone_sha256;
     const char *scorer;     /* "resad" (learned model) or "residual-norm" */
     const char *model_sha256; /* of the learned model file, "" without one */
+    const char *model_file;   /* its file name (no directory), "" without one */
+    const char *model_meta;   /* its provenance as JSON object text (training data, epochs,
+                                 losses, eval summary), "" without one */
     const char *model_id;   /* hash over backbone sha + levels + S + options: keys stored features */
     int size;               /* S */
     int nlevels;
@@ -85,6 +88,7 @@ void rd_worker_free(rd_worker *w);
 /* Per-stage timings in milliseconds. */
 typedef struct rd_timings {
     double decode, preprocess, backbone, nn, score, heatmap, total;
+    double learned; /* the part of score spent in the constraintor + flow (learned model) */
 } rd_timings;
 
 /* ---- features ---- */

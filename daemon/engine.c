@@ -720,6 +720,7 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
                             .width = j->img.w,
                             .height = j->img.h,
                             .scorer = res.scorer,
+                            .model_sha256 = e->info->model_sha256,
                             .timings_json = timings,
                             .total_ms = res.t.total};
     for (int k = 0; k < 3; k++) {
@@ -814,7 +815,7 @@ out:
 rd_engine *rd_engine_new(const rd_config *cfg, rd_store *store, rd_err *err)
 {
     rd_model_opts mo;
-    char path[4096];
+    char path[4096], mpath[4096];
     rd_engine *e = calloc(1, sizeof *e);
     json_t *names = NULL;
     if (!e) {
@@ -839,7 +840,20 @@ rd_engine *rd_engine_new(const rd_config *cfg, rd_store *store, rd_err *err)
                    "model = PATH)", path);
         goto fail;
     }
-    if (cfg->learned_model[0]) mo.model_path = cfg->learned_model;
+    /* the learned model: configured, "none" (residual-norm), or the shipped one
+     * (only beside the default backbone, which it was trained on) */
+    if (!strcmp(cfg->learned_model, "none")) {
+        mo.model_path = NULL;
+    } else if (cfg->learned_model[0]) {
+        mo.model_path = cfg->learned_model;
+    } else if (!cfg->backbone[0]) {
+        if (!rd_default_model(mpath, sizeof mpath) && strcmp(mpath, "none")) {
+            rd_err_set(err, RD_ERR_IO, "the shipped learned model %s is missing (install resadd with `make install`, "
+                       "or set learned_model = none to score with residual-norm)", mpath);
+            goto fail;
+        }
+        mo.model_path = strcmp(mpath, "none") ? mpath : NULL;
+    }
     mo.max_shots = cfg->max_references;
     e->nworkers = cfg->workers;
     mo.threads = cfg->threads_per_worker;

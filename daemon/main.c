@@ -22,7 +22,8 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: resadd [--config PATH] [--listen HOST:PORT] [--data-dir DIR] [--model PATH] [--workers N]\n"
+    fputs("usage: resadd [--config PATH] [--listen HOST:PORT] [--data-dir DIR] [--model PATH]\n"
+          "              [--learned-model PATH|none] [--workers N]\n"
           "       resadd token create --scope admin|inspect|read [--name TEXT] [--config PATH] [--data-dir DIR]\n"
           "       resadd token list | token revoke ID   [--config PATH] [--data-dir DIR]\n"
           "       resadd --help | --version\n"
@@ -35,6 +36,9 @@ static void usage(FILE *f)
           "  --listen HOST:PORT address to serve on (default 127.0.0.1:8080)\n"
           "  --data-dir DIR     where resadd.db lives (default /var/lib/resadd)\n"
           "  --model PATH       backbone .safetensors (default: the shipped MobileNetV2)\n"
+          "  --learned-model PATH|none\n"
+          "                     learned ResAD model (default: the shipped one, scorer\n"
+          "                     \"resad\"); none = the residual-norm scorer\n"
           "  --workers N        inference worker threads\n"
           "\n"
           "Authentication: bearer tokens (`resadd token create`); required by default when\n"
@@ -135,7 +139,8 @@ int main(int argc, char **argv)
     static rd_config cfg;
     rd_err err = {0};
     const char *config_path = NULL;
-    const char *over_listen = NULL, *over_dir = NULL, *over_model = NULL, *over_workers = NULL;
+    const char *over_listen = NULL, *over_dir = NULL, *over_model = NULL, *over_workers = NULL,
+               *over_learned = NULL;
     int token_at = 0, rc = 1;
     sigset_t sigs;
     rd_store *store = NULL;
@@ -171,6 +176,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--listen")) over_listen = v;
         else if (!strcmp(a, "--data-dir")) over_dir = v;
         else if (!strcmp(a, "--model")) over_model = v;
+        else if (!strcmp(a, "--learned-model")) over_learned = v;
         else if (!strcmp(a, "--workers")) over_workers = v;
         else {
             fprintf(stderr, "resadd: unknown option '%s' (see resadd --help)\n", a);
@@ -190,6 +196,7 @@ int main(int argc, char **argv)
     if ((over_listen && rd_config_set(&cfg, "listen", over_listen, &err)) ||
         (over_dir && rd_config_set(&cfg, "data_dir", over_dir, &err)) ||
         (over_model && rd_config_set(&cfg, "model", over_model, &err)) ||
+        (over_learned && rd_config_set(&cfg, "learned_model", over_learned, &err)) ||
         (over_workers && rd_config_set(&cfg, "workers", over_workers, &err))) {
         fprintf(stderr, "resadd: %s\n", err.msg);
         return 2;

@@ -612,7 +612,7 @@ static const char SQL_INSP_INS[] =
     "INSERT INTO inspections(class, external_id, status, created_at) VALUES (?1, ?2, 'queued', ?3)";
 static const char SQL_INSP_DONE[] =
     "UPDATE inspections SET status = 'done', score = ?2, threshold = ?3, anomalous = ?4, scorer = ?5, shots = ?6, "
-    "width = ?7, height = ?8, timings = ?9, total_ms = ?10, finished_at = ?11 WHERE id = ?1";
+    "width = ?7, height = ?8, timings = ?9, total_ms = ?10, finished_at = ?11, model_sha256 = ?12 WHERE id = ?1";
 static const char SQL_HEAT_INS[] = "INSERT INTO heatmaps(inspection_id, kind, png) VALUES (?1, ?2, ?3)";
 static const char SQL_INSP_FAIL[] =
     "UPDATE inspections SET status = 'failed', error_code = ?2, error = ?3, finished_at = ?4 WHERE id = ?1";
@@ -621,7 +621,7 @@ static const char SQL_INSP_FAILQ[] =
     "WHERE status = 'queued'";
 #define INSP_COLS                                                                                          \
     "id, class, external_id, status, score, threshold, anomalous, scorer, shots, width, height, timings, " \
-    "error_code, error, created_at, finished_at"
+    "error_code, error, created_at, finished_at, model_sha256"
 static const char SQL_INSP_GET[] = "SELECT " INSP_COLS " FROM inspections WHERE id = ?1";
 static const char SQL_HEAT_GET[] = "SELECT png FROM heatmaps WHERE inspection_id = ?1 AND kind = ?2";
 
@@ -670,6 +670,7 @@ int rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done *d, r
     bind_text(st, 9, d->timings_json);
     sqlite3_bind_double(st, 10, d->total_ms);
     bind_text(st, 11, now);
+    bind_text(st, 12, d->model_sha256 && d->model_sha256[0] ? d->model_sha256 : NULL);
     if (sqlite3_step(st) != SQLITE_DONE) goto dbfail;
     for (int k = 0; k < 3; k++) {
         if (!d->png[k]) continue;
@@ -732,10 +733,10 @@ static json_t *insp_row(sqlite3_stmt *st)
 {
     static const char *const names[] = {"id",    "class",  "external_id", "status",     "score",     "threshold",
                                         "anomalous", "scorer", "shots",  "width",      "height",    "timings_ms",
-                                        "error_code", "error", "created_at", "finished_at"};
+                                        "error_code", "error", "created_at", "finished_at", "model_sha256"};
     json_t *o = json_object();
     char url[96];
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < (int)(sizeof names / sizeof *names); i++) {
         json_t *v;
         if (i == 6 && sqlite3_column_type(st, i) != SQLITE_NULL) v = json_boolean(sqlite3_column_int(st, i));
         else if (i == 11 && sqlite3_column_type(st, i) == SQLITE_TEXT)

@@ -88,6 +88,7 @@ typedef struct rd_store_insp_done {
     double score, threshold;
     int anomalous, shots, width, height;
     const char *scorer;
+    const char *model_sha256; /* learned model file, NULL/"" for residual-norm */
     const char *timings_json;
     double total_ms;
     const uint8_t *png[3]; /* overlay, raw, mask */

@@ -37,7 +37,10 @@ check "reference bytes round-trip" cmp -s "$T/ref1.out" "$I/ref1.jpg"
 req POST /v1/classes/rust-panel/inspections -H 'Content-Type: image/jpeg' -H 'X-Request-Id: part-0001' --data-binary "@$I/good.jpg"
 expect "inspect good part" 200
 GOOD=$(jget 'j["score"]'); GID=$(jget 'j["id"]')
-check "good part: fields" [ "$(jget 'j["class"], j["anomalous"], j["external_id"], j["status"], j["scorer"], sorted(j["timings_ms"])[:3], j["heatmap_url"]')" = "('rust-panel', False, 'part-0001', 'done', 'residual-norm', ['backbone', 'heatmap', 'inference'], '/v1/inspections/$GID/heatmap.png')" ]
+check "good part: fields" [ "$(jget 'j["class"], j["anomalous"], j["external_id"], j["status"], j["scorer"], sorted(j["timings_ms"])[:3], j["heatmap_url"]')" = "('rust-panel', False, 'part-0001', 'done', 'resad', ['backbone', 'heatmap', 'inference'], '/v1/inspections/$GID/heatmap.png')" ]
+MODEL_SHA=$(jget 'j.get("model_sha256")')
+req GET /v1/model
+check "/v1/model: the shipped learned model produced the score" [ "$(jget 'j["scorer"], j["model"]["file"], j["model"]["sha256"], j["model"]["provenance"]["train_classes"] != ""')" = "('resad', 'resad_mobilenet_v2.safetensors', '$MODEL_SHA', True)" ]
 req POST /v1/classes/rust-panel/inspections -H 'Content-Type: image/jpeg' -H 'X-Request-Id: part-0002' --data-binary "@$I/defect.jpg"
 expect "inspect defective part" 200
 BAD=$(jget 'j["score"]'); BID=$(jget 'j["id"]')
@@ -141,6 +144,21 @@ printf 'retention_max_inspections = 2\n' > "$T/ret.conf"
 start_resadd --config "$T/ret.conf"
 req GET /v1/inspections
 check "retention keeps the 2 newest" [ "$(jget '[i["id"] for i in j["inspections"]] == sorted([i["id"] for i in j["inspections"]], reverse=True) and len(j["inspections"])')" = 2 ]
+# learned_model = none: the residual-norm scorer, said so in /v1/model and every inspection
+stop_resadd
+printf 'learned_model = none\n' > "$T/none.conf"
+start_resadd --config "$T/none.conf"
+req GET /v1/model
+check "learned_model = none: /v1/model says residual-norm" [ "$(jget 'j["scorer"], "model" in j')" = "('residual-norm', False)" ]
+req POST /v1/classes/rust-panel/inspections -H 'Content-Type: image/jpeg' --data-binary "@$I/defect.jpg"
+check "learned_model = none: inspection scored by residual-norm" [ "$(jget 'j["scorer"], "model_sha256" in j, j["anomalous"]')" = "('residual-norm', False, True)" ]
+req GET /v1/inspections
+check "older inspections keep their model" [ "$(jget 'sorted(set((i["scorer"], i.get("model_sha256")) for i in j["inspections"]))')" = "[('resad', '$MODEL_SHA'), ('residual-norm', None)]" ]
+# a model that does not exist: a clear error, no daemon
+printf 'learned_model = %s\n' "$T/missing.safetensors" > "$T/bad.conf"
+"$RESADD" --listen 127.0.0.1:0 --data-dir "$T/data2" --config "$T/bad.conf" 2>"$T/bad.log"
+check "missing learned model: exit status 1" [ $? -ne 0 ]
+check "missing learned model: the message names the file" grep -q "missing.safetensors" "$T/bad.log"
 # SIGHUP reopens the log; the daemon keeps serving
 kill -HUP "$PID"; sleep 0.2
 req GET /healthz

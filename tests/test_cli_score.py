@@ -33,27 +33,18 @@ def run(args, expect_rc=None):
     return p
 
 
-def main():
-    if not os.path.exists("/usr/share/games/openarena/baseoa/pak4-textures.pk3"):
-        print("openarena-081-textures not installed", file=sys.stderr)
-        return 77
-    tmp = tempfile.mkdtemp(prefix="rd-cli-")
-    subprocess.run(["/usr/bin/python3", os.path.join(top, "tools", "demo-images.py"), tmp, "--size", "320"],
-                   check=True, capture_output=True)
-    box = json.load(open(os.path.join(tmp, "defect.json")))["defect_box"]
-    refs = [os.path.join(tmp, f"ref{i}.jpg") for i in range(1, 5)]
-    good, bad = os.path.join(tmp, "good.jpg"), os.path.join(tmp, "defect.jpg")
-    heat = os.path.join(tmp, "heat")
-
-    p = run(["score", "--ref", *refs, "--image", good, bad, "--heatmap", heat, "-v"], 0)
+def score_case(refs, good, bad, heat, box, extra, want):
+    """Scores the good and the defective part; checks verdicts, timings and
+    that the heatmap's hot spot lies on the drawn defect."""
+    p = run(["score", "--ref", *refs, "--image", good, bad, "--heatmap", heat, "-v"] + extra, 0)
     lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
     check(len(lines) == 2, f"expected 2 JSON lines, got {p.stdout!r}")
     if len(lines) != 2:
-        return 1
+        return False
     g, d = lines
-    print(f"good score {g['score']:.3f}  defect score {d['score']:.3f}  threshold {g['threshold']:.3f}", file=sys.stderr)
+    print(f"[{want}] good score {g['score']:.3f}  defect score {d['score']:.3f}  threshold {g['threshold']:.3f}", file=sys.stderr)
     print(f"timings (defect): {d['timings_ms']}", file=sys.stderr)
-    check(g["scorer"] == "residual-norm", "scorer must say residual-norm")
+    check(g["scorer"] == want and d["scorer"] == want, f"scorer {g['scorer']}, want {want}")
     check(d["score"] > g["score"] * 1.5, "defect not clearly higher than good")
     check(d["anomalous"] is True, "defect not flagged")
     check(g["anomalous"] is False, "good part flagged")
@@ -76,6 +67,25 @@ def main():
         check(im.size == (W, H), f"{kind} size {im.size}")
     mask = Image.open(d["heatmaps"]["mask"]).convert("L").load()
     check(mask[bx, by] == 255, "mask not set at the hot spot")
+    return True
+
+
+def main():
+    if not os.path.exists("/usr/share/games/openarena/baseoa/pak4-textures.pk3"):
+        print("openarena-081-textures not installed", file=sys.stderr)
+        return 77
+    tmp = tempfile.mkdtemp(prefix="rd-cli-")
+    subprocess.run(["/usr/bin/python3", os.path.join(top, "tools", "demo-images.py"), tmp, "--size", "320"],
+                   check=True, capture_output=True)
+    box = json.load(open(os.path.join(tmp, "defect.json")))["defect_box"]
+    refs = [os.path.join(tmp, f"ref{i}.jpg") for i in range(1, 5)]
+    good, bad = os.path.join(tmp, "good.jpg"), os.path.join(tmp, "defect.jpg")
+    heat = os.path.join(tmp, "heat")
+
+    # the shipped learned model (default) and the residual-norm baseline (--model none)
+    for extra, want in [([], "resad"), (["--model", "none"], "residual-norm")]:
+        if not score_case(refs, good, bad, heat, box, extra, want):
+            return 1
 
     # bad inputs
     trunc = os.path.join(tmp, "trunc.jpg")

@@ -3,9 +3,11 @@
 
 Two texture classes cropped from Debian's openarena textures (6 train/good,
 4 test/good, 4 test/scratch with masks each), the default backbone, 2 and 4
-shots, 2 seeds, both scorers.  Checks the JSON has every metric for every
-class and overall, all in [0, 1], the std keys, and that both scorers find the
-obvious drawn scratches (image AUROC well above chance); bad arguments and a
+shots, 2 seeds, every scorer (the shipped learned model "resad", residual-norm,
+knn).  Checks the JSON has every metric for every class and overall, all in
+[0, 1], the std keys, and that every scorer finds the obvious drawn scratches
+(image AUROC well above chance); that the default scorer is the shipped
+model's and --model none / --scorer pick the others; bad arguments and a
 missing class give clear errors.  (The real benchmark is `make eval`.)
 """
 import io, json, os, random, subprocess, sys, tempfile, zipfile
@@ -59,14 +61,16 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rd-eval-")
     make_dataset(tmp + "/ds")
     out = tmp + "/r.json"
-    p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--shots", "2,4", "--seeds", "2", "--json", out],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--shots", "2,4", "--seeds", "2", "--scorer", "all",
+                        "--json", out], capture_output=True, text=True, timeout=600)
     check(p.returncode == 0, f"eval failed: {p.stderr[-2000:]}")
     if p.returncode:
         return 1
     print(p.stdout, file=sys.stderr)
     r = json.load(open(out))
-    check(len(r["runs"]) == 4, "expected 2 scorers × 2 shot counts")
+    check(len(r["runs"]) == 6, "expected 3 scorers × 2 shot counts")
+    check([x["scorer"] for x in r["runs"][::2]] == ["resad", "residual-norm", "knn"], "scorers of --scorer all")
+    check(len(r.get("model_sha256", "")) == 64, "the JSON names the learned model")
     for run in r["runs"]:
         for scope in list(run["classes"].values()) + [run["overall"]]:
             for k in KEYS:
@@ -74,6 +78,17 @@ def main():
                 check(k + "_std" in scope, f"{k}_std missing")
         check(run["overall"]["image_auroc"] >= 0.75, f"{run['scorer']} {run['shots']}-shot misses obvious scratches")
     check(set(r["runs"][0]["classes"]) == {"rust", "wood"}, "classes")
+    # default scorer = the shipped model's; --model none / --scorer choose others
+    for extra, want in [([], ["resad"]), (["--model", "none"], ["residual-norm"]),
+                        (["--model", "none", "--scorer", "all"], ["residual-norm", "knn"]),
+                        (["--scorer", "knn"], ["knn"])]:
+        p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--classes", "rust", "--shots", "2", "--max-test", "4",
+                            "--json", out] + extra, capture_output=True, text=True, timeout=600)
+        got = [x["scorer"] for x in json.load(open(out))["runs"]] if p.returncode == 0 else p.stderr[-300:]
+        check(got == want, f"eval {extra}: scorers {got}, want {want}")
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--model", "none", "--scorer", "resad"],
+                       capture_output=True, text=True)
+    check(p.returncode == 2 and "learned model" in p.stderr, f"--scorer resad without a model: {p.stderr[-300:]}")
     p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--classes", "nope"], capture_output=True, text=True)
     check(p.returncode == 3 and "nope" in p.stderr, f"unknown class: {p.returncode} {p.stderr}")
     p = subprocess.run([RESAD, "eval", "--data", tmp + "/nowhere"], capture_output=True, text=True)

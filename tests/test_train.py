@@ -115,6 +115,32 @@ def main():
     c = subprocess.run([TOOL, "check", full], capture_output=True, text=True)
     check(c.returncode == 0 and "check ok" in c.stdout, "model does not import back: " + c.stderr)
 
+    # 2b. evaluated and annotated (tools/model-annotate.py): the eval summary lands in
+    # the metadata, the tensors stay byte-identical, `resad info` reports it
+    resad = os.path.join(B, "resad")
+    ann = os.path.join(tmp, "annotated.safetensors")
+    res = os.path.join(tmp, "eval.json")
+    open(ann, "wb").write(open(full, "rb").read())
+    e = subprocess.run([resad, "eval", "--data", ds, "--backbone", BACKBONE, "--model", ann, "--shots", "2",
+                        "--scorer", "all", "--json", res], capture_output=True, text=True, timeout=300)
+    check(e.returncode == 0, "eval of the trained model: " + e.stderr[-500:])
+    annotate = [sys.executable, os.path.join(os.environ.get("top_srcdir", "."), "tools", "model-annotate.py")]
+    a = subprocess.run(annotate + [ann, res, "--note", "test"], capture_output=True, text=True)
+    check(a.returncode == 0, "annotate: " + a.stderr[-500:])
+    hdr2, meta2, data2 = read_st(ann)
+    check(data2 == data and {k: v for k, v in meta2.items() if k != "resadd.eval"} == meta, "annotation changed more")
+    ev = json.loads(meta2.get("resadd.eval", "{}"))
+    check(sorted(ev.get("scorers", {})) == ["knn", "resad", "residual-norm"], "eval summary scorers %s" % ev)
+    i = subprocess.run([resad, "info", "--backbone", BACKBONE, "--model", ann], capture_output=True, text=True)
+    prov = json.loads(i.stdout).get("model_provenance", {}) if i.returncode == 0 else {}
+    check(prov.get("eval", {}).get("note") == "test" and prov.get("train_classes") == "alpha,beta",
+          "resad info provenance: %s %s" % (prov, i.stderr[-300:]))
+    a = subprocess.run(annotate + [full + ".x", res], capture_output=True, text=True)
+    check(a.returncode != 0, "annotating a missing file succeeded")
+    open(ann + ".other", "wb").write(open(full, "rb").read()[:-4] + b"\0\0\0\1")
+    a = subprocess.run(annotate + [ann + ".other", res], capture_output=True, text=True)
+    check(a.returncode != 0 and "not" in a.stderr, "annotating with another model's results: %r" % a.stderr)
+
     # 3. checkpoint + resume is bit-exact
     part = os.path.join(tmp, "part.safetensors")
     ck = os.path.join(tmp, "part.ckpt")
