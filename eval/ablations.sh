@@ -58,7 +58,7 @@ for v in "${variants[@]}"; do
 done
 
 /usr/bin/python3 - "$work" "$epochs" "${variants[@]}" >"$top/eval/ablations.md" <<'EOF'
-import json, sys
+import json, re, sys
 work, epochs, variants = sys.argv[1], sys.argv[2], sys.argv[3:]
 print("# Ablations of the learned model (issue 5)\n")
 print(f"Each variant: `resad train --epochs {epochs} --seed 0` on the known classes, then "
@@ -71,8 +71,9 @@ for v in variants:
     o = r["runs"][0]["overall"]
     t = open(f"{work}/{v}.train_s").read().strip()
     log = open(f"{work}/{v}.train.log").read().strip().splitlines()
-    args = [l for l in log if l.startswith("train: wrote")]
-    loss = args[-1].split("(")[-1].rstrip(")") if args else "?"
+    wrote = [l for l in log if l.startswith("train: wrote")]
+    m = re.search(r"occ (\S+) ml (\S+) bgad (\S+)\)", wrote[-1]) if wrote else None
+    loss = " / ".join(m.groups()) if m else "?"
     cell = lambda k: f"{100 * o[k]:.1f} ± {100 * o[k + '_std']:.1f}"
     a = open(f"{work}/{v}.args").read().strip()
     print(f"| {v} | `{a}` | {t} | {cell('image_auroc')} | {cell('pixel_auroc')} | "
