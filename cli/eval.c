@@ -306,14 +306,10 @@ int rd_cli_eval(int argc, char **argv)
     /* the learned model: --model FILE, none, or the shipped one (only with the
      * default backbone and size it was trained for) */
     static char mpath[4096];
-    if (o.model && !strcmp(o.model, "none")) {
-        o.model = NULL;
-    } else if (!o.model && !o.mo.backbone_path && !o.mo.size) {
-        o.model = rd_default_model(mpath, sizeof mpath);
-        if (!o.model && scorer && !strcmp(scorer, "resad") && strcmp(mpath, "none")) {
-            fprintf(stderr, "resad eval: the shipped model %s is missing; pass --model FILE\n", mpath);
-            return 3;
-        }
+    if (rd_choose_model(o.model, !o.mo.backbone_path && !o.mo.size, mpath, sizeof mpath, &o.model) && scorer &&
+        !strcmp(scorer, "resad")) {
+        fprintf(stderr, "resad eval: the shipped model %s is missing; pass --model FILE\n", mpath);
+        return 3;
     }
     if (scorer && !strcmp(scorer, "resad") && !o.model) {
         fprintf(stderr, "resad eval: --scorer resad needs a learned model (--model FILE from resad train)\n");

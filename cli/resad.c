@@ -239,13 +239,9 @@ static rd_model *load_model(cli *c)
     static char path[4096], mpath[4096];
     rd_err err = {0};
     rd_model *m;
-    if (c->mo.model_path && !strcmp(c->mo.model_path, "none")) {
-        c->mo.model_path = NULL;
-    } else if (!c->mo.model_path && !c->mo.backbone_path && !c->custom) {
-        c->mo.model_path = rd_default_model(mpath, sizeof mpath); /* NULL: residual-norm */
-        if (!c->mo.model_path && strcmp(mpath, "none"))
-            fprintf(stderr, "resad: the shipped model %s is missing; scoring with residual-norm\n", mpath);
-    }
+    if (rd_choose_model(c->mo.model_path, !c->mo.backbone_path && !c->custom, mpath, sizeof mpath,
+                        &c->mo.model_path))
+        fprintf(stderr, "resad: the shipped model %s is missing; scoring with residual-norm\n", mpath);
     if (!c->mo.backbone_path) {
         if (!rd_default_backbone(path, sizeof path)) {
             fprintf(stderr,
@@ -258,8 +254,8 @@ static rd_model *load_model(cli *c)
     }
     m = rd_model_load(&c->mo, &err);
     if (!m)
-        fprintf(stderr, "resad: cannot load %s %s: %s\n", c->mo.model_path ? "model" : "backbone",
-                c->mo.model_path ? c->mo.model_path : c->mo.backbone_path, err.msg);
+        fprintf(stderr, "resad: cannot load backbone %s%s%s: %s\n", c->mo.backbone_path,
+                c->mo.model_path ? " with learned model " : "", c->mo.model_path ? c->mo.model_path : "", err.msg);
     return m;
 }
 

@@ -40,12 +40,15 @@ const char *rd_default_backbone(char *buf, size_t len)
     return find_default("RESAD_BACKBONE", RD_DEFAULT_BACKBONE_FILE, buf, len);
 }
 
-const char *rd_default_model(char *buf, size_t len)
+int rd_choose_model(const char *requested, int use_shipped, char *buf, size_t len, const char **path)
 {
     const char *env = getenv("RESAD_MODEL");
-    if (env && !strcmp(env, "none")) {
-        snprintf(buf, len, "none");
-        return NULL;
+    *path = NULL;
+    if (requested) {
+        if (strcmp(requested, "none")) *path = requested;
+        return 0;
     }
-    return find_default("RESAD_MODEL", RD_DEFAULT_MODEL_FILE, buf, len);
+    if (!use_shipped || (env && !strcmp(env, "none"))) return 0;
+    *path = find_default("RESAD_MODEL", RD_DEFAULT_MODEL_FILE, buf, len);
+    return *path ? 0 : -1;
 }

@@ -17,8 +17,13 @@
 /* Writes the first existing candidate into buf and returns buf, or NULL (buf
  * then holds the installed path, for the error message). */
 const char *rd_default_backbone(char *buf, size_t len);
-/* The same for the shipped learned model.  $RESAD_MODEL=none → NULL with buf
- * set to "none" (the caller then scores with residual-norm). */
-const char *rd_default_model(char *buf, size_t len);
+/* Which learned model to load, the one rule for resad, resad eval and resadd.
+ * requested: a path (used as is), "none" (the residual-norm scorer), or NULL:
+ * the shipped model ($RESAD_MODEL, exe-dir, pkgdatadir as above; $RESAD_MODEL=none
+ * means residual-norm) when use_shipped — the caller runs the default backbone
+ * and geometry it was trained for — else residual-norm.  Sets *path (NULL =
+ * residual-norm; it may point into buf) and returns 0, or returns -1 when the
+ * shipped model is wanted but missing (*path NULL, buf = where it was looked for). */
+int rd_choose_model(const char *requested, int use_shipped, char *buf, size_t len, const char **path);
 
 #endif

@@ -226,8 +226,9 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
     m->opts = *o;
     if (m->opts.max_shots < 2) m->opts.max_shots = 2;
     if (o->model_path) {
-        st = rd_st_open(o->model_path, err);
-        if (!st || learned_meta(m, st, err) != RD_OK) {
+        st = rd_st_open(o->model_path, err); /* its errors name the file already */
+        if (!st) goto fail;
+        if (learned_meta(m, st, err) != RD_OK) {
             rd_err_prefix(err, "%s", o->model_path);
             goto fail;
         }

@@ -842,17 +842,11 @@ rd_engine *rd_engine_new(const rd_config *cfg, rd_store *store, rd_err *err)
     }
     /* the learned model: configured, "none" (residual-norm), or the shipped one
      * (only beside the default backbone, which it was trained on) */
-    if (!strcmp(cfg->learned_model, "none")) {
-        mo.model_path = NULL;
-    } else if (cfg->learned_model[0]) {
-        mo.model_path = cfg->learned_model;
-    } else if (!cfg->backbone[0]) {
-        if (!rd_default_model(mpath, sizeof mpath) && strcmp(mpath, "none")) {
-            rd_err_set(err, RD_ERR_IO, "the shipped learned model %s is missing (install resadd with `make install`, "
-                       "or set learned_model = none to score with residual-norm)", mpath);
-            goto fail;
-        }
-        mo.model_path = strcmp(mpath, "none") ? mpath : NULL;
+    if (rd_choose_model(cfg->learned_model[0] ? cfg->learned_model : NULL, !cfg->backbone[0], mpath, sizeof mpath,
+                        &mo.model_path)) {
+        rd_err_set(err, RD_ERR_IO, "the shipped learned model %s is missing (install resadd with `make install`, "
+                   "or set learned_model = none to score with residual-norm)", mpath);
+        goto fail;
     }
     mo.max_shots = cfg->max_references;
     e->nworkers = cfg->workers;
@@ -863,7 +857,8 @@ rd_engine *rd_engine_new(const rd_config *cfg, rd_store *store, rd_err *err)
     }
     e->model = rd_model_load(&mo, err);
     if (!e->model) {
-        rd_err_prefix(err, "model %s", mo.backbone_path);
+        rd_err_prefix(err, "backbone %s%s%s", mo.backbone_path, mo.model_path ? " with learned model " : "",
+                      mo.model_path ? mo.model_path : "");
         goto fail;
     }
     e->info = rd_model_get_info(e->model);
