@@ -4,7 +4,15 @@
  * handlers so a corrupt file is an error message, never an exit() or a crash.
  * Warnings (truncated data, corrupt segments) are treated as errors: a part
  * image that does not decode completely must not be scored.  Dimensions are
- * checked against rd_image_limits right after the header, before allocation.
+ * checked against rd_image_limits right after the header, before allocation,
+ * for the full-size frame and for what is decoded (DCT-scaled JPEGs).
+ *
+ * EXIF: the orientation tag is read by a small bounds-checked TIFF-IFD0
+ * reader (rd_exif_orientation; every offset checked against the block's
+ * length, nothing followed beyond IFD0) from the first JPEG APP1 "Exif\0\0"
+ * segment or the PNG eXIf chunk, and applied to the decoded pixels with one
+ * remapping copy (PIL's exif_transpose: 2 mirror, 3 rotate 180, 4 flip,
+ * 5 transpose, 6 rotate 90° clockwise, 7 transverse, 8 rotate 90° counter-clockwise).
  *
  * Resizing reproduces Pillow's Image.resize(BICUBIC) on 8-bit images: a
  * separable convolution with the Keys cubic (a = −0.5) stretched by the
@@ -37,8 +45,7 @@ void rd_image_release(rd_image *img)
 {
     if (!img) return;
     free(img->rgb);
-    img->rgb = NULL;
-    img->w = img->h = 0;
+    memset(img, 0, sizeof *img);
 }
 
 static rd_status check_limits(const rd_image_limits *lim, uint64_t w, uint64_t h, const char *what, rd_err *err)
@@ -54,6 +61,94 @@ static rd_status check_limits(const rd_image_limits *lim, uint64_t w, uint64_t h
                           (unsigned long long)w, (unsigned long long)h, (double)(w * h) / 1e6,
                           (double)lim->max_pixels / 1e6);
     return RD_OK;
+}
+
+void rd_image_full_size(const rd_image *img, int *w, int *h)
+{
+    *w = img->full_w > 0 ? img->full_w : img->w;
+    *h = img->full_h > 0 ? img->full_h : img->h;
+}
+
+/* ---- EXIF ---- */
+
+static unsigned rd16(const uint8_t *p, int le) { return le ? p[0] | (unsigned)p[1] << 8 : (unsigned)p[0] << 8 | p[1]; }
+
+static uint32_t rd32(const uint8_t *p, int le)
+{
+    return le ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
+              : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+int rd_exif_orientation(const uint8_t *p, size_t n)
+{
+    int le;
+    if (!p || n < 8) return 1;
+    if (p[0] == 'I' && p[1] == 'I') le = 1;
+    else if (p[0] == 'M' && p[1] == 'M') le = 0;
+    else return 1;
+    if (rd16(p + 2, le) != 42) return 1;
+    const uint32_t ifd = rd32(p + 4, le);
+    if (ifd > n || n - ifd < 2) return 1;
+    const unsigned count = rd16(p + ifd, le);
+    for (unsigned i = 0; i < count; i++) {
+        const size_t e = (size_t)ifd + 2 + (size_t)i * 12; /* ≤ 2^32 + 2 + 65535·12: no overflow */
+        if (e > n || n - e < 12) break;
+        if (rd16(p + e, le) != 0x0112) continue;
+        const unsigned type = rd16(p + e + 2, le);
+        const uint32_t cnt = rd32(p + e + 4, le);
+        unsigned v = 0;
+        if (cnt < 1) return 1;
+        if (type == 3) v = rd16(p + e + 8, le);      /* SHORT, inline */
+        else if (type == 4) v = rd32(p + e + 8, le); /* LONG, inline */
+        return v >= 1 && v <= 8 ? (int)v : 1;
+    }
+    return 1;
+}
+
+/* Applies orientation o (2..8) to img in a new buffer (w/h swapped for 5..8). */
+static rd_status orient(rd_image *img, int o, rd_err *err)
+{
+    const size_t W = (size_t)img->w, H = (size_t)img->h;
+    const int swap = o >= 5;
+    const size_t ow = swap ? H : W, oh = swap ? W : H;
+    uint8_t *dst = malloc(W * H * 3);
+    if (!dst) return rd_err_set(err, RD_ERR_NOMEM, "out of memory orienting a %zux%zu image", W, H);
+    for (size_t y = 0; y < oh; y++) {
+        uint8_t *d = dst + y * ow * 3;
+        for (size_t x = 0; x < ow; x++) {
+            size_t sx, sy;
+            switch (o) {
+            case 2: sx = W - 1 - x; sy = y; break;
+            case 3: sx = W - 1 - x; sy = H - 1 - y; break;
+            case 4: sx = x; sy = H - 1 - y; break;
+            case 5: sx = y; sy = x; break;
+            case 6: sx = y; sy = H - 1 - x; break;
+            case 7: sx = W - 1 - y; sy = H - 1 - x; break;
+            default: sx = W - 1 - y; sy = x; break; /* 8 */
+            }
+            memcpy(d + 3 * x, img->rgb + (sy * W + sx) * 3, 3);
+        }
+    }
+    free(img->rgb);
+    img->rgb = dst;
+    img->w = (int)ow;
+    img->h = (int)oh;
+    if (swap) {
+        int t = img->full_w;
+        img->full_w = img->full_h;
+        img->full_h = t;
+    }
+    img->orientation = o;
+    return RD_OK;
+}
+
+int rd_image_scale_for(int short_side, int min_short)
+{
+    int d = 1;
+    if (min_short <= 0 || short_side <= 0) return 1;
+    /* libjpeg's scaled size is ceil(side / d) */
+    while (d < 8 && (short_side + 2 * d - 1) / (2 * d) >= min_short) d *= 2;
+    return d;
 }
 
 /* ---- JPEG ---- */
@@ -77,7 +172,8 @@ static void jpeg_message(j_common_ptr cinfo, int level)
     if (level < 0) jpeg_fail(cinfo);
 }
 
-static rd_status decode_jpeg(const uint8_t *buf, size_t len, const rd_image_limits *lim, rd_image *out, rd_err *err)
+static rd_status decode_jpeg(const uint8_t *buf, size_t len, const rd_image_limits *lim, const rd_decode_opts *o,
+                             rd_image *out, rd_err *err)
 {
     struct jpeg_decompress_struct cinfo;
     jerr_mgr je;
@@ -95,14 +191,31 @@ static rd_status decode_jpeg(const uint8_t *buf, size_t len, const rd_image_limi
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, buf, (unsigned long)len);
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(&cinfo, TRUE);
     st = check_limits(lim, cinfo.image_width, cinfo.image_height, "JPEG", err);
     if (st != RD_OK) goto out;
+    for (jpeg_saved_marker_ptr mk = cinfo.marker_list; mk && !o->no_orient; mk = mk->next)
+        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 6 && !memcmp(mk->data, "Exif\0\0", 6)) {
+            out->orientation = rd_exif_orientation(mk->data + 6, mk->data_length - 6);
+            break;
+        }
     switch (cinfo.jpeg_color_space) {
     case JCS_CMYK:
     case JCS_YCCK: cinfo.out_color_space = JCS_CMYK; break;
     default: cinfo.out_color_space = JCS_RGB; break;
     }
+    {
+        const int sh = cinfo.image_width < cinfo.image_height ? (int)cinfo.image_width : (int)cinfo.image_height;
+        out->scale_denom = rd_image_scale_for(sh, o->min_short);
+        cinfo.scale_num = 1;
+        cinfo.scale_denom = (unsigned)out->scale_denom;
+    }
+    jpeg_calc_output_dimensions(&cinfo);
+    st = check_limits(lim, cinfo.output_width, cinfo.output_height, "decoded JPEG", err);
+    if (st != RD_OK) goto out;
+    out->full_w = (int)cinfo.image_width;
+    out->full_h = (int)cinfo.image_height;
     jpeg_start_decompress(&cinfo);
     {
         const size_t w = cinfo.output_width, h = cinfo.output_height;
@@ -186,7 +299,22 @@ static void png_on_warning(png_structp png, png_const_charp msg)
     (void)msg; /* benign ancillary-chunk warnings (bad iCCP, ...) do not affect pixels */
 }
 
-static rd_status decode_png(const uint8_t *buf, size_t len, const rd_image_limits *lim, rd_image *out, rd_err *err)
+/* The PNG eXIf chunk's orientation (libpng keeps the chunk in info). */
+static int png_orientation(png_structp png, png_infop info)
+{
+#ifdef PNG_eXIf_SUPPORTED
+    png_uint_32 n = 0;
+    png_bytep ex = NULL;
+    if (png_get_eXIf_1(png, info, &n, &ex) && ex) return rd_exif_orientation(ex, n);
+#else
+    (void)png;
+    (void)info;
+#endif
+    return 1;
+}
+
+static rd_status decode_png(const uint8_t *buf, size_t len, const rd_image_limits *lim, const rd_decode_opts *o,
+                            rd_image *out, rd_err *err)
 {
     png_src src = {buf, len, 0, ""};
     png_structp png = NULL;
@@ -236,19 +364,23 @@ static rd_status decode_png(const uint8_t *buf, size_t len, const rd_image_limit
         }
         for (int p = 0; p < passes; p++)
             for (png_uint_32 y = 0; y < h; y++) png_read_row(png, pix + (size_t)y * w * 4, NULL);
-        png_read_end(png, NULL);
-        /* composite alpha on the fixed background, RGBA → RGB in place */
+        png_read_end(png, info); /* an eXIf chunk may follow the image data */
+        if (!o->no_orient) out->orientation = png_orientation(png, info);
+        /* alpha policy, RGBA → RGB in place: composite on the fixed background
+         * or drop the alpha channel */
         uint8_t *d = pix;
+        const int ignore = o->alpha == RD_ALPHA_IGNORE;
         for (size_t i = 0, n = (size_t)w * h; i < n; i++) {
             const uint8_t *s = pix + 4 * i;
-            unsigned a = s[3];
+            unsigned a = ignore ? 255 : s[3];
             for (int c = 0; c < 3; c++) d[3 * i + c] = (uint8_t)((s[c] * a + RD_IMAGE_BG * (255 - a) + 127) / 255);
         }
         row = realloc(pix, (size_t)w * h * 3);
         if (row) pix = row;
         row = NULL;
-        out->w = (int)w;
-        out->h = (int)h;
+        out->w = out->full_w = (int)w;
+        out->h = out->full_h = (int)h;
+        out->scale_denom = 1;
         out->rgb = pix;
         pix = NULL;
     }
@@ -258,26 +390,46 @@ out:
     return st;
 }
 
-rd_status rd_image_decode(const void *buf, size_t len, const rd_image_limits *lim, rd_image *out, rd_err *err)
+rd_status rd_image_decode_opts(const void *buf, size_t len, const rd_image_limits *lim, const rd_decode_opts *o,
+                               rd_image *out, rd_err *err)
 {
-    out->w = out->h = 0;
-    out->rgb = NULL;
+    const rd_decode_opts def = {0, RD_ALPHA_COMPOSITE, 0};
+    rd_status st;
+    memset(out, 0, sizeof *out);
+    if (!o) o = &def;
     if (!buf || len == 0) return rd_err_set(err, RD_ERR_FORMAT, "empty image");
+    out->orientation = 1;
     switch (rd_image_sniff(buf, len)) {
-    case RD_IMG_JPEG: return decode_jpeg(buf, len, lim, out, err);
-    case RD_IMG_PNG: return decode_png(buf, len, lim, out, err);
+    case RD_IMG_JPEG: st = decode_jpeg(buf, len, lim, o, out, err); break;
+    case RD_IMG_PNG: st = decode_png(buf, len, lim, o, out, err); break;
     default: return rd_err_set(err, RD_ERR_UNSUPPORTED, "not a JPEG or PNG image");
     }
+    if (st == RD_OK && out->orientation > 1) st = orient(out, out->orientation, err);
+    if (st != RD_OK) {
+        rd_image_release(out);
+        memset(out, 0, sizeof *out);
+    }
+    return st;
+}
+
+rd_status rd_image_decode(const void *buf, size_t len, const rd_image_limits *lim, rd_image *out, rd_err *err)
+{
+    return rd_image_decode_opts(buf, len, lim, NULL, out, err);
 }
 
 rd_status rd_image_load(const char *path, const rd_image_limits *lim, rd_image *out, rd_err *err)
+{
+    return rd_image_load_opts(path, lim, NULL, out, err);
+}
+
+rd_status rd_image_load_opts(const char *path, const rd_image_limits *lim, const rd_decode_opts *o, rd_image *out,
+                             rd_err *err)
 {
     FILE *f = fopen(path, "rb");
     uint8_t *buf = NULL;
     long n;
     rd_status st;
-    out->rgb = NULL;
-    out->w = out->h = 0;
+    memset(out, 0, sizeof *out);
     if (!f) return rd_err_set(err, RD_ERR_IO, "%s: cannot open", path);
     if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
@@ -294,7 +446,7 @@ rd_status rd_image_load(const char *path, const rd_image_limits *lim, rd_image *
         return rd_err_set(err, buf ? RD_ERR_IO : RD_ERR_NOMEM, "%s: cannot read", path);
     }
     fclose(f);
-    st = rd_image_decode(buf, (size_t)n, lim, out, err);
+    st = rd_image_decode_opts(buf, (size_t)n, lim, o, out, err);
     free(buf);
     if (st != RD_OK) rd_err_prefix(err, "%s", path);
     return st;
@@ -401,38 +553,38 @@ size_t rd_preprocess_scratch(int w, int h, int s)
     return (bytes + sizeof(float) - 1) / sizeof(float) + 64;
 }
 
-rd_status rd_resize_crop_u8(const rd_image *img, int s, uint8_t *out, rd_crop *crop, rd_arena *scratch, rd_err *err)
+/* Resizes img to rw×rh (PIL bicubic) and writes the ow×oh window at
+ * (off_x, off_y) of the result; only that window is computed. */
+static rd_status resize_window(const rd_image *img, int rw, int rh, int off_x, int off_y, int ow, int oh, uint8_t *out,
+                               rd_arena *scratch, rd_err *err)
 {
-    rd_crop c;
     axis ax = {0}, ay = {0};
     rd_status st = RD_OK;
-    if (!img || !img->rgb || img->w < 1 || img->h < 1 || s < 1) return rd_err_set(err, RD_ERR_ARG, "bad image");
-    crop_geometry(img->w, img->h, s, &c);
-    if (axis_init(&ax, img->w, c.resized_w, c.off_x, c.off_x + s) || axis_init(&ay, img->h, c.resized_h, c.off_y, c.off_y + s)) {
+    if (axis_init(&ax, img->w, rw, off_x, off_x + ow) || axis_init(&ay, img->h, rh, off_y, off_y + oh)) {
         st = rd_err_set(err, RD_ERR_NOMEM, "out of memory resizing");
         goto out;
     }
     /* input rows the vertical pass needs */
     int ymin = ay.bounds[0], ymax = 0;
-    for (int i = 0; i < s; i++) {
+    for (int i = 0; i < oh; i++) {
         int e = ay.bounds[2 * i] + ay.bounds[2 * i + 1];
         if (ay.bounds[2 * i] < ymin) ymin = ay.bounds[2 * i];
         if (e > ymax) ymax = e;
     }
     size_t mark = rd_arena_mark(scratch);
-    uint8_t *tmp = rd_arena_alloc(scratch, (size_t)(ymax - ymin) * s * 3 + 1);
+    uint8_t *tmp = rd_arena_alloc(scratch, (size_t)(ymax - ymin) * ow * 3 + 1);
     if (!tmp) {
         st = rd_err_set(err, RD_ERR_INTERNAL, "preprocess scratch too small");
         goto out;
     }
-    const int need_h = c.resized_w != img->w, need_v = c.resized_h != img->h;
-    /* horizontal pass: rows [ymin, ymax) → s columns */
+    const int need_h = rw != img->w, need_v = rh != img->h;
+    /* horizontal pass: rows [ymin, ymax) → ow columns */
     for (int y = ymin; y < ymax; y++) {
         const uint8_t *src = img->rgb + (size_t)y * img->w * 3;
-        uint8_t *dst = tmp + (size_t)(y - ymin) * s * 3;
-        for (int i = 0; i < s; i++) {
+        uint8_t *dst = tmp + (size_t)(y - ymin) * ow * 3;
+        for (int i = 0; i < ow; i++) {
             if (!need_h) {
-                memcpy(dst + 3 * i, src + 3 * (c.off_x + i), 3);
+                memcpy(dst + 3 * i, src + 3 * (off_x + i), 3);
                 continue;
             }
             const int x0 = ax.bounds[2 * i], n = ax.bounds[2 * i + 1];
@@ -450,26 +602,42 @@ rd_status rd_resize_crop_u8(const rd_image *img, int s, uint8_t *out, rd_crop *c
         }
     }
     /* vertical pass */
-    for (int j = 0; j < s; j++) {
-        uint8_t *dst = out + (size_t)j * s * 3;
+    for (int j = 0; j < oh; j++) {
+        uint8_t *dst = out + (size_t)j * ow * 3;
         if (!need_v) {
-            memcpy(dst, tmp + (size_t)(c.off_y + j - ymin) * s * 3, (size_t)s * 3);
+            memcpy(dst, tmp + (size_t)(off_y + j - ymin) * ow * 3, (size_t)ow * 3);
             continue;
         }
         const int y0 = ay.bounds[2 * j], n = ay.bounds[2 * j + 1];
         const int32_t *k = ay.k + (size_t)j * ay.ksize;
-        for (int i = 0; i < s * 3; i++) {
+        for (int i = 0; i < ow * 3; i++) {
             int64_t acc = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < n; y++) acc += (int64_t)tmp[(size_t)(y0 + y - ymin) * s * 3 + i] * k[y];
+            for (int y = 0; y < n; y++) acc += (int64_t)tmp[(size_t)(y0 + y - ymin) * ow * 3 + i] * k[y];
             dst[i] = clip8(acc);
         }
     }
     rd_arena_rewind(scratch, mark);
-    if (crop) *crop = c;
 out:
     axis_free(&ax);
     axis_free(&ay);
     return st;
+}
+
+rd_status rd_resize_crop_u8(const rd_image *img, int s, uint8_t *out, rd_crop *crop, rd_arena *scratch, rd_err *err)
+{
+    rd_crop c;
+    if (!img || !img->rgb || img->w < 1 || img->h < 1 || s < 1) return rd_err_set(err, RD_ERR_ARG, "bad image");
+    crop_geometry(img->w, img->h, s, &c);
+    rd_status st = resize_window(img, c.resized_w, c.resized_h, c.off_x, c.off_y, s, s, out, scratch, err);
+    if (st == RD_OK && crop) *crop = c;
+    return st;
+}
+
+rd_status rd_resize_u8(const rd_image *img, int ow, int oh, uint8_t *out, rd_arena *scratch, rd_err *err)
+{
+    if (!img || !img->rgb || img->w < 1 || img->h < 1 || ow < 1 || oh < 1)
+        return rd_err_set(err, RD_ERR_ARG, "bad image or size");
+    return resize_window(img, ow, oh, 0, 0, ow, oh, out, scratch, err);
 }
 
 rd_status rd_preprocess(const rd_image *img, int s, const float mean[3], const float std[3], float *out,

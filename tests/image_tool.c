@@ -2,6 +2,10 @@
  *   image_tool decode IN OUT.raw            → prints "w h", writes RGB8
  *   image_tool resize IN S OUT.raw          → prints crop geometry, writes S×S×3 RGB8
  *   image_tool mapops IN.raw OUT.raw        → upsample 14×11→224² and blur a 60×45 map (σ=4)
+ *   image_tool decodeopt IN MINSHORT ALPHA NOORIENT OUT.raw
+ *                                           → rd_image_load_opts (ALPHA 0 composite, 1 ignore);
+ *                                             prints "w h full_w full_h orientation scale_denom"
+ *   image_tool resizewh IN W H OUT.raw      → whole-frame resize to W×H (rd_resize_u8)
  * Exit 1 with the error message on stderr when decoding fails. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +73,42 @@ int main(int argc, char **argv)
         free(tmp);
         return 0;
     }
-    fprintf(stderr, "usage: image_tool decode|resize|mapops ...\n");
+    if (argc >= 7 && !strcmp(argv[1], "decodeopt")) {
+        rd_image im;
+        rd_decode_opts o = {atoi(argv[3]), atoi(argv[4]) ? RD_ALPHA_IGNORE : RD_ALPHA_COMPOSITE, atoi(argv[5])};
+        if (rd_image_load_opts(argv[2], &lim, &o, &im, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        FILE *f = fopen(argv[6], "wb");
+        fwrite(im.rgb, 1, (size_t)im.w * im.h * 3, f);
+        fclose(f);
+        printf("%d %d %d %d %d %d\n", im.w, im.h, im.full_w, im.full_h, im.orientation, im.scale_denom);
+        rd_image_release(&im);
+        return 0;
+    }
+    if (argc >= 6 && !strcmp(argv[1], "resizewh")) {
+        rd_image im;
+        rd_arena a;
+        int ow = atoi(argv[3]), oh = atoi(argv[4]);
+        if (rd_image_load(argv[2], &lim, &im, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        if (rd_arena_init(&a, rd_preprocess_scratch(im.w, im.h, ow > oh ? ow : oh) * sizeof(float), &e)) return 1;
+        unsigned char *o = malloc((size_t)ow * oh * 3);
+        if (rd_resize_u8(&im, ow, oh, o, &a, &e)) {
+            fprintf(stderr, "%s\n", e.msg);
+            return 1;
+        }
+        FILE *f = fopen(argv[5], "wb");
+        fwrite(o, 1, (size_t)ow * oh * 3, f);
+        fclose(f);
+        free(o);
+        rd_arena_release(&a);
+        rd_image_release(&im);
+        return 0;
+    }
+    fprintf(stderr, "usage: image_tool decode|resize|mapops|decodeopt|resizewh ...\n");
     return 2;
 }
