@@ -3,9 +3,13 @@
  * For each class, every test image's backbone features are extracted once;
  * then for each shot count k and seed, k references are drawn from
  * train/good (seeded, reproducible), each scorer builds its reference state
- * (ResAD refset or the knn memory bank) and scores all test features.  Maps
- * are compared with the ground-truth masks at the model's S×S crop geometry
- * (masks resized nearest, like the images), as the papers do.  Output: a table
+ * (ResAD refset or the knn memory bank) and scores all test features.  Pixel
+ * metrics are over the entire frame at the masks' own geometry: each map is
+ * projected from the working grid onto the frame (rd_eval_map_to_frame);
+ * frame pixels the pipeline did not inspect (outside a centre crop, an ROI,
+ * padding) are kept and scored as the lowest inspected value, and the
+ * inspected fraction is reported per class.  Image metrics use the
+ * pipeline's whole-frame image score.  Output: a table
  * per class and the mean ± std over seeds on stdout, a progress line on
  * stderr, and with --json a machine-readable file. */
 #include <errno.h>
@@ -33,7 +37,7 @@ static const char *const metric_keys[M_COUNT] = {"image_auroc", "pixel_auroc", "
 static const char *const metric_short[M_COUNT] = {"I-AUROC", "P-AUROC", "PRO", "I-F1", "P-F1", "P-AP"};
 
 typedef struct eval_opts {
-    const char *data, *classes, *json_out, *backbone;
+    const char *data, *classes, *json_out, *backbone, *dump;
     int shots[8], nshots;
     int seeds;
     int scorers[SC_COUNT], nscorers;
@@ -54,7 +58,7 @@ static void eval_usage(FILE *f)
     fputs("usage: resad eval --data DIR [--classes A,B|known|unseen] [--shots 2,4,8] [--seeds N]\n"
           "                  [--scorer resad|residual-norm|knn|all] [--model FILE|none]\n"
           "                  [--backbone FILE] [--json OUT] [--max-test N] [--size S]\n"
-          "                  [--topk F] [--threads N]\n"
+          "                  [--topk F] [--threads N] [--dump DIR]\n"
           "\n"
           "Few-shot evaluation: for each class and seed, k references are drawn from\n"
           "train/good and every test image is scored; prints image/pixel AUROC, PRO,\n"
@@ -67,6 +71,10 @@ static void eval_usage(FILE *f)
           "--model none (or a --backbone/--size other than the default) leaves the\n"
           "learned model out.  --topk F: image score = mean of the top fraction F of the\n"
           "map instead of its max.\n"
+          "Pixel metrics are over the whole frame at the masks' geometry; pixels the\n"
+          "pipeline did not inspect count as the map's lowest inspected value, and the\n"
+          "inspected share is printed.  --dump DIR writes each run's image scores and\n"
+          "whole-frame maps (DIR/CLASS.SCORER.kK.sSEED.{json,maps.f32,gt.u8}).\n"
           "Defaults: every class, --shots 4, --seeds 1, --scorer = the shipped model's\n"
           "(resad; residual-norm without a model).\n",
           f);
@@ -104,6 +112,7 @@ static uint64_t hash_str(const char *s)
 
 typedef struct class_result {
     double m[SC_COUNT][8][M_COUNT][16]; /* scorer, shot index, metric, seed */
+    double inspected;                   /* mean fraction of each test frame's pixels inspected */
 } class_result;
 
 static double mean_of(const double *v, int n, double *sd)
@@ -116,47 +125,128 @@ static double mean_of(const double *v, int n, double *sd)
     return m;
 }
 
+/* The working grid of f's maps and where it lies in the frame: the whole
+ * frame (geometry.h's view) once the pipeline inspects it, else the S×S centre
+ * crop of torchvision's Resize + CenterCrop. */
+static void grid_of(const rd_feats *f, int S, rd_eval_grid *g)
+{
+#ifdef RD_GEOMETRY_H
+    const rd_view *v = &f->view;
+    (void)S;
+    g->map_w = f->geo.work_w;
+    g->map_h = f->geo.work_h;
+    g->src_x = v->src_x, g->src_y = v->src_y, g->src_w = v->src_w, g->src_h = v->src_h;
+    g->dst_x = v->dst_x, g->dst_y = v->dst_y, g->dst_w = v->dst_w, g->dst_h = v->dst_h;
+#else
+    const rd_crop *c = &f->crop;
+    g->map_w = g->map_h = S;
+    g->src_x = c->x / f->img_w, g->src_y = c->y / f->img_h, g->src_w = c->w / f->img_w, g->src_h = c->h / f->img_h;
+    g->dst_x = g->dst_y = 0, g->dst_w = g->dst_h = S;
+#endif
+}
+
+/* --dump: one run's image scores and whole-frame maps for checking the
+ * metrics outside (tests/test_eval.py recomputes them with sklearn):
+ * DIR/CLASS.SCORER.kK.sSEED.json (scores, labels, per-image w/h, inspected
+ * fraction, metrics) + .maps.f32 and .gt.u8 (concatenated, row-major). */
+static rd_status dump_run(const char *dir, const char *cls, const char *scorer, int k, int seed, int n,
+                          const float *scores, const uint8_t *labels, const int *fw, const int *fh,
+                          const double *insp, const float *maps, const uint8_t *gt, size_t total, const double *mv,
+                          rd_err *err)
+{
+    char base[4096], path[4200];
+    snprintf(base, sizeof base, "%s/%s.%s.k%d.s%d", dir, cls, scorer, k, seed);
+    json_t *j = json_object(), *js = json_array(), *jl = json_array(), *jw = json_array(), *jh = json_array(),
+           *ji = json_array(), *jm = json_object();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(js, json_real(scores[i]));
+        json_array_append_new(jl, json_integer(labels[i]));
+        json_array_append_new(jw, json_integer(fw[i]));
+        json_array_append_new(jh, json_integer(fh[i]));
+        json_array_append_new(ji, json_real(insp[i]));
+    }
+    for (int mi = 0; mi < M_COUNT; mi++) json_object_set_new(jm, metric_keys[mi], json_real(mv[mi]));
+    json_object_set_new(j, "scores", js);
+    json_object_set_new(j, "labels", jl);
+    json_object_set_new(j, "w", jw);
+    json_object_set_new(j, "h", jh);
+    json_object_set_new(j, "inspected", ji);
+    json_object_set_new(j, "metrics", jm);
+    snprintf(path, sizeof path, "%s.json", base);
+    int bad = json_dump_file(j, path, JSON_REAL_PRECISION(9)) != 0;
+    json_decref(j);
+    snprintf(path, sizeof path, "%s.maps.f32", base);
+    FILE *f = bad ? NULL : fopen(path, "wb");
+    bad = !f || fwrite(maps, sizeof(float), total, f) != total;
+    if (f && fclose(f) != 0) bad = 1;
+    snprintf(path, sizeof path, "%s.gt.u8", base);
+    f = bad ? NULL : fopen(path, "wb");
+    bad = bad || !f || fwrite(gt, 1, total, f) != total;
+    if (f && fclose(f) != 0) bad = 1;
+    return bad ? rd_err_set(err, RD_ERR_IO, "--dump: cannot write %s", path) : RD_OK;
+}
+
 static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w, const rd_model *ml,
                             rd_worker *wl, const rd_ds_class *c, class_result *cr, int ci, int nclasses,
                             double t_start, rd_err *err)
 {
     const rd_model_info *in = rd_model_get_info(m);
     const int S = in->size;
-    const size_t ss = (size_t)S * S;
     rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
+    /* images decoded at reduced scale where much larger than the working size */
+    const rd_decode_opts dopt = {S, RD_ALPHA_COMPOSITE, 0};
     int nt = c->ntest < o->max_test || o->max_test <= 0 ? c->ntest : o->max_test;
     rd_feats **tf = calloc((size_t)nt, sizeof *tf);
     rd_feats **trf = calloc((size_t)c->ntrain, sizeof *trf);
-    uint8_t *gt = malloc((size_t)nt * ss);
+    /* whole-frame geometry of each test image: its mask's, else its own (displayed, full scale) */
+    int *fw = calloc((size_t)nt, sizeof(int)), *fh = calloc((size_t)nt, sizeof(int));
+    size_t *off = calloc((size_t)nt + 1, sizeof(size_t));
+    double *insp = calloc((size_t)nt, sizeof(double));
+    uint8_t *gt = NULL;
     uint8_t *labels = malloc((size_t)nt);
-    float *maps = malloc((size_t)nt * ss * sizeof(float));
+    float *maps = NULL, *gmap = NULL;
+    size_t gmax = 0;
     float *iscores = malloc((size_t)nt * sizeof(float));
     rd_status st = RD_OK;
-    if (!tf || !trf || !gt || !labels || !maps || !iscores) {
-        st = rd_err_set(err, RD_ERR_NOMEM, "out of memory evaluating %s", c->name);
-        goto out;
-    }
+    if (!tf || !trf || !fw || !fh || !off || !insp || !labels || !iscores) goto nomem;
     for (int i = 0; i < nt; i++) {
         rd_image img = {0}, mk = {0};
         const rd_ds_item *it = &c->test[i];
-        st = rd_image_load(it->image, &lim, &img, err);
+        st = rd_image_load_opts(it->image, &lim, &dopt, &img, err);
         if (st == RD_OK) st = rd_extract(m, w, &img, &tf[i], NULL, err);
+        rd_image_full_size(&img, &fw[i], &fh[i]);
         rd_image_release(&img);
         if (st != RD_OK) goto out;
         labels[i] = (uint8_t)it->label;
+        rd_eval_grid g;
+        grid_of(tf[i], S, &g);
+        if ((size_t)g.map_w * g.map_h > gmax) gmax = (size_t)g.map_w * g.map_h;
         if (it->label && it->mask) {
             st = rd_image_load(it->mask, &lim, &mk, err);
             if (st != RD_OK) goto out;
-            rd_mask_to_crop(&mk, &tf[i]->crop, gt + (size_t)i * ss);
+            fw[i] = mk.w, fh[i] = mk.h;
+        }
+        off[i + 1] = off[i] + (size_t)fw[i] * fh[i];
+        uint8_t *ng = realloc(gt, off[i + 1]);
+        if (!ng) {
+            rd_image_release(&mk);
+            goto nomem;
+        }
+        gt = ng;
+        if (mk.rgb) {
+            for (size_t p = 0, np = (size_t)fw[i] * fh[i]; p < np; p++) gt[off[i] + p] = mk.rgb[3 * p] > 127;
             rd_image_release(&mk);
         } else {
             /* a defect without a mask counts as fully anomalous; normals as clean */
-            memset(gt + (size_t)i * ss, it->label ? 1 : 0, ss);
+            memset(gt + off[i], it->label ? 1 : 0, off[i + 1] - off[i]);
         }
         if (isatty(2) || i % 16 == 0)
             fprintf(stderr, "\reval: class %d/%d %s: features %d/%d  (%.0f s)   ", ci + 1, nclasses, c->name, i + 1,
                     nt, now_s() - t_start);
     }
+    maps = malloc(off[nt] * sizeof(float) + 1);
+    gmap = malloc(gmax * sizeof(float) + 1);
+    if (!maps || !gmap) goto nomem;
     for (int si = 0; si < o->nshots; si++) {
         int k = o->shots[si];
         if (k > c->ntrain) {
@@ -178,7 +268,7 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
                 int idx = perm[r];
                 if (!trf[idx]) {
                     rd_image img = {0};
-                    st = rd_image_load(c->train[idx], &lim, &img, err);
+                    st = rd_image_load_opts(c->train[idx], &lim, &dopt, &img, err);
                     if (st == RD_OK) st = rd_extract(m, w, &img, &trf[idx], NULL, err);
                     rd_image_release(&img);
                     if (st != RD_OK) goto out;
@@ -197,31 +287,43 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
                     st = err->code;
                     goto out;
                 }
+                double insp_sum = 0;
                 for (int i = 0; i < nt && st == RD_OK; i++) {
+                    rd_eval_grid g;
+                    grid_of(tf[i], S, &g);
                     if (sc != SC_KNN) {
                         rd_result res;
                         st = rd_inspect_feats(sm, sw, rset, tf[i], NAN, &res, err);
                         if (st == RD_OK) {
-                            memcpy(maps + (size_t)i * ss, res.map, ss * sizeof(float));
+                            insp[i] = rd_eval_map_to_frame(res.map, &g, fw[i], fh[i], maps + off[i]);
                             iscores[i] = res.score;
                             rd_result_release(&res);
                         }
                     } else {
-                        st = rd_knn_score(m, bank, tf[i], maps + (size_t)i * ss, &iscores[i], err);
+                        st = rd_knn_score(m, bank, tf[i], gmap, g.map_w, g.map_h, &iscores[i], err);
+                        if (st == RD_OK) insp[i] = rd_eval_map_to_frame(gmap, &g, fw[i], fh[i], maps + off[i]);
                     }
+                    insp_sum += insp[i];
                 }
                 rd_refset_unref(rset);
                 rd_knn_free(bank);
                 if (st != RD_OK) goto out;
                 double mv[M_COUNT];
-                st = rd_eval_metrics(iscores, labels, maps, gt, nt, S, S, mv, err);
+                st = rd_eval_metrics(iscores, labels, maps, gt, nt, fh, fw, mv, err);
+                if (st == RD_OK && o->dump)
+                    st = dump_run(o->dump, c->name, scorer_names[sc], k, seed, nt, iscores, labels, fw, fh, insp, maps,
+                                  gt, off[nt], mv, err);
                 if (st != RD_OK) goto out;
                 for (int mi = 0; mi < M_COUNT; mi++) cr->m[sc][si][mi][seed] = mv[mi];
+                cr->inspected = insp_sum / nt;
                 fprintf(stderr, "\reval: class %d/%d %s: %s k=%d seed %d: image AUROC %.3f  (%.0f s)      ", ci + 1,
                         nclasses, c->name, scorer_names[sc], k, seed, mv[M_IMG_AUROC], now_s() - t_start);
             }
         }
     }
+    goto out;
+nomem:
+    st = rd_err_set(err, RD_ERR_NOMEM, "out of memory evaluating %s", c->name);
 out:
     if (tf)
         for (int i = 0; i < nt; i++) rd_feats_free(tf[i]);
@@ -229,9 +331,14 @@ out:
         for (int i = 0; i < c->ntrain; i++) rd_feats_free(trf[i]);
     free(tf);
     free(trf);
+    free(fw);
+    free(fh);
+    free(off);
+    free(insp);
     free(gt);
     free(labels);
     free(maps);
+    free(gmap);
     free(iscores);
     return st;
 }
@@ -261,6 +368,7 @@ int rd_cli_eval(int argc, char **argv)
         if (!strcmp(a, "--data")) o.data = v;
         else if (!strcmp(a, "--classes")) o.classes = v;
         else if (!strcmp(a, "--json")) o.json_out = v;
+        else if (!strcmp(a, "--dump")) o.dump = v;
         else if (!strcmp(a, "--backbone")) o.mo.backbone_path = v;
         else if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--shots")) {
@@ -389,7 +497,9 @@ int rd_cli_eval(int argc, char **argv)
             json_object_set_new(root, "model", json_string(o.model));
             json_object_set_new(root, "model_sha256", json_string(rd_model_get_info(ml)->model_sha256));
         }
-        printf("backbone %s, S=%d, %d seed(s); mean ± std over seeds\n", in->arch, in->size, o.seeds);
+        printf("backbone %s, S=%d, %d seed(s); mean ± std over seeds; pixel metrics over the whole frame at the "
+               "masks' geometry, \"inspected\" = share of frame pixels the pipeline inspected\n",
+               in->arch, in->size, o.seeds);
         for (int sci = 0; sci < o.nscorers; sci++) {
             int sc = o.scorers[sci];
             for (int si = 0; si < o.nshots; si++) {
@@ -397,7 +507,7 @@ int rd_cli_eval(int argc, char **argv)
                 double cls_mean[M_COUNT][256];
                 printf("\n== scorer %s, %d-shot\n%-20s", scorer_names[sc], o.shots[si], "class");
                 for (int mi = 0; mi < M_COUNT; mi++) printf(" %15s", metric_short[mi]);
-                printf("\n");
+                printf(" %9s\n", "inspected");
                 for (int ci = 0; ci < ds->nclasses; ci++) {
                     json_t *cj = json_object();
                     printf("%-20s", ds->classes[ci].name);
@@ -410,7 +520,8 @@ int rd_cli_eval(int argc, char **argv)
                         snprintf(key, sizeof key, "%s_std", metric_keys[mi]);
                         json_object_set_new(cj, key, json_real(sd));
                     }
-                    printf("\n");
+                    printf(" %8.1f%%\n", 100 * cr[ci].inspected);
+                    json_object_set_new(cj, "inspected_frac", json_real(cr[ci].inspected));
                     json_object_set_new(per, ds->classes[ci].name, cj);
                 }
                 printf("%-20s", "mean");
@@ -429,7 +540,10 @@ int rd_cli_eval(int argc, char **argv)
                     snprintf(key, sizeof key, "%s_std", metric_keys[mi]);
                     json_object_set_new(overall, key, json_real(sd));
                 }
-                printf("\n");
+                double insp = 0;
+                for (int ci = 0; ci < ds->nclasses; ci++) insp += cr[ci].inspected / ds->nclasses;
+                printf(" %8.1f%%\n", 100 * insp);
+                json_object_set_new(overall, "inspected_frac", json_real(insp));
                 (void)cls_mean;
                 json_object_set_new(run, "scorer", json_string(scorer_names[sc]));
                 json_object_set_new(run, "shots", json_integer(o.shots[si]));

@@ -79,10 +79,17 @@ rd_knn *rd_knn_new(const rd_model *m, rd_feats *const *refs, int k, rd_err *err)
     }
     b->la = in->nlevels >= 2 ? in->nlevels - 2 : 0;
     b->lb = in->nlevels - 1;
-    b->h = in->level_h[b->la];
-    b->w = in->level_w[b->la];
+    /* the grid is the references' own (any working geometry), all alike */
+    b->h = refs[0]->h[b->la];
+    b->w = refs[0]->w[b->la];
     b->c = in->level_c[b->la] + (b->lb != b->la ? in->level_c[b->lb] : 0);
     if (b->lb == b->la) b->c = in->level_c[b->la];
+    for (int i = 0; i < k; i++)
+        if (refs[i]->h[b->la] != b->h || refs[i]->w[b->la] != b->w) {
+            rd_err_set(err, RD_ERR_MISMATCH, "knn: reference %d has a %dx%d grid, reference 1 %dx%d", i + 1,
+                       refs[i]->w[b->la], refs[i]->h[b->la], b->w, b->h);
+            goto fail;
+        }
     for (int i = 0; i < k; i++) {
         pt[i] = patches(b, refs[i]);
         if (!pt[i]) goto nomem;
@@ -108,11 +115,14 @@ void rd_knn_free(rd_knn *b)
     free(b);
 }
 
-rd_status rd_knn_score(const rd_model *m, const rd_knn *b, const rd_feats *f, float *map, float *score,
-                       rd_err *err)
+rd_status rd_knn_score(const rd_model *m, const rd_knn *b, const rd_feats *f, float *map, int map_w, int map_h,
+                       float *score, rd_err *err)
 {
-    const rd_model_info *in = rd_model_get_info(m);
-    const size_t n = (size_t)b->h * b->w, ss = (size_t)in->size * in->size;
+    const size_t n = (size_t)b->h * b->w, ss = (size_t)map_w * map_h;
+    (void)m;
+    if (f->h[b->la] != b->h || f->w[b->la] != b->w || map_w < 1 || map_h < 1)
+        return rd_err_set(err, RD_ERR_MISMATCH, "knn: image grid %dx%d, references %dx%d", f->w[b->la], f->h[b->la],
+                          b->w, b->h);
     float *q = patches(b, f), *d2 = malloc(n * sizeof(float)), *tmp = malloc(ss * sizeof(float));
     int32_t *idx = malloc(n * sizeof(int32_t));
     rd_arena a = {0};
@@ -126,8 +136,8 @@ rd_status rd_knn_score(const rd_model *m, const rd_knn *b, const rd_feats *f, fl
     st = rd_pool_nearest(b->bank, q, n, idx, d2, NULL, &a, err);
     if (st != RD_OK) goto out;
     for (size_t i = 0; i < n; i++) d2[i] = sqrtf(d2[i]);
-    rd_upsample_bilinear_ac(d2, b->h, b->w, map, in->size, in->size);
-    rd_gauss_blur(map, in->size, in->size, 4.0f, tmp);
+    rd_upsample_bilinear_ac(d2, b->h, b->w, map, map_h, map_w);
+    rd_gauss_blur(map, map_h, map_w, 4.0f, tmp);
     *score = map[0];
     for (size_t i = 1; i < ss; i++)
         if (map[i] > *score) *score = map[i];

@@ -8,7 +8,9 @@
  * averaged over its 3×3 neighbourhood ("locally aware" patches, zero padding
  * counted like torch's AvgPool2d(3, 1, 1)); the map is the L2 distance to the
  * nearest memory-bank patch, upsampled to S×S and blurred like ResAD's map,
- * with no per-class calibration.  Every later result is shown against it. */
+ * with no per-class calibration.  Every later result is shown against it.
+ * The patch grid is the references' own, so any working geometry (square or
+ * the whole frame) works; queries must share it. */
 #ifndef RD_KNN_H
 #define RD_KNN_H
 
@@ -20,8 +22,9 @@ typedef struct rd_knn rd_knn;
 rd_knn *rd_knn_new(const rd_model *m, rd_feats *const *refs, int k, rd_err *err);
 void rd_knn_free(rd_knn *b);
 
-/* map: S×S floats (caller's); returns the image score (max) in *score. */
-rd_status rd_knn_score(const rd_model *m, const rd_knn *b, const rd_feats *f, float *map, float *score,
-                       rd_err *err) RD_WARN_UNUSED;
+/* map: map_w×map_h floats (caller's: the working grid, the same the ResAD
+ * map covers); returns the image score (max) in *score. */
+rd_status rd_knn_score(const rd_model *m, const rd_knn *b, const rd_feats *f, float *map, int map_w, int map_h,
+                       float *score, rd_err *err) RD_WARN_UNUSED;
 
 #endif

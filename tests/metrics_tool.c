@@ -4,11 +4,16 @@
  * then u32 n_maps, u32 w, u32 h, and per map w*h f32 scores followed by w*h u8 mask.
  * Prints the metrics as one JSON object (NaN as the bare token NaN, which
  * Python's json module accepts); on an accumulator error prints the message on
- * stderr and exits 2. */
+ * stderr and exits 2.
+ *   metrics_tool --frame FIXTURE OUT
+ * FIXTURE: u32 map_w, map_h, 8 f64 (src x y w h, dst x y w h), u32 fw, fh, then
+ * map_w*map_h f32: rd_eval_map_to_frame (cli/eval_metrics.c) writes fw*fh f32
+ * to OUT and prints the inspected fraction. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/eval.h"
 #include "metrics.h"
 #include "testutil.h"
 
@@ -26,8 +31,40 @@ static int rd_u32(const unsigned char *b, size_t len, size_t *off, uint32_t *v)
     return 1;
 }
 
+static int frame_mode(const char *in, const char *outp)
+{
+    size_t len, off = 0;
+    unsigned char *b = rd_read_file(in, &len);
+    rd_eval_grid g;
+    uint32_t mw, mh, fw, fh;
+    double d[8];
+    if (!b || !rd_u32(b, len, &off, &mw) || !rd_u32(b, len, &off, &mh) || off + sizeof d > len) goto bad;
+    memcpy(d, b + off, sizeof d);
+    off += sizeof d;
+    if (!rd_u32(b, len, &off, &fw) || !rd_u32(b, len, &off, &fh) || off + (size_t)mw * mh * 4 > len) goto bad;
+    g.map_w = (int)mw, g.map_h = (int)mh;
+    g.src_x = d[0], g.src_y = d[1], g.src_w = d[2], g.src_h = d[3];
+    g.dst_x = d[4], g.dst_y = d[5], g.dst_w = d[6], g.dst_h = d[7];
+    float *map = malloc((size_t)mw * mh * 4), *out = malloc((size_t)fw * fh * 4);
+    memcpy(map, b + off, (size_t)mw * mh * 4);
+    double insp = rd_eval_map_to_frame(map, &g, (int)fw, (int)fh, out);
+    FILE *f = fopen(outp, "wb");
+    fwrite(out, 4, (size_t)fw * fh, f);
+    fclose(f);
+    printf("%.17g\n", insp);
+    free(map);
+    free(out);
+    free(b);
+    return 0;
+bad:
+    fprintf(stderr, "%s: bad frame fixture\n", in);
+    free(b);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[1], "--frame")) return frame_mode(argv[2], argv[3]);
     if (argc < 2) {
         fprintf(stderr, "usage: metrics_tool FIXTURE [MAX_PIXELS]\n");
         return 1;

@@ -9,6 +9,13 @@ knn).  Checks the JSON has every metric for every class and overall, all in
 (image AUROC well above chance); that the default scorer is the shipped
 model's and --model none / --scorer pick the others; bad arguments and a
 missing class give clear errors.  (The real benchmark is `make eval`.)
+
+Whole frame: a camera-shaped class (320×180 frames, 16:9) whose scratches lie
+within 24 px of the left or right border — outside any centred square —
+evaluated with --dump: every map is at the mask's geometry (320×180), every
+frame pixel is inspected, the pixel and image metrics in the JSON equal
+sklearn's roc_auc_score / average_precision_score recomputed from the dumped
+whole-frame maps and scores, and the border scratches are found.
 """
 import io, json, os, random, subprocess, sys, tempfile, zipfile
 
@@ -55,6 +62,69 @@ def make_dataset(root):
             m.save(f"{root}/{cls}/ground_truth/scratch/{i:03d}_mask.png")
 
 
+def make_camera_dataset(root):
+    """One 16:9 class; each defect is a scratch hugging the left or right border."""
+    z = zipfile.ZipFile(PK3)
+    src = Image.open(io.BytesIO(z.read("textures/acc_dm5/rust.jpg"))).convert("RGB")
+    src = src.resize((src.width * 3, src.height * 3), Image.BICUBIC)
+    rng = random.Random(2)
+    W, H, w, h = src.width, src.height, 320, 180
+
+    def crop():
+        x, y = rng.randrange(0, W - w + 1), rng.randrange(0, H - h + 1)
+        return src.crop((x, y, x + w, y + h))
+
+    for d in ["train/good", "test/good", "test/scratch", "ground_truth/scratch"]:
+        os.makedirs(f"{root}/edge/{d}", exist_ok=True)
+    for i in range(4):
+        crop().save(f"{root}/edge/train/good/{i:03d}.png")
+    for i in range(4):
+        crop().save(f"{root}/edge/test/good/{i:03d}.png")
+    for i in range(6):
+        im, m = crop(), Image.new("L", (w, h), 0)
+        x = rng.randrange(4, 16) if i % 2 else rng.randrange(w - 20, w - 8)
+        y = rng.randrange(20, 100)
+        ImageDraw.Draw(im).line([(x, y), (x + 3, y + 60)], fill=(245, 245, 235), width=5)
+        ImageDraw.Draw(m).line([(x, y), (x + 3, y + 60)], fill=255, width=5)
+        im.save(f"{root}/edge/test/scratch/{i:03d}.png")
+        m.save(f"{root}/edge/ground_truth/scratch/{i:03d}_mask.png")
+
+
+def check_whole_frame(tmp):
+    import numpy as np
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    make_camera_dataset(tmp + "/cam")
+    dump = tmp + "/dump"
+    os.makedirs(dump)
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/cam", "--shots", "4", "--scorer", "all", "--dump", dump,
+                        "--json", tmp + "/cam.json"], capture_output=True, text=True, timeout=600)
+    check(p.returncode == 0, f"camera eval failed: {p.stderr[-2000:]}")
+    if p.returncode:
+        return
+    print(p.stdout, file=sys.stderr)
+    r = json.load(open(tmp + "/cam.json"))
+    for run in r["runs"]:
+        check(run["overall"]["inspected_frac"] > 0.999, f"{run['scorer']}: only {run['overall']['inspected_frac']:.3f}"
+              " of the frame inspected")
+        base = f"{dump}/edge.{run['scorer']}.k4.s0"
+        d = json.load(open(base + ".json"))
+        n = len(d["scores"])
+        check(d["w"] == [320] * n and d["h"] == [180] * n, f"{run['scorer']}: maps not at the masks' geometry")
+        maps = np.fromfile(base + ".maps.f32", "<f4")
+        gt = np.fromfile(base + ".gt.u8", np.uint8)
+        check(maps.size == gt.size == n * 320 * 180, f"{run['scorer']}: dump sizes")
+        want = {"image_auroc": roc_auc_score(d["labels"], d["scores"]), "pixel_auroc": roc_auc_score(gt, maps),
+                "pixel_ap": average_precision_score(gt, maps)}
+        for k, v in want.items():
+            check(abs(run["overall"][k] - v) < 1e-6 and abs(d["metrics"][k] - v) < 1e-6,
+                  f"{run['scorer']} {k}: eval {run['overall'][k]:.6f}, sklearn {v:.6f}")
+        print(f"whole frame, {run['scorer']}: image AUROC {want['image_auroc']:.3f}, pixel AUROC "
+              f"{want['pixel_auroc']:.3f} (sklearn, equal to eval's)", file=sys.stderr)
+        if run["scorer"] != "knn":
+            check(want["image_auroc"] >= 0.75, f"{run['scorer']}: border scratches missed "
+                  f"(image AUROC {want['image_auroc']:.3f})")
+
+
 def main():
     if not os.path.exists(PK3):
         return 77
@@ -97,6 +167,7 @@ def main():
     check(p.returncode == 2, "bad --shots accepted")
     p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--shots", "9"], capture_output=True, text=True)
     check(p.returncode == 1 and "train/good" in p.stderr, f"too many shots: {p.stderr[-300:]}")
+    check_whole_frame(tmp)
     return 1 if fails else 0
 
 

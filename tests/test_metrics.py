@@ -9,6 +9,13 @@ match sklearn's roc_auc_score, average_precision_score and the F1 maximum over
 precision_recall_curve to 1e-6; PRO must match the reference below (MVTec AD's
 definition, written independently: threshold by threshold) to 1e-6.  Limits
 and non-finite scores must be reported as errors (exit 2), not crashes.
+
+Whole-frame projection (cli/eval_metrics.c rd_eval_map_to_frame, what `resad
+eval` uses to score maps at the masks' geometry): identity = the map itself;
+a frame twice the grid = scipy.ndimage.map_coordinates(order=1, mode="nearest")
+at the pixel centres; a centre-crop grid on a 3:2 frame inspects 2/3 of the
+frame and scores every uninspected pixel as the lowest inspected value; a
+padded grid never blends its padding into the frame.
 """
 import json, os, struct, subprocess, sys, tempfile, warnings
 
@@ -144,6 +151,50 @@ def blobs(rng, h, w, n):
     return k
 
 
+def project(tmp, m, src, dst, fw, fh):
+    path = os.path.join(tmp, "frame.bin")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<II", m.shape[1], m.shape[0]) + struct.pack("<8d", *src, *dst) +
+                struct.pack("<II", fw, fh) + np.asarray(m, "<f4").tobytes())
+    p = subprocess.run([TOOL, "--frame", path, path + ".out"], capture_output=True, text=True)
+    check(p.returncode == 0, f"--frame: {p.stderr}")
+    out = np.frombuffer(open(path + ".out", "rb").read(), "<f4").reshape(fh, fw)
+    return out, float(p.stdout)
+
+
+def frame_cases(tmp, rng):
+    m = rng.normal(0, 1, (14, 22)).astype(np.float32)
+    out, insp = project(tmp, m, (0, 0, 1, 1), (0, 0, 22, 14), 22, 14)
+    check(insp == 1.0 and np.array_equal(out, m), "frame: identity projection")
+    out, insp = project(tmp, m, (0, 0, 1, 1), (0, 0, 22, 14), 44, 28)
+    yy, xx = np.mgrid[0:28, 0:44]
+    ref = nd.map_coordinates(m.astype(np.float64), [(yy + 0.5) / 2 - 0.5, (xx + 0.5) / 2 - 0.5], order=1,
+                             mode="nearest")
+    d = np.abs(out - ref).max()
+    check(insp == 1.0 and d < 1e-5, f"frame: 2x projection differs from scipy by {d}")
+    # today's centre crop: a 300x200 frame, the S x S map covers columns 50..249
+    sq = rng.normal(0, 1, (16, 16)).astype(np.float32)
+    out, insp = project(tmp, sq, (50 / 300, 0, 200 / 300, 1), (0, 0, 16, 16), 300, 200)
+    inside = out[:, 50:250]
+    check(abs(insp - 2 / 3) < 1e-9, f"frame: crop inspected fraction {insp}, want 2/3")
+    check(np.all(out[:, :50] == inside.min()) and np.all(out[:, 250:] == inside.min()),
+          "frame: uninspected pixels are not the lowest inspected value")
+    gy, gx = np.mgrid[0:200, 0:200]
+    ref = nd.map_coordinates(sq.astype(np.float64), [(gy + 0.5) * 16 / 200 - 0.5, (gx + 0.5) * 16 / 200 - 0.5],
+                             order=1, mode="nearest")
+    check(np.abs(inside - ref).max() < 1e-5, "frame: crop projection differs from scipy")
+    # a padded grid: rows 0..3 and 12..15 are padding holding huge values
+    pad = sq.copy()
+    pad[:4] = 1e6
+    pad[12:] = 1e6
+    out, insp = project(tmp, pad, (0, 0, 1, 1), (0, 4, 16, 8), 160, 80)
+    check(insp == 1.0 and out.max() <= sq[4:12].max() + 1e-6, "frame: padding blended into the frame")
+    # nothing inspected: the map's minimum everywhere
+    out, insp = project(tmp, sq, (2, 2, 1, 1), (0, 0, 16, 16), 30, 20)
+    check(insp == 0.0 and np.all(out == sq.min()), "frame: nothing inspected")
+    print("frame projection: identity, 2x, crop (2/3 inspected), padding, nothing inspected: checked")
+
+
 def main():
     warnings.simplefilter("ignore")
     tmp = tempfile.mkdtemp(prefix="rd-metrics-")
@@ -199,6 +250,7 @@ def main():
     write_fixture(path, [np.inf], [0], nm, nk)
     rc, _, err = run(path)
     check(rc == 2, f"inf image score accepted: rc={rc} {err}")
+    frame_cases(tmp, rng)
     print(f"worst |C - reference| = {worst:.3g}")
     print("ok" if not fails else f"{fails} failures")
     return 1 if fails else 0
