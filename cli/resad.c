@@ -21,6 +21,7 @@
 #include "eval.h"
 #include "train_cmd.h"
 #include "heatmap.h"
+#include "geometry.h"
 #include "image.h"
 #include "resad.h"
 
@@ -40,7 +41,8 @@ typedef struct cli {
     int fail_on_anomaly;
     int verbose;
     int pretty;
-    int custom; /* --levels/--size/--metric/--residual given: no default model */
+    int custom; /* --levels/--metric/--residual given: no default model */
+    rd_geo_opts geo; /* --size, --fit, --roi, --tile, --alpha: the class geometry */
 } cli;
 
 static void usage(FILE *f)
@@ -60,7 +62,10 @@ static void usage(FILE *f)
         "  --ref IMG...        normal reference images (JPEG/PNG), at least 2\n"
         "  --image IMG...      images to score (JPEG/PNG)\n"
         "  --shots N           use only the first N references (default: all)\n"
-        "  --heatmap DIR       write DIR/<name>.overlay.png, .raw.png, .mask.png\n"
+        "  --heatmap DIR       write DIR/<name>.overlay.png, .raw.png, .mask.png; <name> is\n"
+        "                      the image's path below the directory all --image paths\n"
+        "                      share (test/bent/000.jpg and test/missing_part/000.jpg\n"
+        "                      give bent/000.* and missing_part/000.*), never overwritten\n"
         "  --threshold T       decision threshold (default: calibrated from the references)\n"
         "  --fail-on-anomaly   exit 4 if any image is anomalous\n"
         "  --backbone FILE     backbone weights (.safetensors); default: the shipped\n"
@@ -71,7 +76,16 @@ static void usage(FILE *f)
         "                      none, --backbone, --levels, --size, --metric or\n"
         "                      --residual without --model: the residual-norm scorer\n"
         "  --levels CSV        feature levels, e.g. layer1,layer2,layer3 (ResNets)\n"
-        "  --size S            input size (default 224; 256 and 320 work)\n"
+        "  --size S            working short side (default 224; e.g. 320 or 448 for small\n"
+        "                      defects); the long side follows the frame's aspect ratio\n"
+        "  --fit P             images of another aspect ratio than the references:\n"
+        "                      none (refused, default), pad, stretch, crop\n"
+        "  --roi X,Y,W,H       inspect only this rectangle of the frame (reference pixels);\n"
+        "                      the rest is reported as not inspected, never as clean\n"
+        "  --tile T            nearest-neighbour search restricted to T×T-pixel tiles of\n"
+        "                      the working grid and their neighbours (aligned parts; cost\n"
+        "                      linear in the working pixels); default 224, 0 = whole pool\n"
+        "  --alpha A           RGBA inputs: composite (on mid-grey, default) or ignore\n"
         "  --metric l2|cosine  nearest-neighbour metric (default l2, as in the paper)\n"
         "  --residual diff|sq  residual x-x* (default) or (x-x*)^2 (official code)\n"
         "  --topk F            image score = mean of the top fraction F of the map\n"
@@ -81,7 +95,11 @@ static void usage(FILE *f)
         "  -v, --verbose       calibration and timing details on stderr\n"
         "\n"
         "Output: one JSON object per image: image, score, threshold, anomalous, scorer,\n"
-        "timings_ms {decode, preprocess, backbone, nn, score, heatmap, total}, heatmaps.\n"
+        "width, height, inspected_fraction (of the frame's pixels; < 1 with --roi, pad,\n"
+        "crop), geometry {frame, work, s, fit, roi, tile, alpha}, timings_ms {decode,\n"
+        "preprocess, backbone, nn, score, heatmap, total}, heatmaps.  The whole frame is\n"
+        "inspected: the working grid is S on the short side and S·aspect (on the\n"
+        "backbone's stride) on the long side; nothing is cropped unless --fit crop.\n"
         "Scores are in units of the references' own spread (leave-one-out calibration).\n"
         "scorer is \"resad\" (constraintor + normalizing flow on the residuals, the\n"
         "shipped model) or \"residual-norm\" (the residuals' norm, no learned parts).\n"
@@ -178,9 +196,38 @@ static int parse_args(int argc, char **argv, cli *c)
             }
         } else if (!strcmp(a, "--size")) {
             NEED_VALUE();
-            c->custom = 1;
-            if (parse_int(v, 32, 1024, &c->mo.size)) {
-                fprintf(stderr, "resad: --size must be an integer from 32 to 1024\n");
+            if (parse_int(v, 32, RD_GEO_MAX_SIDE, &c->geo.s)) {
+                fprintf(stderr, "resad: --size must be an integer from 32 to %d\n", RD_GEO_MAX_SIDE);
+                return -1;
+            }
+        } else if (!strcmp(a, "--fit")) {
+            NEED_VALUE();
+            if (rd_fit_parse(v, &c->geo.fit)) {
+                fprintf(stderr, "resad: --fit is none, pad, stretch or crop\n");
+                return -1;
+            }
+        } else if (!strcmp(a, "--roi")) {
+            NEED_VALUE();
+            rd_rect *r = &c->geo.roi;
+            int n = 0;
+            if (sscanf(v, "%d,%d,%d,%d%n", &r->x, &r->y, &r->w, &r->h, &n) != 4 || v[n] || r->w < 1 || r->h < 1) {
+                fprintf(stderr, "resad: --roi is X,Y,W,H in frame pixels (W, H >= 1)\n");
+                return -1;
+            }
+        } else if (!strcmp(a, "--tile")) {
+            NEED_VALUE();
+            int t;
+            if (parse_int(v, 0, RD_GEO_MAX_SIDE, &t)) {
+                fprintf(stderr, "resad: --tile must be 0 (whole pool) or a tile side in working pixels\n");
+                return -1;
+            }
+            c->geo.search_tile = t == 0 ? -1 : t;
+        } else if (!strcmp(a, "--alpha")) {
+            NEED_VALUE();
+            if (!strcmp(v, "composite")) c->geo.alpha = RD_ALPHA_COMPOSITE;
+            else if (!strcmp(v, "ignore")) c->geo.alpha = RD_ALPHA_IGNORE;
+            else {
+                fprintf(stderr, "resad: --alpha is composite or ignore\n");
                 return -1;
             }
         } else if (!strcmp(a, "--threads")) {
@@ -289,33 +336,92 @@ static int cmd_info(cli *c)
     return EXIT_OK;
 }
 
-static const char *base_name(const char *path, char *buf, size_t len)
+/* Length of the directory prefix (up to and including a '/') that every path shares. */
+static size_t common_dir(const char *const *paths, int n)
 {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(buf, len, "%s", b);
-    char *dot = strrchr(buf, '.');
-    if (dot && dot != buf) *dot = '\0';
-    return buf;
+    size_t len = 0;
+    const char *slash = strrchr(paths[0], '/');
+    if (!slash) return 0;
+    len = (size_t)(slash - paths[0]) + 1;
+    for (int i = 1; i < n && len; i++) {
+        size_t j = 0;
+        while (j < len && paths[i][j] == paths[0][j]) j++;
+        while (j > 0 && paths[0][j - 1] != '/') j--; /* back to a whole directory */
+        len = j;
+    }
+    return len;
 }
 
-static int write_heatmaps(const cli *c, const char *img_path, const rd_image *img, const rd_result *res,
-                          json_t *o, double *ms)
+/* Heatmap names: each image's path below the shared directory, without its
+ * extension; "." and ".." components and leading '/' cannot leave DIR; a name
+ * that still collides (a.jpg, a.png) gets "-2", "-3", ... */
+static char **heatmap_names(const char *const *paths, int n)
+{
+    char **names = calloc((size_t)n, sizeof *names);
+    size_t pre = common_dir(paths, n);
+    if (!names) return NULL;
+    for (int i = 0; i < n; i++) {
+        char buf[2048], out[2100];
+        size_t o = 0;
+        snprintf(buf, sizeof buf, "%s", paths[i] + pre);
+        char *dot = strrchr(buf, '.'), *sl = strrchr(buf, '/');
+        if (dot && dot != buf && (!sl || dot > sl + 1)) *dot = '\0';
+        for (char *tok = strtok(buf, "/"); tok; tok = strtok(NULL, "/")) {
+            const char *t = !strcmp(tok, "..") ? "_up" : !strcmp(tok, ".") ? "" : tok;
+            if (!*t) continue;
+            o += (size_t)snprintf(out + o, sizeof out - o, "%s%s", o ? "/" : "", t);
+            if (o >= sizeof out) o = sizeof out - 1;
+        }
+        if (!o) snprintf(out, sizeof out, "image");
+        for (int dup = 2;; dup++) {
+            int clash = 0;
+            for (int j = 0; j < i && !clash; j++) clash = !strcmp(names[j], out);
+            if (!clash) break;
+            char *dash = strrchr(out, '-');
+            if (dup > 2 && dash) *dash = '\0';
+            size_t l = strlen(out);
+            snprintf(out + l, sizeof out - l, "-%d", dup);
+        }
+        if (!(names[i] = strdup(out))) {
+            for (int j = 0; j < i; j++) free(names[j]);
+            free(names);
+            return NULL;
+        }
+    }
+    return names;
+}
+
+/* mkdir -p of the directories in path (not its last component). */
+static int make_parents(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
+static int write_heatmaps(const cli *c, const char *img_path, const char *name, const rd_image *img,
+                          const rd_result *res, json_t *o, double *ms)
 {
     static const char *const kinds[RD_HEAT_COUNT] = {"raw", "overlay", "mask"};
-    char name[1024], path[4096];
-    rd_heat_params hp;
+    char path[4096];
     json_t *h = json_object();
     double t0 = now_ms();
     int rc = 0;
-    rd_result_heat_params(res, &hp);
-    base_name(img_path, name, sizeof name);
     for (int k = 0; k < RD_HEAT_COUNT; k++) {
         rd_png_buf png = {0};
         rd_err err = {0};
         snprintf(path, sizeof path, "%s/%s.%s.png", c->heatmap_dir, name, kinds[k]);
-        if (rd_heatmap_render((rd_heat_kind)k, res->map, &res->crop, img, &hp, &png, &err) != RD_OK ||
-            rd_png_buf_save(&png, path, &err) != RD_OK) {
+        if (make_parents(path) != 0) {
+            fprintf(stderr, "resad: %s: heatmap directory for %s: %s\n", img_path, path, strerror(errno));
+            rc = -1;
+        } else if (rd_result_render(res, (rd_heat_kind)k, img, &png, &err) != RD_OK ||
+                   rd_png_buf_save(&png, path, &err) != RD_OK) {
             fprintf(stderr, "resad: %s: heatmap: %s\n", img_path, err.msg);
             rc = -1;
         } else {
@@ -328,6 +434,16 @@ static int write_heatmaps(const cli *c, const char *img_path, const rd_image *im
     return rc;
 }
 
+static json_t *geometry_json(const rd_geometry *g)
+{
+    char txt[RD_GEO_TEXT_MAX];
+    rd_geometry_format(g, txt, sizeof txt);
+    return json_pack("{s:[i,i], s:[i,i], s:i, s:s, s:[i,i,i,i], s:i, s:s, s:s}", "frame", g->frame_w, g->frame_h,
+                     "work", g->work_w, g->work_h, "s", g->s, "fit", rd_fit_name(g->fit), "roi", g->roi.x, g->roi.y,
+                     g->roi.w, g->roi.h, "tile", g->search_tile, "alpha", g->alpha ? "ignore" : "composite", "text",
+                     txt);
+}
+
 static int cmd_score(cli *c)
 {
     rd_model *m = NULL;
@@ -335,7 +451,10 @@ static int cmd_score(cli *c)
     rd_refset *rs = NULL;
     rd_feats *feats[64] = {0};
     rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
+    rd_decode_opts dec = {0};
+    rd_geometry geo;
     rd_err err = {0};
+    char **names = NULL;
     int k, rc = EXIT_OK, any_anomalous = 0;
     size_t jflags = JSON_COMPACT | JSON_REAL_PRECISION(6);
 
@@ -368,16 +487,34 @@ static int cmd_score(cli *c)
         goto out;
     }
     if (c->verbose) fprintf(stderr, "resad: %s\n", rd_blas_describe());
+    if (c->heatmap_dir && !(names = heatmap_names(c->images, c->nimages))) {
+        fprintf(stderr, "resad: out of memory\n");
+        rc = EXIT_SETUP;
+        goto out;
+    }
+    dec.alpha = (rd_image_alpha)c->geo.alpha;
     for (int i = 0; i < k; i++) {
         rd_image img = {0};
-        if (rd_image_load(c->refs[i], &lim, &img, &err) != RD_OK ||
-            rd_extract(m, w, &img, &feats[i], NULL, &err) != RD_OK) {
-            fprintf(stderr, "resad: reference %s: %s\n", c->refs[i], err.msg);
-            rd_image_release(&img);
-            rc = EXIT_SETUP;
-            goto out;
+        if (rd_image_load_opts(c->refs[i], &lim, &dec, &img, &err) != RD_OK) goto bad_ref;
+        if (i == 0) {
+            /* the first reference fixes the class geometry */
+            int fw, fh;
+            rd_image_full_size(&img, &fw, &fh);
+            if (rd_model_geometry(m, fw, fh, &c->geo, &geo, &err) != RD_OK) goto bad_ref;
+            if (c->verbose) {
+                char txt[RD_GEO_TEXT_MAX];
+                rd_geometry_format(&geo, txt, sizeof txt);
+                fprintf(stderr, "resad: geometry %s\n", txt);
+            }
         }
+        if (rd_extract_geo(m, w, &geo, &img, &feats[i], NULL, &err) != RD_OK) goto bad_ref;
         rd_image_release(&img);
+        continue;
+    bad_ref:
+        fprintf(stderr, "resad: reference %s: %s\n", c->refs[i], err.msg);
+        rd_image_release(&img);
+        rc = EXIT_SETUP;
+        goto out;
     }
     rs = rd_refset_build(m, w, feats, k, &err);
     if (!rs) {
@@ -397,7 +534,14 @@ static int cmd_score(cli *c)
         json_t *o = json_object();
         double t0 = now_ms(), tdec, theat = 0;
         json_object_set_new(o, "image", json_string(c->images[i]));
-        if (rd_image_load(c->images[i], &lim, &img, &err) != RD_OK) {
+        /* without heatmaps a large JPEG may be decoded at reduced (DCT) scale:
+         * still at least as many pixels as the working grid takes from it */
+        dec.min_short = 0;
+        if (!c->heatmap_dir) {
+            double rx = (double)geo.frame_w / geo.roi.w, ry = (double)geo.frame_h / geo.roi.h;
+            dec.min_short = (int)ceil((geo.work_w < geo.work_h ? geo.work_w : geo.work_h) * (rx > ry ? rx : ry));
+        }
+        if (rd_image_load_opts(c->images[i], &lim, &dec, &img, &err) != RD_OK) {
             json_object_set_new(o, "error", json_string(err.msg));
             rc = EXIT_IMAGE;
             goto emit;
@@ -415,7 +559,17 @@ static int cmd_score(cli *c)
         json_object_set_new(o, "anomalous", json_boolean(res.anomalous));
         json_object_set_new(o, "scorer", json_string(res.scorer));
         json_object_set_new(o, "shots", json_integer(k));
-        if (c->heatmap_dir && write_heatmaps(c, c->images[i], &img, &res, o, &theat) != 0) rc = EXIT_IMAGE;
+        {
+            int fw, fh;
+            rd_image_full_size(&img, &fw, &fh);
+            json_object_set_new(o, "width", json_integer(fw));
+            json_object_set_new(o, "height", json_integer(fh));
+        }
+        json_object_set_new(o, "inspected_fraction", json_real(res.inspected_frac));
+        if (res.view.left_out_frac > 0) json_object_set_new(o, "left_out_fraction", json_real(res.view.left_out_frac));
+        if (res.view.fitted) json_object_set_new(o, "fitted", json_string(rd_fit_name(geo.fit)));
+        json_object_set_new(o, "geometry", geometry_json(&res.geo));
+        if (c->heatmap_dir && write_heatmaps(c, c->images[i], names[i], &img, &res, o, &theat) != 0) rc = EXIT_IMAGE;
         res.t.heatmap = theat;
         res.t.total = now_ms() - t0;
         json_object_set_new(o, "timings_ms",
@@ -432,6 +586,8 @@ static int cmd_score(cli *c)
     }
     if (rc == EXIT_OK && c->fail_on_anomaly && any_anomalous) rc = EXIT_ANOMALY;
 out:
+    for (int i = 0; names && i < c->nimages; i++) free(names[i]);
+    free(names);
     rd_refset_unref(rs);
     for (int i = 0; i < 64; i++) rd_feats_free(feats[i]);
     rd_worker_free(w);

@@ -228,6 +228,18 @@ void rd_flow_plan_free(rd_flow_plan *p)
 
 rd_flow_plan *rd_flow_plan_new(const rd_flow *f, int h, int w, rd_err *err)
 {
+    return rd_flow_plan_new_at(f, h, w, h, w, err);
+}
+
+float rd_flow_pos_scale(int n, int n_trained)
+{
+    if (n <= 1 || n_trained <= 1 || n == n_trained) return 1.0f;
+    return (float)(n_trained - 1) / (float)(n - 1);
+}
+
+rd_flow_plan *rd_flow_plan_new_at(const rd_flow *f, int h, int w, int trained_h, int trained_w, rd_err *err)
+{
+    const float scy = rd_flow_pos_scale(h, trained_h), scx = rd_flow_pos_scale(w, trained_w);
     rd_flow_plan *p = NULL;
     float *pew = NULL, *peh = NULL;
     const int c = f->cfg.c, hid = f->cfg.hid, cp = f->cp, ca = f->ca, d = f->cfg.p / 2;
@@ -254,8 +266,8 @@ rd_flow_plan *rd_flow_plan_new(const rd_flow *f, int h, int w, rd_err *err)
     p->h = h;
     p->w = w;
     p->clamp = f->cfg.clamp;
-    rd_flow_k_posenc_axis(f->cfg.p, w, pew);
-    rd_flow_k_posenc_axis(f->cfg.p, h, peh);
+    rd_flow_k_posenc_axis_scaled(f->cfg.p, w, scx, pew);
+    rd_flow_k_posenc_axis_scaled(f->cfg.p, h, scy, peh);
     float *m = p->mem;
     double ld = 0;
     for (int k = 0; k < f->cfg.k; k++) {
@@ -521,6 +533,15 @@ rd_flow *rd_flow_import(const rd_st_file *st, const char *prefix, rd_err *err)
     if (cfg.hid == 0) {
         rd_err_set(err, RD_ERR_FORMAT, "%s: hidden width 0", name);
         return NULL;
+    }
+    { /* the file must hold every value of the K blocks before they are allocated */
+        const uint64_t c = (uint64_t)cfg.c, ca = c / 2, in = c - ca + (uint64_t)cfg.p, hid = (uint64_t)cfg.hid;
+        const uint64_t need = (uint64_t)cfg.k * (hid * in + hid + 2 * ca * hid + 2 * ca + 2 * c + c * c);
+        if (need > rd_st_values(st)) {
+            rd_err_set(err, RD_ERR_FORMAT, "%s: the configuration needs %llu values, the file holds %llu", name,
+                       (unsigned long long)need, (unsigned long long)rd_st_values(st));
+            return NULL;
+        }
     }
     f = flow_alloc(&cfg, err);
     if (!f) {

@@ -100,6 +100,18 @@ typedef struct rd_flow_plan rd_flow_plan;
 /* Precomputes everything that does not depend on the input for an h×w level:
  * the condition tables A/B, folded scale/offset, 0.1·W2, the log-det constant. */
 rd_flow_plan *rd_flow_plan_new(const rd_flow *f, int h, int w, rd_err *err);
+
+/* The positional condition at any geometry.  The model is trained on one
+ * square grid per level (trained_h × trained_w, e.g. 56×56 at level 1 for
+ * S = 224) with integer positions 0..n−1.  On another h×w grid (whole-frame
+ * inspection: 16:9 frames, larger working sizes) each axis is rescaled so its
+ * positions span the same range: position i encodes i·s with
+ * s = (n_trained − 1)/(n − 1) (rd_flow_pos_scale), i.e. the first and last
+ * row/column of any frame see the trained grid's borders and everything in
+ * between is interpolated; nothing is extrapolated beyond what training saw.
+ * At the trained size s = 1 and the plan is bit-identical to rd_flow_plan_new. */
+float rd_flow_pos_scale(int n, int n_trained);
+rd_flow_plan *rd_flow_plan_new_at(const rd_flow *f, int h, int w, int trained_h, int trained_w, rd_err *err);
 void rd_flow_plan_free(rd_flow_plan *p);
 
 /* Arena bytes rd_flow_plan_lpc needs. */

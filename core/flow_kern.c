@@ -120,13 +120,15 @@ float rd_flow_k_gscale_deriv(float gamma)
     return 0.1f / (1.0f + expf(-0.5f * gamma));
 }
 
-void rd_flow_k_posenc_axis(int p, int n, float *out)
+void rd_flow_k_posenc_axis(int p, int n, float *out) { rd_flow_k_posenc_axis_scaled(p, n, 1.0f, out); }
+
+void rd_flow_k_posenc_axis_scaled(int p, int n, float scale, float *out)
 {
     const int d = p / 2;
     for (int i = 0; i < n; i++)
         for (int k = 0; k < d / 2; k++) {
             float div = expf((float)(2 * k) * -(logf(10000.0f) / (float)d));
-            float a = (float)i * div;
+            float a = ((float)i * scale) * div;
             out[(size_t)i * d + 2 * k] = sinf(a);
             out[(size_t)i * d + 2 * k + 1] = cosf(a);
         }

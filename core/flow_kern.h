@@ -19,5 +19,7 @@ float rd_flow_k_gscale(float gamma);
 float rd_flow_k_gscale_deriv(float gamma);
 /* Encodings of coordinates 0..n-1 of one axis: n × (p/2) (sin, cos interleaved). */
 void rd_flow_k_posenc_axis(int p, int n, float *out);
+/* The same at positions i·scale (scale 1 gives rd_flow_k_posenc_axis bit for bit). */
+void rd_flow_k_posenc_axis_scaled(int p, int n, float scale, float *out);
 
 #endif

@@ -38,7 +38,7 @@ rd_graph *rd_graph_new(void) { return calloc(1, sizeof(rd_graph)); }
 void rd_graph_free(rd_graph *g)
 {
     if (!g) return;
-    for (int i = 0; i < g->n; i++) {
+    for (int i = 0; i < g->n && !g->borrowed; i++) {
         free(g->nodes[i].w);
         free(g->nodes[i].b);
     }
@@ -235,8 +235,34 @@ static size_t im2col_floats(const rd_node *nd)
     return (size_t)im2col_rows(nd) * (size_t)nd->kh * (size_t)nd->kw * (size_t)nd->cin;
 }
 
+rd_graph *rd_graph_share(const rd_graph *g, rd_err *err)
+{
+    rd_graph *c = calloc(1, sizeof *c);
+    if (c && g->n > 0 && !(c->nodes = malloc((size_t)g->n * sizeof *c->nodes))) {
+        free(c);
+        c = NULL;
+    }
+    if (!c) {
+        rd_err_set(err, RD_ERR_NOMEM, "out of memory copying the graph");
+        return NULL;
+    }
+    if (g->n > 0) memcpy(c->nodes, g->nodes, (size_t)g->n * sizeof *c->nodes);
+    c->n = c->cap = g->n;
+    memcpy(c->level_nodes, g->level_nodes, sizeof c->level_nodes);
+    c->nlevels = g->nlevels;
+    c->last = g->last;
+    c->borrowed = 1;
+    return c;
+}
+
 rd_status rd_graph_plan(rd_graph *g, int s, size_t *scratch_bytes, rd_err *err)
 {
+    return rd_graph_plan_hw(g, s, s, scratch_bytes, err);
+}
+
+rd_status rd_graph_plan_hw(rd_graph *g, int h, int w, size_t *scratch_bytes, rd_err *err)
+{
+    const int s = h > w ? h : w; /* named in messages */
     int *last_use = NULL, *slot_free = NULL;
     size_t col = 0, total = 0, *sizes = NULL;
     int nslots = 0;
@@ -245,7 +271,8 @@ rd_status rd_graph_plan(rd_graph *g, int s, size_t *scratch_bytes, rd_err *err)
     g->plan_s = 0;
     if (g->nlevels < 1 || g->n < 1 || g->nodes[0].op != RD_OP_INPUT)
         return rd_err_set(err, RD_ERR_INTERNAL, "graph has no input or no feature levels");
-    if (s < 1 || s > RD_GRAPH_MAX_S) return rd_err_set(err, RD_ERR_ARG, "input size %d outside 1..%d", s, RD_GRAPH_MAX_S);
+    if (h < 1 || w < 1 || s > RD_GRAPH_MAX_S)
+        return rd_err_set(err, RD_ERR_ARG, "input size %dx%d outside 1..%d", w, h, RD_GRAPH_MAX_S);
     last_use = calloc((size_t)g->n, sizeof *last_use);
     slot_free = calloc((size_t)g->n, sizeof *slot_free);
     sizes = calloc((size_t)g->n, sizeof *sizes);
@@ -274,7 +301,8 @@ rd_status rd_graph_plan(rd_graph *g, int s, size_t *scratch_bytes, rd_err *err)
         const rd_node *a = nd->in[0] >= 0 ? &g->nodes[nd->in[0]] : NULL;
         if (!nd->needed) continue;
         if (nd->op == RD_OP_INPUT) {
-            nd->oh = nd->ow = s;
+            nd->oh = h;
+            nd->ow = w;
             nd->oc = 3;
         } else if (nd->op == RD_OP_ADD) {
             const rd_node *b = &g->nodes[nd->in[1]];
@@ -345,14 +373,16 @@ rd_status rd_graph_plan(rd_graph *g, int s, size_t *scratch_bytes, rd_err *err)
     }
     memcpy(g->buf_floats, sizes, (size_t)nslots * sizeof *sizes);
     g->nbufs = nslots;
-    total = rd_arena_need((size_t)s * (size_t)s * 3 * sizeof(float));
+    total = rd_arena_need((size_t)h * (size_t)w * 3 * sizeof(float));
     total += rd_arena_need((size_t)g->n * sizeof(float *));
     if (nslots) total += rd_arena_need((size_t)nslots * sizeof(float *));
     for (int k = 0; k < nslots; k++) total += rd_arena_need(sizes[k] * sizeof(float));
     total += rd_arena_need(col * sizeof(float));
     g->scratch_bytes = total;
     g->col_floats = col;
-    g->plan_s = s;
+    g->plan_s = h;
+    g->plan_h = h;
+    g->plan_w = w;
     if (scratch_bytes) *scratch_bytes = total;
 out:
     free(last_use);

@@ -59,7 +59,9 @@ typedef struct rd_graph {
     int nlevels;
     int last; /* last node needed to compute all levels */
     /* plan */
-    int plan_s;
+    int plan_s;         /* nonzero once planned (= plan_h) */
+    int plan_h, plan_w; /* planned input size */
+    int borrowed;       /* 1: a rd_graph_share copy; node weights belong to the source graph */
     int nbufs;
     size_t *buf_floats;
     size_t scratch_bytes;
@@ -99,6 +101,13 @@ rd_status rd_graph_set_levels(rd_graph *g, const int *nodes, int n, rd_err *err)
  * S·S·3 input floats from the same arena, then call forward).  Must be called (once per S)
  * before forward; not thread-safe, do it at load. */
 rd_status rd_graph_plan(rd_graph *g, int s, size_t *scratch_bytes, rd_err *err) RD_WARN_UNUSED;
+/* The same for an h×w input (whole-frame inspection: any aspect ratio). */
+rd_status rd_graph_plan_hw(rd_graph *g, int h, int w, size_t *scratch_bytes, rd_err *err) RD_WARN_UNUSED;
+
+/* A copy of g's node list sharing its weights (not copied, not freed by the
+ * copy), to be planned at another input size: one backbone, several working
+ * geometries.  g must outlive the copy; free the copy with rd_graph_free. */
+rd_graph *rd_graph_share(const rd_graph *g, rd_err *err);
 
 /* Runs the graph on an S×S×3 HWC input (S as planned).  Level outputs are
  * written to levels[i] whose data must point to caller memory of

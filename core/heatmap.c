@@ -1,9 +1,10 @@
-/* heatmap.c — PNG renderings of anomaly maps at the original geometry (see heatmap.h).
+/* heatmap.c — PNG renderings of anomaly maps over the whole frame (see heatmap.h).
  *
- * Each output row is produced on its own: original pixel centres are mapped
- * into the S×S crop (u = (x + 0.5 − crop.x)·S/crop.w − 0.5) and the map is
- * sampled bilinearly there, clamped at the edges; pixels outside the crop have
- * no score.  PNGs are encoded with libpng into a growing memory buffer. */
+ * Each output row is produced on its own: output pixel centres are mapped
+ * into the working grid through the view (rd_view_to_grid) and the map is
+ * sampled bilinearly there, clamped to the inspected rectangle; pixels outside
+ * the view's source rectangle are rendered as not inspected.  PNGs are encoded
+ * with libpng into a growing memory buffer. */
 #include "heatmap.h"
 
 #include <errno.h>
@@ -58,35 +59,46 @@ static void mem_write(png_structp png, png_bytep d, png_size_t n)
 
 static void mem_flush(png_structp png) { (void)png; }
 
-/* Bilinear sample of the s×s map at crop coordinates (u, v), edges clamped. */
-static float sample(const float *map, int s, float u, float v)
+/* Bilinear sample of the w×h map at grid coordinates (u, v), clamped to the
+ * inspected rectangle [x0, x1) × [y0, y1). */
+static float sample(const float *map, int w, float u, float v, int x0, int y0, int x1, int y1)
 {
-    if (u < 0) u = 0;
-    if (v < 0) v = 0;
-    if (u > s - 1) u = (float)(s - 1);
-    if (v > s - 1) v = (float)(s - 1);
-    int x0 = (int)u, y0 = (int)v;
-    int x1 = x0 + 1 < s ? x0 + 1 : x0, y1 = y0 + 1 < s ? y0 + 1 : y0;
-    float wx = u - (float)x0, wy = v - (float)y0;
-    const float *r0 = map + (size_t)y0 * s, *r1 = map + (size_t)y1 * s;
-    float top = r0[x0] + (r0[x1] - r0[x0]) * wx, bot = r1[x0] + (r1[x1] - r1[x0]) * wx;
+    if (u < (float)x0) u = (float)x0;
+    if (v < (float)y0) v = (float)y0;
+    if (u > (float)(x1 - 1)) u = (float)(x1 - 1);
+    if (v > (float)(y1 - 1)) v = (float)(y1 - 1);
+    int xa = (int)u, ya = (int)v;
+    int xb = xa + 1 < x1 ? xa + 1 : xa, yb = ya + 1 < y1 ? ya + 1 : ya;
+    float wx = u - (float)xa, wy = v - (float)ya;
+    const float *r0 = map + (size_t)ya * w, *r1 = map + (size_t)yb * w;
+    float top = r0[xa] + (r0[xb] - r0[xa]) * wx, bot = r1[xa] + (r1[xb] - r1[xa]) * wx;
     return top + (bot - top) * wy;
 }
 
-rd_status rd_heatmap_render(rd_heat_kind kind, const float *map, const rd_crop *crop, const rd_image *img,
-                            const rd_heat_params *p, rd_png_buf *out, rd_err *err)
+/* Not-inspected pixel of the overlay: grey at half contrast, dark hatching. */
+static void not_inspected(const uint8_t *px, int x, int y, uint8_t *o)
+{
+    int l = (299 * px[0] + 587 * px[1] + 114 * px[2]) / 1000;
+    uint8_t g = ((x + y) % 12) < 2 ? 40 : (uint8_t)(96 + l / 2);
+    o[0] = o[1] = o[2] = g;
+}
+
+static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, const char *crop_text,
+                        const rd_image *img, const rd_heat_params *p, rd_png_buf *out, rd_err *err)
 {
     png_structp png = NULL;
     png_infop info = NULL;
     membuf mb = {0};
     uint8_t *volatile row = NULL;
     volatile rd_status st = RD_OK;
-    const int W = p->out_w, H = p->out_h, s = crop->s;
-    const int ch = kind == RD_HEAT_OVERLAY ? 3 : 1;
+    const int W = p->out_w, H = p->out_h;
+    const int ch = kind == RD_HEAT_OVERLAY ? 3 : kind == RD_HEAT_RAW ? 2 : 1;
 
     out->data = NULL;
     out->len = 0;
-    if (kind < 0 || kind >= RD_HEAT_COUNT || !map || W < 1 || H < 1 || s < 1 || !(crop->w > 0) || !(crop->h > 0))
+    if (kind < 0 || kind >= RD_HEAT_COUNT || !map || !vw || W < 1 || H < 1 || vw->work_w < 1 || vw->work_h < 1 ||
+        vw->dst_w < 1 || vw->dst_h < 1 || vw->dst_x < 0 || vw->dst_y < 0 || vw->dst_x + vw->dst_w > vw->work_w ||
+        vw->dst_y + vw->dst_h > vw->work_h || !(vw->src_w > 0) || !(vw->src_h > 0))
         return rd_err_set(err, RD_ERR_ARG, "heatmap: bad arguments");
     if (kind == RD_HEAT_OVERLAY && (!img || !img->rgb || img->w != W || img->h != H))
         return rd_err_set(err, RD_ERR_ARG, "heatmap: the overlay needs the image at the output size");
@@ -104,44 +116,51 @@ rd_status rd_heatmap_render(rd_heat_kind kind, const float *map, const rd_crop *
     png_set_write_fn(png, &mb, mem_write, mem_flush);
     png_set_compression_level(png, 1); /* speed: heatmaps are rendered per inspection */
     png_set_filter(png, 0, PNG_FILTER_SUB);
-    png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
+    png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8,
+                 ch == 3 ? PNG_COLOR_TYPE_RGB : ch == 2 ? PNG_COLOR_TYPE_GRAY_ALPHA : PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     {
-        char scale[128], cr[160];
-        png_text t[2];
+        char scale[128], vt[256];
+        png_text t[3];
+        int nt = 2;
         snprintf(scale, sizeof scale, "lo=%.6g hi=%.6g threshold=%.6g", p->lo, p->hi, p->threshold);
-        snprintf(cr, sizeof cr, "x=%.3f y=%.3f w=%.3f h=%.3f s=%d", crop->x, crop->y, crop->w, crop->h, s);
+        snprintf(vt, sizeof vt, "src=%.6f,%.6f,%.6f,%.6f dst=%d,%d,%d,%d grid=%dx%d inspected=%.6f", vw->src_x,
+                 vw->src_y, vw->src_w, vw->src_h, vw->dst_x, vw->dst_y, vw->dst_w, vw->dst_h, vw->work_w, vw->work_h,
+                 vw->src_w * vw->src_h);
         memset(t, 0, sizeof t);
-        t[0].compression = PNG_TEXT_COMPRESSION_NONE;
+        t[0].compression = t[1].compression = t[2].compression = PNG_TEXT_COMPRESSION_NONE;
         t[0].key = (char *)"resadd:scale";
         t[0].text = scale;
-        t[1].compression = PNG_TEXT_COMPRESSION_NONE;
-        t[1].key = (char *)"resadd:crop";
-        t[1].text = cr;
-        png_set_text(png, info, t, 2);
+        t[1].key = (char *)"resadd:view";
+        t[1].text = vt;
+        if (crop_text) {
+            t[2].key = (char *)"resadd:crop";
+            t[2].text = (char *)crop_text;
+            nt = 3;
+        }
+        png_set_text(png, info, t, nt);
     }
     png_write_info(png, info);
     {
         const float range = p->hi > p->lo ? p->hi - p->lo : 1.0f;
-        const float sx = (float)s / (float)crop->w, sy = (float)s / (float)crop->h;
+        const int x0 = vw->dst_x, y0 = vw->dst_y, x1 = x0 + vw->dst_w, y1 = y0 + vw->dst_h;
         for (int y = 0; y < H; y++) {
-            float v = ((float)y + 0.5f - (float)crop->y) * sy - 0.5f;
-            int yin = (float)y + 0.5f >= crop->y && (float)y + 0.5f < crop->y + crop->h;
             for (int x = 0; x < W; x++) {
-                int in = yin && (float)x + 0.5f >= crop->x && (float)x + 0.5f < crop->x + crop->w;
-                float u = ((float)x + 0.5f - (float)crop->x) * sx - 0.5f;
-                float m = in ? sample(map, s, u, v) : 0.0f;
+                float u, v;
+                int in = rd_view_to_grid(vw, W, H, x, y, &u, &v);
+                float m = in ? sample(map, vw->work_w, u, v, x0, y0, x1, y1) : 0.0f;
                 float t = (m - p->lo) / range;
                 t = t < 0 ? 0 : t > 1 ? 1 : t;
                 if (kind == RD_HEAT_RAW) {
-                    row[x] = in ? (uint8_t)lroundf(t * 255.0f) : 0;
+                    row[2 * x] = in ? (uint8_t)lroundf(t * 255.0f) : 0;
+                    row[2 * x + 1] = in ? 255 : 0;
                 } else if (kind == RD_HEAT_MASK) {
                     row[x] = in && m >= p->threshold ? 255 : 0;
                 } else {
                     const uint8_t *px = img->rgb + ((size_t)y * W + x) * 3;
                     uint8_t c[3];
                     if (!in) {
-                        memcpy(row + 3 * x, px, 3);
+                        not_inspected(px, x, y, row + 3 * x);
                         continue;
                     }
                     rd_colormap_turbo(t, c);
@@ -160,6 +179,33 @@ out:
     free(mb.data);
     free(row);
     return st;
+}
+
+rd_status rd_heatmap_render_view(rd_heat_kind kind, const float *map, const rd_view *v, const rd_image *img,
+                                 const rd_heat_params *p, rd_png_buf *out, rd_err *err)
+{
+    return render(kind, map, v, NULL, img, p, out, err);
+}
+
+rd_status rd_heatmap_render(rd_heat_kind kind, const float *map, const rd_crop *crop, const rd_image *img,
+                            const rd_heat_params *p, rd_png_buf *out, rd_err *err)
+{
+    rd_view v;
+    char cr[160];
+    out->data = NULL;
+    out->len = 0;
+    if (!crop || crop->s < 1 || !(crop->w > 0) || !(crop->h > 0) || p->out_w < 1 || p->out_h < 1)
+        return rd_err_set(err, RD_ERR_ARG, "heatmap: bad arguments");
+    memset(&v, 0, sizeof v);
+    v.img_w = p->out_w;
+    v.img_h = p->out_h;
+    v.work_w = v.work_h = v.dst_w = v.dst_h = crop->s;
+    v.src_x = crop->x / p->out_w;
+    v.src_y = crop->y / p->out_h;
+    v.src_w = crop->w / p->out_w;
+    v.src_h = crop->h / p->out_h;
+    snprintf(cr, sizeof cr, "x=%.3f y=%.3f w=%.3f h=%.3f s=%d", crop->x, crop->y, crop->w, crop->h, crop->s);
+    return render(kind, map, &v, cr, img, p, out, err);
 }
 
 void rd_png_buf_release(rd_png_buf *b)

@@ -1,15 +1,24 @@
-/* heatmap.h — PNG renderings of an anomaly map at the original image's geometry.
+/* heatmap.h — PNG renderings of an anomaly map over the whole frame, at the
+ * original image's size.
  *
- * The map is S×S over the centre crop (rd_crop); it is resampled bilinearly
- * onto out_w×out_h pixels of the original image (normally img->w×img->h);
- * pixels outside the crop have no score: 0 in the raw map, the untouched image
- * in the overlay, 0 in the mask.
- *   RD_HEAT_RAW:     8-bit gray, v = clamp((m − lo)/(hi − lo))·255; a tEXt
- *                    chunk "resadd:scale" = "lo=<lo> hi=<hi>" lets a reader
- *                    recover scores; "resadd:crop" gives the crop rectangle.
+ * The map covers the working grid; a view (geometry.h) says which rectangle of
+ * the image was resampled onto which rectangle of the grid.  Every output
+ * pixel's centre is mapped into the grid and the map sampled bilinearly there
+ * (edges clamped to the inspected rectangle).  Pixels outside the view's
+ * source rectangle (outside the ROI, cropped away by fit crop) were NOT
+ * inspected, which is never the same as "clean":
+ *   RD_HEAT_RAW:     8-bit gray + alpha: v = clamp((m − lo)/(hi − lo))·255 and
+ *                    alpha 255 where inspected; v = 0 and alpha 0 where not.
+ *                    tEXt "resadd:scale" = "lo=<lo> hi=<hi> threshold=<t>" lets
+ *                    a reader recover scores; "resadd:view" = "src=x,y,w,h
+ *                    (fractions of the image) dst=x,y,w,h grid=WxH
+ *                    inspected=<fraction>".
  *   RD_HEAT_OVERLAY: RGB, the image blended with the turbo colormap of the
- *                    normalized map (alpha 0.5).
- *   RD_HEAT_MASK:    8-bit gray, 255 where m ≥ threshold, else 0.
+ *                    normalized map (alpha 0.5) where inspected; elsewhere the
+ *                    image greyed (luma at half contrast) under dark diagonal
+ *                    hatching, so "not inspected" cannot be read as "cold".
+ *   RD_HEAT_MASK:    8-bit gray, 255 where m ≥ threshold, else 0 (also where
+ *                    not inspected: the mask marks found defects only).
  * Rows are rendered one at a time, so memory is O(out_w), not O(out_w·out_h).
  * Output is a malloc'ed PNG byte buffer the caller frees with rd_png_buf_release. */
 #ifndef RD_HEATMAP_H
@@ -18,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "geometry.h"
 #include "image.h"
 #include "status.h"
 
@@ -34,7 +44,12 @@ typedef struct rd_heat_params {
     int out_w, out_h;  /* output geometry (the original image's size) */
 } rd_heat_params;
 
-/* img may be NULL except for RD_HEAT_OVERLAY (then out_w/out_h must equal img's). */
+/* img may be NULL except for RD_HEAT_OVERLAY (then out_w/out_h must equal img's).
+ * map is v->work_w × v->work_h. */
+rd_status rd_heatmap_render_view(rd_heat_kind kind, const float *map, const rd_view *v, const rd_image *img,
+                                 const rd_heat_params *p, rd_png_buf *out, rd_err *err) RD_WARN_UNUSED;
+/* Legacy: an S×S map over a centre crop (rd_crop) — the view whose source is
+ * the crop rectangle; outside it is "not inspected".  Adds "resadd:crop". */
 rd_status rd_heatmap_render(rd_heat_kind kind, const float *map, const rd_crop *crop,
                             const rd_image *img, const rd_heat_params *p, rd_png_buf *out,
                             rd_err *err) RD_WARN_UNUSED;

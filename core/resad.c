@@ -9,6 +9,7 @@
 #include "resad.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,20 @@
 #include "sha256.h"
 
 #define FEATS_MAGIC 0x31464452u /* "RDF1" little-endian */
-#define FEATS_VERSION 1u
+#define FEATS_VERSION 2u
+
+/* One working grid of the model: the backbone graph planned at h×w and the
+ * flows planned at its level sizes.  Grid 0 is the default S×S one, made at
+ * load; others are made on first use and live as long as the model. */
+typedef struct rd_grid {
+    int w, h;
+    rd_graph *graph; /* grid 0: the backbone's own graph; else a rd_graph_share copy (owned) */
+    size_t graph_scratch;
+    int lh[RD_MAX_LEVELS], lw[RD_MAX_LEVELS];
+    size_t ln[RD_MAX_LEVELS];
+    rd_flow_plan *fplan[RD_MAX_LEVELS]; /* learned only; grid 0's are the model's */
+    size_t worker_bytes;
+} rd_grid;
 
 struct rd_model {
     rd_model_opts opts;
@@ -46,6 +60,9 @@ struct rd_model {
     char *model_meta;  /* JSON text of the learned model's provenance (owned) */
     char model_file[256];
     char levels_buf[RD_MAX_LEVELS * 64];
+    rd_grid grids[RD_MAX_GRIDS];
+    atomic_int ngrids; /* published grids; grids[i < ngrids] never change */
+    pthread_mutex_t grid_mu;
 };
 
 struct rd_worker {
@@ -55,10 +72,21 @@ struct rd_worker {
     rd_arena pre; /* preprocessing scratch, grown to the largest image */
 };
 
+/* A level's reference pool: one pool over every position (global search), or
+ * one per tile of tc×tc cells holding the references' rows of the tile and
+ * its 8 neighbours (local search; see geometry.h). */
+typedef struct lvl_pool {
+    rd_pool *global;
+    rd_pool **tile; /* nty·ntx, row-major */
+    int tc, ntx, nty;
+} lvl_pool;
+
 struct rd_refset {
     atomic_int refs;
     int k, nlevels;
-    rd_pool *pool[RD_MAX_LEVELS];
+    rd_geometry geo;
+    const rd_grid *grid;
+    lvl_pool pool[RD_MAX_LEVELS];
     float mu[RD_MAX_LEVELS], sigma[RD_MAX_LEVELS];
     float *loo;      /* k leave-one-out image scores */
     float threshold;
@@ -81,33 +109,35 @@ void rd_model_opts_default(rd_model_opts *o)
     o->max_shots = 16;
 }
 
-static size_t worker_bytes(const rd_model *m)
+static size_t worker_bytes(const rd_model *m, const rd_grid *gd)
 {
     const rd_model_info *in = &m->info;
-    const size_t ss = (size_t)m->s * (size_t)m->s;
-    size_t b = m->graph_scratch + rd_arena_need(ss * 3 * sizeof(float));
+    const size_t ss = (size_t)gd->w * (size_t)gd->h;
+    size_t b = gd->graph_scratch + rd_arena_need(ss * 3 * sizeof(float));
     size_t maxn = 0, maxnc = 0, maxc = 0;
     for (int l = 0; l < in->nlevels; l++) {
-        size_t nc = m->level_n[l] * (size_t)in->level_c[l];
+        size_t nc = gd->ln[l] * (size_t)in->level_c[l];
         b += rd_arena_need(nc * sizeof(float));                 /* level features */
-        b += rd_arena_need(m->level_n[l] * sizeof(float));      /* level scores */
-        if (m->level_n[l] > maxn) maxn = m->level_n[l];
+        b += rd_arena_need(gd->ln[l] * sizeof(float));      /* level scores */
+        if (gd->ln[l] > maxn) maxn = gd->ln[l];
         if (nc > maxnc) maxnc = nc;
         if ((size_t)in->level_c[l] > maxc) maxc = (size_t)in->level_c[l];
     }
     /* per level, reused: residuals, nn idx, dist, level map */
     b += rd_arena_need(maxnc * sizeof(float)) + 3 * rd_arena_need(maxn * sizeof(float));
     b += rd_pool_scratch_bytes((int)maxc, maxn);
+    /* local search: one tile's gathered queries and their residuals */
+    b += 2 * rd_arena_need(maxnc * sizeof(float)) + rd_arena_need(maxn * sizeof(float) * 2);
     /* accumulated map, upsample tmp, blur tmp, top-k tmp */
     b += 4 * rd_arena_need(ss * sizeof(float));
     if (m->learned) {
         size_t extra = 0;
         int team = m->opts.threads > 0 ? m->opts.threads : 1;
         for (int l = 0; l < in->nlevels; l++) {
-            size_t e = rd_arena_need(m->level_n[l] * (size_t)in->level_c[l] * sizeof(float)) +
-                       rd_arena_need(m->level_n[l] * sizeof(float));
-            size_t cs = m->cplan[l] ? rd_cstr_plan_scratch(m->cplan[l], in->level_h[l], in->level_w[l]) : 0;
-            size_t fs = rd_flow_plan_scratch_team(m->fplan[l], team);
+            size_t e = rd_arena_need(gd->ln[l] * (size_t)in->level_c[l] * sizeof(float)) +
+                       rd_arena_need(gd->ln[l] * sizeof(float));
+            size_t cs = m->cplan[l] ? rd_cstr_plan_scratch(m->cplan[l], gd->lh[l], gd->lw[l]) : 0;
+            size_t fs = rd_flow_plan_scratch_team(gd->fplan[l], team);
             e += cs > fs ? cs : fs;
             if (e > extra) extra = e;
         }
@@ -223,6 +253,7 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
     }
     m = calloc(1, sizeof *m);
     if (!m) goto nomem;
+    pthread_mutex_init(&m->grid_mu, NULL);
     m->opts = *o;
     if (m->opts.max_shots < 2) m->opts.max_shots = 2;
     if (o->model_path) {
@@ -267,6 +298,7 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
         rd_graph_level_shape(m->bb->graph, l, &in->level_h[l], &in->level_w[l], &in->level_c[l]);
         in->level_names[l] = m->bb->level_names[l];
         m->level_n[l] = (size_t)in->level_h[l] * (size_t)in->level_w[l];
+        if (in->level_h[l] > 0 && m->s / in->level_h[l] > in->stride) in->stride = m->s / in->level_h[l];
         rd_sha256_update(h, "|", 1);
         rd_sha256_update(h, m->bb->level_names[l], strlen(m->bb->level_names[l]));
     }
@@ -290,7 +322,21 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
         rd_st_free(st);
         st = NULL;
     }
-    m->worker_bytes = worker_bytes(m);
+    {
+        rd_grid *g0 = &m->grids[0];
+        g0->w = g0->h = m->s;
+        g0->graph = m->bb->graph;
+        g0->graph_scratch = m->graph_scratch;
+        for (int l = 0; l < in->nlevels; l++) {
+            g0->lh[l] = in->level_h[l];
+            g0->lw[l] = in->level_w[l];
+            g0->ln[l] = m->level_n[l];
+            g0->fplan[l] = m->fplan[l];
+        }
+        g0->worker_bytes = worker_bytes(m, g0);
+        m->worker_bytes = g0->worker_bytes;
+        atomic_store(&m->ngrids, 1);
+    }
     rd_blas_set_threads(1);
     return m;
 nomem:
@@ -308,6 +354,10 @@ fail:
 void rd_model_free(rd_model *m)
 {
     if (!m) return;
+    for (int i = 1; i < atomic_load(&m->ngrids); i++) {
+        rd_graph_free(m->grids[i].graph);
+        for (int l = 0; l < RD_MAX_LEVELS; l++) rd_flow_plan_free(m->grids[i].fplan[l]);
+    }
     for (int l = 0; l < RD_MAX_LEVELS; l++) {
         rd_cstr_plan_free(m->cplan[l]);
         rd_cstr_free(m->cstr[l]);
@@ -316,11 +366,72 @@ void rd_model_free(rd_model *m)
     }
     rd_backbone_free(m->bb);
     free(m->model_meta);
+    pthread_mutex_destroy(&m->grid_mu);
     free(m);
 }
 
 const rd_model_info *rd_model_get_info(const rd_model *m) { return &m->info; }
 double rd_model_backbone_macs(const rd_model *m) { return rd_graph_macs(m->bb->graph); }
+
+rd_status rd_model_geometry(const rd_model *m, int frame_w, int frame_h, const rd_geo_opts *o, rd_geometry *g,
+                            rd_err *err)
+{
+    return rd_geometry_init(g, frame_w, frame_h, o, m->s, m->info.stride, err);
+}
+
+/* The model's plan for a w×h working grid, made on first use.  The grid table
+ * is the one mutable part of a loaded model: appended under grid_mu, read
+ * without it (entries below ngrids never change). */
+static const rd_grid *model_grid(const rd_model *cm, int w, int h, rd_err *err)
+{
+    rd_model *m = (rd_model *)cm;
+    const rd_model_info *in = &m->info;
+    int n = atomic_load_explicit(&m->ngrids, memory_order_acquire);
+    rd_grid *gd = NULL;
+    for (int i = 0; i < n; i++)
+        if (m->grids[i].w == w && m->grids[i].h == h) return &m->grids[i];
+    pthread_mutex_lock(&m->grid_mu);
+    n = atomic_load_explicit(&m->ngrids, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (m->grids[i].w == w && m->grids[i].h == h) {
+            gd = &m->grids[i];
+            goto out;
+        }
+    if (n >= RD_MAX_GRIDS) {
+        rd_err_set(err, RD_ERR_LIMIT, "the model already serves %d working grids; %dx%d is one too many", n, w, h);
+        goto out;
+    }
+    gd = &m->grids[n];
+    memset(gd, 0, sizeof *gd);
+    gd->w = w;
+    gd->h = h;
+    if (!(gd->graph = rd_graph_share(m->bb->graph, err)) ||
+        rd_graph_plan_hw(gd->graph, h, w, &gd->graph_scratch, err) != RD_OK)
+        goto fail;
+    {
+        size_t team_bytes = rd_graph_scratch_team(gd->graph, m->opts.threads > 0 ? m->opts.threads : 1);
+        if (team_bytes > gd->graph_scratch) gd->graph_scratch = team_bytes;
+    }
+    for (int l = 0; l < in->nlevels; l++) {
+        int c;
+        rd_graph_level_shape(gd->graph, l, &gd->lh[l], &gd->lw[l], &c);
+        gd->ln[l] = (size_t)gd->lh[l] * (size_t)gd->lw[l];
+        if (m->learned &&
+            !(gd->fplan[l] = rd_flow_plan_new_at(m->flow[l], gd->lh[l], gd->lw[l], in->level_h[l], in->level_w[l], err)))
+            goto fail;
+    }
+    gd->worker_bytes = worker_bytes(m, gd);
+    atomic_store_explicit(&m->ngrids, n + 1, memory_order_release);
+    goto out;
+fail:
+    rd_graph_free(gd->graph);
+    for (int l = 0; l < RD_MAX_LEVELS; l++) rd_flow_plan_free(gd->fplan[l]);
+    memset(gd, 0, sizeof *gd);
+    gd = NULL;
+out:
+    pthread_mutex_unlock(&m->grid_mu);
+    return gd;
+}
 
 rd_worker *rd_worker_new(const rd_model *m, rd_err *err)
 {
@@ -352,53 +463,147 @@ void rd_worker_free(rd_worker *w)
     free(w);
 }
 
-/* Preprocess + backbone into level buffers taken from the worker's arena. */
-static rd_status run_backbone(const rd_model *m, rd_worker *w, const rd_image *img, rd_tensor *lv,
-                              rd_crop *crop, rd_timings *t, rd_err *err)
+/* Grows the worker's arena to what grid gd needs (between calls only). */
+static rd_status worker_fit(rd_worker *w, const rd_grid *gd, rd_err *err)
+{
+    if (w->arena.cap >= gd->worker_bytes) return RD_OK;
+    rd_arena_release(&w->arena);
+    return rd_arena_init(&w->arena, gd->worker_bytes, err);
+}
+
+/* The legacy square crop of a view (eval/train masks at S×S); s = 0 when the
+ * grid is not square or padded. */
+static void view_crop(const rd_view *v, rd_crop *c)
+{
+    memset(c, 0, sizeof *c);
+    if (v->work_w != v->work_h || v->dst_w != v->work_w || v->dst_h != v->work_h) return;
+    c->s = v->work_w;
+    c->resized_w = (int)lround(v->work_w / v->src_w);
+    c->resized_h = (int)lround(v->work_h / v->src_h);
+    c->off_x = (int)lround(v->src_x * c->resized_w);
+    c->off_y = (int)lround(v->src_y * c->resized_h);
+    c->x = v->src_x * v->img_w;
+    c->y = v->src_y * v->img_h;
+    c->w = v->src_w * v->img_w;
+    c->h = v->src_h * v->img_h;
+}
+
+/* Mirror index into [0, n) (d c b a | a b c d | d c b a). */
+static int mirror(int i, int n)
+{
+    if (n == 1) return 0;
+    int p = 2 * n;
+    i %= p;
+    if (i < 0) i += p;
+    return i < n ? i : p - 1 - i;
+}
+
+/* Fills the grid outside the view's destination rectangle by mirroring the
+ * content (fit pad): the bars are not inspected, and mirrored texture keeps
+ * the backbone from seeing an edge the references never had. */
+static void pad_reflect(float *in, int W, int H, const rd_view *v)
+{
+    for (int y = v->dst_y; y < v->dst_y + v->dst_h; y++)
+        for (int x = 0; x < W; x++) {
+            if (x >= v->dst_x && x < v->dst_x + v->dst_w) continue;
+            int sx = v->dst_x + mirror(x - v->dst_x, v->dst_w);
+            memcpy(in + ((size_t)y * W + x) * 3, in + ((size_t)y * W + sx) * 3, 3 * sizeof(float));
+        }
+    for (int y = 0; y < H; y++) {
+        if (y >= v->dst_y && y < v->dst_y + v->dst_h) continue;
+        int sy = v->dst_y + mirror(y - v->dst_y, v->dst_h);
+        memcpy(in + (size_t)y * W * 3, in + (size_t)sy * W * 3, (size_t)W * 3 * sizeof(float));
+    }
+}
+
+/* Preprocess (the view's source rectangle resized onto its destination
+ * rectangle, the rest mirrored from it) + backbone
+ * into level buffers taken from the worker's arena. */
+static rd_status run_backbone(const rd_model *m, rd_worker *w, const rd_grid *gd, const rd_view *view,
+                              const rd_image *img, rd_tensor *lv, rd_timings *t, rd_err *err)
 {
     const rd_model_info *in = &m->info;
-    size_t need = rd_preprocess_scratch(img->w, img->h, m->s) * sizeof(float);
-    float *input;
+    const int dw = view->dst_w, dh = view->dst_h, W = gd->w;
+    rd_rect r;
+    rd_image sub = *img;
+    float *input, lut[3][256];
+    uint8_t *u8;
     double t0 = now_ms(), t1;
+    rd_view_src_pixels(view, img->w, img->h, &r);
+    size_t need = (size_t)r.w * r.h * 3 + (size_t)dw * dh * 3 +
+                  rd_preprocess_scratch(r.w, r.h, dw > dh ? dw : dh) * sizeof(float) + 4 * RD_ARENA_ALIGN;
     if (w->pre.cap < need) {
         rd_arena_release(&w->pre);
         if (rd_arena_init(&w->pre, need, err) != RD_OK) return err ? err->code : RD_ERR_NOMEM;
     }
     rd_arena_reset(&w->pre);
     for (int l = 0; l < in->nlevels; l++) {
-        lv[l].h = in->level_h[l];
-        lv[l].w = in->level_w[l];
+        lv[l].h = gd->lh[l];
+        lv[l].w = gd->lw[l];
         lv[l].c = in->level_c[l];
         lv[l].data = rd_arena_floats(&w->arena, rd_tensor_numel(&lv[l]));
         if (!lv[l].data) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (levels)");
     }
     size_t mark = rd_arena_mark(&w->arena);
-    input = rd_arena_floats(&w->arena, (size_t)m->s * m->s * 3);
+    input = rd_arena_floats(&w->arena, (size_t)gd->w * gd->h * 3);
     if (!input) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (input)");
-    rd_status st = rd_preprocess(img, m->s, m->bb->mean, m->bb->std, input, crop, &w->pre, err);
+    if (r.x || r.y || r.w != img->w || r.h != img->h) {
+        sub.w = r.w;
+        sub.h = r.h;
+        sub.rgb = rd_arena_alloc(&w->pre, (size_t)r.w * r.h * 3);
+        if (!sub.rgb) return rd_err_set(err, RD_ERR_INTERNAL, "preprocess scratch too small");
+        for (int y = 0; y < r.h; y++)
+            memcpy(sub.rgb + (size_t)y * r.w * 3, img->rgb + ((size_t)(r.y + y) * img->w + r.x) * 3, (size_t)r.w * 3);
+    }
+    u8 = rd_arena_alloc(&w->pre, (size_t)dw * dh * 3);
+    if (!u8) return rd_err_set(err, RD_ERR_INTERNAL, "preprocess scratch too small");
+    rd_status st = rd_resize_u8(&sub, dw, dh, u8, &w->pre, err);
     if (st != RD_OK) return st;
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - m->bb->mean[c]) / m->bb->std[c];
+    if (dw != gd->w || dh != gd->h) memset(input, 0, (size_t)gd->w * gd->h * 3 * sizeof(float));
+    for (int j = 0; j < dh; j++) {
+        const uint8_t *src = u8 + (size_t)j * dw * 3;
+        float *dst = input + ((size_t)(view->dst_y + j) * W + view->dst_x) * 3;
+        for (int i = 0; i < dw * 3; i += 3) {
+            dst[i] = lut[0][src[i]];
+            dst[i + 1] = lut[1][src[i + 1]];
+            dst[i + 2] = lut[2][src[i + 2]];
+        }
+    }
+    if (dw != gd->w || dh != gd->h) pad_reflect(input, gd->w, gd->h, view);
     t1 = now_ms();
     if (t) t->preprocess += t1 - t0;
-    st = rd_graph_forward_team(m->bb->graph, input, &w->arena, w->team, lv, err);
+    st = rd_graph_forward_team(gd->graph, input, &w->arena, w->team, lv, err);
     if (t) t->backbone += now_ms() - t1;
     rd_arena_rewind(&w->arena, mark);
     return st;
 }
 
-rd_status rd_extract(const rd_model *m, rd_worker *w, const rd_image *img, rd_feats **out,
-                     rd_timings *t, rd_err *err)
+rd_status rd_extract_geo(const rd_model *m, rd_worker *w, const rd_geometry *g, const rd_image *img,
+                         rd_feats **out, rd_timings *t, rd_err *err)
 {
     rd_tensor lv[RD_MAX_LEVELS];
-    rd_crop crop;
+    rd_view view;
     rd_feats *f = NULL;
+    const rd_grid *gd;
     rd_status st;
     *out = NULL;
+    if (!img || !img->rgb || img->w < 1 || img->h < 1) return rd_err_set(err, RD_ERR_ARG, "bad image");
+    if (g->stride != m->info.stride)
+        return rd_err_set(err, RD_ERR_MISMATCH, "geometry has grid stride %d, the model %d", g->stride, m->info.stride);
+    st = rd_view_for_image(g, img->w, img->h, &view, err);
+    if (st != RD_OK) return st;
+    if (!(gd = model_grid(m, g->work_w, g->work_h, err))) return err ? err->code : RD_ERR_INTERNAL;
+    if ((st = worker_fit(w, gd, err)) != RD_OK) return st;
     rd_arena_reset(&w->arena);
-    st = run_backbone(m, w, img, lv, &crop, t, err);
+    st = run_backbone(m, w, gd, &view, img, lv, t, err);
     if (st != RD_OK) goto out;
     f = calloc(1, sizeof *f);
     if (!f) goto nomem;
-    f->crop = crop;
+    f->geo = *g;
+    f->view = view;
+    view_crop(&view, &f->crop);
     f->img_w = img->w;
     f->img_h = img->h;
     f->nlevels = m->info.nlevels;
@@ -422,6 +627,17 @@ out:
     return st;
 }
 
+rd_status rd_extract(const rd_model *m, rd_worker *w, const rd_image *img, rd_feats **out, rd_timings *t,
+                     rd_err *err)
+{
+    rd_geometry g;
+    *out = NULL;
+    if (!img || img->w < 1 || img->h < 1) return rd_err_set(err, RD_ERR_ARG, "bad image");
+    rd_status st = rd_model_geometry(m, img->w, img->h, NULL, &g, err);
+    if (st != RD_OK) return st;
+    return rd_extract_geo(m, w, &g, img, out, t, err);
+}
+
 void rd_feats_free(rd_feats *f)
 {
     if (!f) return;
@@ -441,17 +657,26 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Version 2 header after magic/version: geometry text (RD_GEO_TEXT_MAX bytes,
+ * NUL padded), image w, h, then nlevels and the shapes as in version 1.  The
+ * view is recomputed from geometry + image size on load. */
+#define FEATS_V2_HDR (8 + RD_GEO_TEXT_MAX + 8)
+
 rd_status rd_feats_serialize(const rd_feats *f, uint8_t **blob, size_t *len, rd_err *err)
 {
-    size_t n = 12 + 12 * (size_t)f->nlevels, total = n;
+    size_t n = FEATS_V2_HDR + 4 + 12 * (size_t)f->nlevels, total = n;
     uint8_t *b, *p;
     for (int l = 0; l < f->nlevels; l++) total += (size_t)f->h[l] * f->w[l] * f->c[l] * 4;
-    b = malloc(total);
+    b = calloc(1, total);
     if (!b) return rd_err_set(err, RD_ERR_NOMEM, "out of memory serializing features");
     put_u32(b, FEATS_MAGIC);
     put_u32(b + 4, FEATS_VERSION);
-    put_u32(b + 8, (uint32_t)f->nlevels);
-    p = b + 12;
+    rd_geometry_format(&f->geo, (char *)b + 8, RD_GEO_TEXT_MAX);
+    put_u32(b + 8 + RD_GEO_TEXT_MAX, (uint32_t)f->img_w);
+    put_u32(b + 12 + RD_GEO_TEXT_MAX, (uint32_t)f->img_h);
+    p = b + FEATS_V2_HDR;
+    put_u32(p, (uint32_t)f->nlevels);
+    p += 4;
     for (int l = 0; l < f->nlevels; l++, p += 12) {
         put_u32(p, (uint32_t)f->h[l]);
         put_u32(p + 4, (uint32_t)f->w[l]);
@@ -475,32 +700,65 @@ rd_status rd_feats_deserialize(const rd_model *m, const uint8_t *blob, size_t le
 {
     const rd_model_info *in = &m->info;
     rd_feats *f = NULL;
-    size_t need;
+    rd_geometry geo;
+    rd_view view;
+    const rd_grid *gd;
+    size_t need, off;
     const uint8_t *p;
+    uint32_t ver, iw, ih;
+    rd_status st;
     *out = NULL;
-    if (len < 12 || get_u32(blob) != FEATS_MAGIC || get_u32(blob + 4) != FEATS_VERSION)
+    if (len < 12 || get_u32(blob) != FEATS_MAGIC || ((ver = get_u32(blob + 4)) != 1u && ver != 2u))
         return rd_err_set(err, RD_ERR_FORMAT, "stored features: bad header");
-    if (get_u32(blob + 8) != (uint32_t)in->nlevels)
-        return rd_err_set(err, RD_ERR_MISMATCH, "stored features: %u levels, model has %d",
-                          get_u32(blob + 8), in->nlevels);
-    need = 12 + 12 * (size_t)in->nlevels;
+    if (ver == 1u) {
+        /* square S×S features from before whole-frame inspection */
+        off = 8;
+        iw = ih = (uint32_t)m->s;
+        st = rd_model_geometry(m, m->s, m->s, NULL, &geo, err);
+    } else {
+        char txt[RD_GEO_TEXT_MAX];
+        if (len < FEATS_V2_HDR + 4) return rd_err_set(err, RD_ERR_FORMAT, "stored features: truncated");
+        memcpy(txt, blob + 8, sizeof txt);
+        txt[sizeof txt - 1] = '\0';
+        iw = get_u32(blob + 8 + RD_GEO_TEXT_MAX);
+        ih = get_u32(blob + 12 + RD_GEO_TEXT_MAX);
+        off = FEATS_V2_HDR;
+        st = rd_geometry_parse(txt, &geo, err);
+        if (st == RD_OK && geo.stride != in->stride)
+            st = rd_err_set(err, RD_ERR_MISMATCH, "stored features: grid stride %d, the model's is %d", geo.stride,
+                            in->stride);
+    }
+    if (st != RD_OK) return st;
+    if (iw < 1 || ih < 1 || iw > 1000000 || ih > 1000000)
+        return rd_err_set(err, RD_ERR_FORMAT, "stored features: bad image size %ux%u", iw, ih);
+    if ((st = rd_view_for_image(&geo, (int)iw, (int)ih, &view, err)) != RD_OK) return st;
+    if (!(gd = model_grid(m, geo.work_w, geo.work_h, err))) return err ? err->code : RD_ERR_INTERNAL;
+    if (get_u32(blob + off) != (uint32_t)in->nlevels)
+        return rd_err_set(err, RD_ERR_MISMATCH, "stored features: %u levels, model has %d", get_u32(blob + off),
+                          in->nlevels);
+    need = off + 4 + 12 * (size_t)in->nlevels;
     if (len < need) return rd_err_set(err, RD_ERR_FORMAT, "stored features: truncated");
     for (int l = 0; l < in->nlevels; l++) {
-        const uint8_t *q = blob + 12 + 12 * l;
-        if (get_u32(q) != (uint32_t)in->level_h[l] || get_u32(q + 4) != (uint32_t)in->level_w[l] ||
+        const uint8_t *q = blob + off + 4 + 12 * l;
+        if (get_u32(q) != (uint32_t)gd->lh[l] || get_u32(q + 4) != (uint32_t)gd->lw[l] ||
             get_u32(q + 8) != (uint32_t)in->level_c[l])
             return rd_err_set(err, RD_ERR_MISMATCH, "stored features: level %d shape differs from model", l);
-        need += m->level_n[l] * (size_t)in->level_c[l] * 4;
+        need += gd->ln[l] * (size_t)in->level_c[l] * 4;
     }
     if (len != need) return rd_err_set(err, RD_ERR_FORMAT, "stored features: %zu bytes, expected %zu", len, need);
     f = calloc(1, sizeof *f);
     if (!f) goto nomem;
     f->nlevels = in->nlevels;
-    p = blob + 12 + 12 * (size_t)in->nlevels;
+    f->geo = geo;
+    f->view = view;
+    view_crop(&view, &f->crop);
+    f->img_w = (int)iw;
+    f->img_h = (int)ih;
+    p = blob + off + 4 + 12 * (size_t)in->nlevels;
     for (int l = 0; l < in->nlevels; l++) {
-        size_t cnt = m->level_n[l] * (size_t)in->level_c[l];
-        f->h[l] = in->level_h[l];
-        f->w[l] = in->level_w[l];
+        size_t cnt = gd->ln[l] * (size_t)in->level_c[l];
+        f->h[l] = gd->lh[l];
+        f->w[l] = gd->lw[l];
         f->c[l] = in->level_c[l];
         f->data[l] = malloc(cnt * sizeof(float));
         if (!f->data[l]) goto nomem;
@@ -520,26 +778,123 @@ nomem:
     return rd_err_set(err, RD_ERR_NOMEM, "out of memory loading stored features");
 }
 
+/* ---- reference pools: global or local (tiled) search ---- */
+
+static void lvl_pool_free(lvl_pool *lp)
+{
+    rd_pool_free(lp->global);
+    if (lp->tile)
+        for (int i = 0; i < lp->ntx * lp->nty; i++) rd_pool_free(lp->tile[i]);
+    free(lp->tile);
+    memset(lp, 0, sizeof *lp);
+}
+
+/* Pool of the nb maps maps[i] (lh×lw×c each).  tc > 0 and more than 2 tiles
+ * along an axis: one pool per tile with its 3×3 tile neighbourhood. */
+static rd_status lvl_pool_build(lvl_pool *lp, const float *const *maps, int nb, int lh, int lw, int c,
+                                rd_pool_metric metric, int tc, rd_err *err)
+{
+    memset(lp, 0, sizeof *lp);
+    if (tc <= 0 || (lh <= 2 * tc && lw <= 2 * tc)) {
+        size_t rows[64];
+        for (int i = 0; i < nb; i++) rows[i] = (size_t)lh * lw;
+        lp->global = rd_pool_new(maps, rows, nb, c, metric, err);
+        return lp->global ? RD_OK : (err ? err->code : RD_ERR_NOMEM);
+    }
+    lp->tc = tc;
+    lp->ntx = (lw + tc - 1) / tc;
+    lp->nty = (lh + tc - 1) / tc;
+    lp->tile = calloc((size_t)lp->ntx * lp->nty, sizeof *lp->tile);
+    /* blocks: one per reference and cell row of the neighbourhood */
+    size_t maxb = (size_t)nb * 3 * tc;
+    const float **blocks = malloc(maxb * sizeof *blocks);
+    size_t *rows = malloc(maxb * sizeof *rows);
+    rd_status st = RD_OK;
+    if (!lp->tile || !blocks || !rows) {
+        st = rd_err_set(err, RD_ERR_NOMEM, "out of memory building the reference pool");
+        goto out;
+    }
+    for (int ty = 0; ty < lp->nty; ty++)
+        for (int tx = 0; tx < lp->ntx; tx++) {
+            int y0 = (ty - 1) * tc, y1 = (ty + 2) * tc, x0 = (tx - 1) * tc, x1 = (tx + 2) * tc, n = 0;
+            if (y0 < 0) y0 = 0;
+            if (x0 < 0) x0 = 0;
+            if (y1 > lh) y1 = lh;
+            if (x1 > lw) x1 = lw;
+            for (int i = 0; i < nb; i++)
+                for (int y = y0; y < y1; y++) {
+                    blocks[n] = maps[i] + ((size_t)y * lw + x0) * c;
+                    rows[n++] = (size_t)(x1 - x0);
+                }
+            if (!(lp->tile[ty * lp->ntx + tx] = rd_pool_new(blocks, rows, n, c, metric, err))) {
+                st = err ? err->code : RD_ERR_NOMEM;
+                goto out;
+            }
+        }
+out:
+    free(blocks);
+    free(rows);
+    if (st != RD_OK) lvl_pool_free(lp);
+    return st;
+}
+
+/* Residuals r (n×c) of level features x (lh×lw×c) against their nearest pool rows. */
+static rd_status lvl_pool_residuals(const lvl_pool *lp, const float *x, int lh, int lw, int c, rd_resid mode,
+                                    float *r, rd_team *team, rd_arena *a, rd_err *err)
+{
+    size_t mark = rd_arena_mark(a), n = (size_t)lh * lw;
+    rd_status st = RD_OK;
+    if (lp->global) {
+        int32_t *idx = (int32_t *)rd_arena_alloc(a, n * sizeof(int32_t));
+        float *d2 = rd_arena_floats(a, n);
+        if (!idx || !d2) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (search)");
+        st = rd_pool_nearest(lp->global, x, n, idx, d2, team, a, err);
+        if (st == RD_OK) rd_residuals(x, lp->global->rows, idx, n, c, mode, r);
+        rd_arena_rewind(a, mark);
+        return st;
+    }
+    const size_t tn = (size_t)lp->tc * lp->tc;
+    float *q = rd_arena_floats(a, tn * (size_t)c), *rq = rd_arena_floats(a, tn * (size_t)c);
+    int32_t *idx = (int32_t *)rd_arena_alloc(a, tn * sizeof(int32_t));
+    float *d2 = rd_arena_floats(a, tn);
+    if (!q || !rq || !idx || !d2) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (local search)");
+    for (int ty = 0; ty < lp->nty && st == RD_OK; ty++)
+        for (int tx = 0; tx < lp->ntx && st == RD_OK; tx++) {
+            int y0 = ty * lp->tc, x0 = tx * lp->tc, y1 = y0 + lp->tc, x1 = x0 + lp->tc;
+            size_t nq = 0, k = 0;
+            if (y1 > lh) y1 = lh;
+            if (x1 > lw) x1 = lw;
+            for (int y = y0; y < y1; y++, nq += (size_t)(x1 - x0))
+                memcpy(q + nq * c, x + ((size_t)y * lw + x0) * c, (size_t)(x1 - x0) * c * sizeof(float));
+            const rd_pool *p = lp->tile[ty * lp->ntx + tx];
+            st = rd_pool_nearest(p, q, nq, idx, d2, team, a, err);
+            if (st != RD_OK) break;
+            rd_residuals(q, p->rows, idx, nq, c, mode, rq);
+            for (int y = y0; y < y1; y++, k += (size_t)(x1 - x0))
+                memcpy(r + ((size_t)y * lw + x0) * c, rq + k * c, (size_t)(x1 - x0) * c * sizeof(float));
+        }
+    rd_arena_rewind(a, mark);
+    return st;
+}
+
 /* ---- scoring core shared by calibration and inspection ---- */
 
 /* Raw per-position scores of one level's features x (n×c) against pool. */
-static rd_status level_scores(const rd_model *m, rd_worker *w, int level, const rd_pool *pool, const float *x,
-                              size_t n, int c, float *out, rd_timings *t, rd_err *err)
+static rd_status level_scores(const rd_model *m, rd_worker *w, const rd_grid *gd, int level, const lvl_pool *pool,
+                              const float *x, float *out, rd_timings *t, rd_err *err)
 {
+    const int c = m->info.level_c[level], lh = gd->lh[level], lw = gd->lw[level];
+    const size_t n = gd->ln[level];
     size_t mark = rd_arena_mark(&w->arena);
-    int32_t *idx = (int32_t *)rd_arena_alloc(&w->arena, n * sizeof(int32_t));
-    float *d2 = rd_arena_floats(&w->arena, n);
     float *r = rd_arena_floats(&w->arena, n * (size_t)c);
     double t0 = now_ms(), t1;
     rd_status st;
-    if (!idx || !d2 || !r) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (scores)");
-    st = rd_pool_nearest(pool, x, n, idx, d2, w->team, &w->arena, err);
+    if (!r) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (scores)");
+    st = lvl_pool_residuals(pool, x, lh, lw, c, m->opts.resid, r, w->team, &w->arena, err);
     if (st != RD_OK) goto out;
     t1 = now_ms();
     if (t) t->nn += t1 - t0;
-    rd_residuals(x, pool->rows, idx, n, c, m->opts.resid, r);
     if (m->learned) {
-        const rd_model_info *in = &m->info;
         const float *e = r;
         if (m->cplan[level]) {
             float *eb = rd_arena_floats(&w->arena, n * (size_t)c);
@@ -547,11 +902,11 @@ static rd_status level_scores(const rd_model *m, rd_worker *w, int level, const 
                 st = rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (constraintor)");
                 goto out;
             }
-            st = rd_cstr_plan_forward(m->cplan[level], r, in->level_h[level], in->level_w[level], eb, &w->arena, err);
+            st = rd_cstr_plan_forward(m->cplan[level], r, lh, lw, eb, &w->arena, err);
             if (st != RD_OK) goto out;
             e = eb;
         }
-        st = rd_flow_plan_lpc_team(m->fplan[level], e, out, w->team, &w->arena, err);
+        st = rd_flow_plan_lpc_team(gd->fplan[level], e, out, w->team, &w->arena, err);
         if (st != RD_OK) goto out;
         for (size_t i = 0; i < n; i++) out[i] = -out[i]; /* higher = more anomalous */
         if (t) t->learned += now_ms() - t1;
@@ -564,20 +919,41 @@ out:
     return st;
 }
 
-/* Calibrated, combined, blurred S×S map from per-level raw scores; returns the image score. */
-static float assemble(const rd_model *m, rd_worker *w, float *const *lvl_scores, const float *mu,
-                      const float *sigma, float *map)
+/* Calibrated, combined, blurred map over the grid from per-level raw scores;
+ * returns the image score over the inspected rectangle of view (NULL = all).
+ * Not-inspected grid pixels are set to 0 (the references' typical level)
+ * before the blur, so padding neither scores nor bleeds. */
+static float assemble(const rd_model *m, rd_worker *w, const rd_grid *gd, float *const *lvl_scores, const float *mu,
+                      const float *sigma, const rd_view *view, float *map)
 {
     const rd_model_info *in = &m->info;
-    const size_t ss = (size_t)m->s * m->s;
+    const int W = gd->w, H = gd->h;
+    const size_t ss = (size_t)W * H;
     size_t mark = rd_arena_mark(&w->arena);
     float *tmp = rd_arena_floats(&w->arena, ss);
+    float score;
     memset(map, 0, ss * sizeof(float));
     for (int l = 0; l < in->nlevels; l++)
-        rd_score_accumulate(lvl_scores[l], in->level_h[l], in->level_w[l], mu[l], sigma[l],
-                            1.0f / (float)in->nlevels, map, m->s, tmp);
-    if (m->opts.sigma > 0) rd_gauss_blur(map, m->s, m->s, m->opts.sigma, tmp);
-    float score = rd_score_image(map, ss, m->opts.topk_frac, tmp);
+        rd_score_accumulate_hw(lvl_scores[l], gd->lh[l], gd->lw[l], mu[l], sigma[l], 1.0f / (float)in->nlevels, map,
+                               H, W, tmp);
+    int full = !view || (view->dst_x == 0 && view->dst_y == 0 && view->dst_w == W && view->dst_h == H);
+    if (!full)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                if (!rd_view_grid_inspected(view, x, y)) map[(size_t)y * W + x] = 0.0f;
+    if (m->opts.sigma > 0) rd_gauss_blur(map, H, W, m->opts.sigma, tmp);
+    if (full) {
+        score = rd_score_image(map, ss, m->opts.topk_frac, tmp);
+    } else {
+        float *vals = rd_arena_floats(&w->arena, (size_t)view->dst_w * view->dst_h);
+        size_t k = 0;
+        for (int y = view->dst_y; y < view->dst_y + view->dst_h; y++)
+            for (int x = view->dst_x; x < view->dst_x + view->dst_w; x++) vals[k++] = map[(size_t)y * W + x];
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                if (!rd_view_grid_inspected(view, x, y)) map[(size_t)y * W + x] = 0.0f;
+        score = rd_score_image(vals, k, m->opts.topk_frac, tmp);
+    }
     rd_arena_rewind(&w->arena, mark);
     return score;
 }
@@ -585,19 +961,27 @@ static float assemble(const rd_model *m, rd_worker *w, float *const *lvl_scores,
 static void refset_free(rd_refset *r)
 {
     if (!r) return;
-    for (int l = 0; l < RD_MAX_LEVELS; l++) rd_pool_free(r->pool[l]);
+    for (int l = 0; l < RD_MAX_LEVELS; l++) lvl_pool_free(&r->pool[l]);
     free(r->loo);
     free(r);
 }
 
-static rd_status check_feats(const rd_model *m, const rd_feats *f, rd_err *err)
+static rd_status check_feats(const rd_model *m, const rd_grid *gd, const rd_feats *f, rd_err *err)
 {
     const rd_model_info *in = &m->info;
     if (!f || f->nlevels != in->nlevels) return rd_err_set(err, RD_ERR_MISMATCH, "features do not match the model");
     for (int l = 0; l < in->nlevels; l++)
-        if (f->h[l] != in->level_h[l] || f->w[l] != in->level_w[l] || f->c[l] != in->level_c[l] || !f->data[l])
+        if (f->h[l] != gd->lh[l] || f->w[l] != gd->lw[l] || f->c[l] != in->level_c[l] || !f->data[l])
             return rd_err_set(err, RD_ERR_MISMATCH, "features do not match the model (level %d)", l);
     return RD_OK;
+}
+
+/* Local-search tile side in cells at level l of grid gd (0 = global). */
+static int tile_cells(const rd_geometry *g, const rd_grid *gd, int l)
+{
+    if (g->search_tile <= 0) return 0;
+    int tc = (int)((long)g->search_tile * gd->lw[l] / gd->w);
+    return tc < 1 ? 1 : tc;
 }
 
 rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, rd_err *err)
@@ -605,9 +989,9 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
     const rd_model_info *in = &m->info;
     rd_refset *r = NULL;
     const float *blocks[64];
-    size_t rows[64];
     float *scores[RD_MAX_LEVELS] = {0};
     float *map = NULL;
+    const rd_grid *gd;
     int L = in->nlevels;
 
     if (k < 2) {
@@ -619,18 +1003,42 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
                    m->opts.max_shots < 64 ? m->opts.max_shots : 64);
         return NULL;
     }
+    for (int i = 0; i < k; i++) {
+        char want[128], got[128];
+        if (!refs[i]) {
+            rd_err_set(err, RD_ERR_ARG, "reference %d has no features", i);
+            return NULL;
+        }
+        rd_geometry_describe(&refs[0]->geo, want, sizeof want);
+        if (refs[i]->view.fitted) {
+            rd_err_set(err, RD_ERR_MISMATCH,
+                       "reference %d (%dx%d) has another aspect ratio than the class geometry %s: references are "
+                       "never padded, stretched or cropped",
+                       i, refs[i]->img_w, refs[i]->img_h, want);
+            return NULL;
+        }
+        if (!rd_geometry_compatible(&refs[0]->geo, &refs[i]->geo)) {
+            rd_geometry_describe(&refs[i]->geo, got, sizeof got);
+            rd_err_set(err, RD_ERR_MISMATCH, "reference %d has geometry %s, the class has %s", i, got, want);
+            return NULL;
+        }
+    }
+    if (!(gd = model_grid(m, refs[0]->geo.work_w, refs[0]->geo.work_h, err))) return NULL;
     for (int i = 0; i < k; i++)
-        if (check_feats(m, refs[i], err) != RD_OK) return NULL;
+        if (check_feats(m, gd, refs[i], err) != RD_OK) return NULL;
+    if (worker_fit(w, gd, err) != RD_OK) return NULL;
     r = calloc(1, sizeof *r);
     if (!r) goto nomem;
     atomic_init(&r->refs, 1);
     r->k = k;
     r->nlevels = L;
+    r->geo = refs[0]->geo;
+    r->grid = gd;
     r->loo = calloc((size_t)k, sizeof(float));
-    map = malloc((size_t)m->s * m->s * sizeof(float));
+    map = malloc((size_t)gd->w * gd->h * sizeof(float));
     if (!r->loo || !map) goto nomem;
     for (int l = 0; l < L; l++) {
-        scores[l] = malloc((size_t)k * m->level_n[l] * sizeof(float));
+        scores[l] = malloc((size_t)k * gd->ln[l] * sizeof(float));
         if (!scores[l]) goto nomem;
     }
     /* Leave-one-out: score each reference against the pool of the others. */
@@ -638,30 +1046,28 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
     for (int i = 0; i < k; i++) {
         for (int l = 0; l < L; l++) {
             int nb = 0;
-            rd_pool *p;
+            lvl_pool p;
             for (int j = 0; j < k; j++)
-                if (j != i) {
-                    blocks[nb] = refs[j]->data[l];
-                    rows[nb++] = m->level_n[l];
-                }
-            p = rd_pool_new(blocks, rows, nb, in->level_c[l], m->opts.metric, err);
-            if (!p) goto fail;
-            rd_status st = level_scores(m, w, l, p, refs[i]->data[l], m->level_n[l], in->level_c[l],
-                                        scores[l] + (size_t)i * m->level_n[l], NULL, err);
-            rd_pool_free(p);
+                if (j != i) blocks[nb++] = refs[j]->data[l];
+            if (lvl_pool_build(&p, blocks, nb, gd->lh[l], gd->lw[l], in->level_c[l], m->opts.metric,
+                               tile_cells(&r->geo, gd, l), err) != RD_OK)
+                goto fail;
+            rd_status st = level_scores(m, w, gd, l, &p, refs[i]->data[l], scores[l] + (size_t)i * gd->ln[l], NULL,
+                                        err);
+            lvl_pool_free(&p);
             if (st != RD_OK) goto fail;
         }
     }
     for (int l = 0; l < L; l++) {
         double mu, sd;
-        rd_score_moments(scores[l], (size_t)k * m->level_n[l], &mu, &sd);
+        rd_score_moments(scores[l], (size_t)k * gd->ln[l], &mu, &sd);
         r->mu[l] = (float)mu;
         r->sigma[l] = sd > 1e-6 ? (float)sd : 1e-6f;
     }
     for (int i = 0; i < k; i++) {
         float *lv[RD_MAX_LEVELS];
-        for (int l = 0; l < L; l++) lv[l] = scores[l] + (size_t)i * m->level_n[l];
-        r->loo[i] = assemble(m, w, lv, r->mu, r->sigma, map);
+        for (int l = 0; l < L; l++) lv[l] = scores[l] + (size_t)i * gd->ln[l];
+        r->loo[i] = assemble(m, w, gd, lv, r->mu, r->sigma, NULL, map);
     }
     {
         /* Default threshold: mean + 3·sd of the leave-one-out image scores, with
@@ -677,12 +1083,10 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
         r->threshold = (float)fmax(mu + 3 * sd, mx);
     }
     for (int l = 0; l < L; l++) {
-        for (int j = 0; j < k; j++) {
-            blocks[j] = refs[j]->data[l];
-            rows[j] = m->level_n[l];
-        }
-        r->pool[l] = rd_pool_new(blocks, rows, k, in->level_c[l], m->opts.metric, err);
-        if (!r->pool[l]) goto fail;
+        for (int j = 0; j < k; j++) blocks[j] = refs[j]->data[l];
+        if (lvl_pool_build(&r->pool[l], blocks, k, gd->lh[l], gd->lw[l], in->level_c[l], m->opts.metric,
+                           tile_cells(&r->geo, gd, l), err) != RD_OK)
+            goto fail;
     }
     goto out;
 nomem:
@@ -711,32 +1115,52 @@ void rd_refset_unref(rd_refset *r)
 int rd_refset_shots(const rd_refset *r) { return r->k; }
 float rd_refset_threshold(const rd_refset *r) { return r->threshold; }
 const float *rd_refset_loo_scores(const rd_refset *r) { return r->loo; }
+const rd_geometry *rd_refset_geometry(const rd_refset *r) { return &r->geo; }
+
+int rd_refset_local_search(const rd_refset *r)
+{
+    for (int l = 0; l < r->nlevels; l++)
+        if (r->pool[l].tile) return 1;
+    return 0;
+}
 
 /* Scores level features lv (in the worker's arena or caller memory) into out. */
 static rd_status score_levels(const rd_model *m, rd_worker *w, const rd_refset *r, float *const *lv,
                               float threshold_override, rd_result *out, rd_err *err)
 {
     const rd_model_info *in = &m->info;
+    const rd_grid *gd = r->grid;
     float *scores[RD_MAX_LEVELS];
-    const size_t ss = (size_t)m->s * m->s;
     rd_status st;
     for (int l = 0; l < in->nlevels; l++) {
-        scores[l] = rd_arena_floats(&w->arena, m->level_n[l]);
+        scores[l] = rd_arena_floats(&w->arena, gd->ln[l]);
         if (!scores[l]) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (maps)");
-        st = level_scores(m, w, l, r->pool[l], lv[l], m->level_n[l], in->level_c[l], scores[l], &out->t, err);
+        st = level_scores(m, w, gd, l, &r->pool[l], lv[l], scores[l], &out->t, err);
         if (st != RD_OK) return st;
     }
     double t1 = now_ms();
-    out->score = assemble(m, w, scores, r->mu, r->sigma, out->map);
+    out->score = assemble(m, w, gd, scores, r->mu, r->sigma, &out->view, out->map);
     out->t.score += now_ms() - t1;
     out->threshold = isnan(threshold_override) ? r->threshold : threshold_override;
     out->anomalous = out->score >= out->threshold;
     out->scorer = in->scorer;
-    out->s = m->s;
-    out->map_min = out->map_max = out->map[0];
-    for (size_t i = 1; i < ss; i++) {
-        if (out->map[i] > out->map_max) out->map_max = out->map[i];
-        if (out->map[i] < out->map_min) out->map_min = out->map[i];
+    out->map_w = gd->w;
+    out->map_h = gd->h;
+    out->s = gd->w == gd->h ? gd->w : 0;
+    out->geo = r->geo;
+    out->inspected_frac = (float)out->view.inspected_frac;
+    view_crop(&out->view, &out->crop);
+    if (out->crop.s == 0) out->s = 0;
+    {
+        const rd_view *v = &out->view;
+        const float *p = out->map + (size_t)v->dst_y * gd->w + v->dst_x;
+        out->map_min = out->map_max = p[0];
+        for (int y = v->dst_y; y < v->dst_y + v->dst_h; y++)
+            for (int x = v->dst_x; x < v->dst_x + v->dst_w; x++) {
+                float q = out->map[(size_t)y * gd->w + x];
+                if (q > out->map_max) out->map_max = q;
+                if (q < out->map_min) out->map_min = q;
+            }
     }
     return RD_OK;
 }
@@ -744,9 +1168,9 @@ static rd_status score_levels(const rd_model *m, rd_worker *w, const rd_refset *
 static rd_status result_begin(const rd_model *m, const rd_refset *r, rd_result *out, rd_err *err)
 {
     memset(out, 0, sizeof *out);
-    if (r->nlevels != m->info.nlevels)
+    if (r->nlevels != m->info.nlevels || r->grid < m->grids || r->grid >= m->grids + RD_MAX_GRIDS)
         return rd_err_set(err, RD_ERR_MISMATCH, "reference set built for another model");
-    out->map = malloc((size_t)m->s * m->s * sizeof(float));
+    out->map = malloc((size_t)r->grid->w * r->grid->h * sizeof(float));
     if (!out->map) return rd_err_set(err, RD_ERR_NOMEM, "out of memory for the anomaly map");
     return RD_OK;
 }
@@ -757,10 +1181,14 @@ rd_status rd_inspect(const rd_model *m, rd_worker *w, const rd_refset *r, const 
     rd_tensor lv[RD_MAX_LEVELS];
     float *lvp[RD_MAX_LEVELS];
     double t0 = now_ms();
-    rd_status st = result_begin(m, r, out, err);
+    rd_status st;
+    if (!img || !img->rgb || img->w < 1 || img->h < 1) return rd_err_set(err, RD_ERR_ARG, "bad image");
+    st = result_begin(m, r, out, err);
     if (st != RD_OK) return st;
+    st = rd_view_for_image(&r->geo, img->w, img->h, &out->view, err);
+    if (st == RD_OK) st = worker_fit(w, r->grid, err);
     rd_arena_reset(&w->arena);
-    st = run_backbone(m, w, img, lv, &out->crop, &out->t, err);
+    if (st == RD_OK) st = run_backbone(m, w, r->grid, &out->view, img, lv, &out->t, err);
     for (int l = 0; st == RD_OK && l < m->info.nlevels; l++) lvp[l] = lv[l].data;
     if (st == RD_OK) st = score_levels(m, w, r, lvp, threshold_override, out, err);
     rd_arena_reset(&w->arena);
@@ -778,10 +1206,23 @@ rd_status rd_inspect_feats(const rd_model *m, rd_worker *w, const rd_refset *r, 
                            float threshold_override, rd_result *out, rd_err *err)
 {
     double t0 = now_ms();
-    rd_status st = check_feats(m, f, err);
+    rd_status st;
+    if (!f) return rd_err_set(err, RD_ERR_ARG, "no features");
+    if (!rd_geometry_compatible(&r->geo, &f->geo)) {
+        char want[128], got[128];
+        rd_geometry_describe(&r->geo, want, sizeof want);
+        rd_geometry_describe(&f->geo, got, sizeof got);
+        return rd_err_set(err, RD_ERR_MISMATCH, "features of geometry %s, the reference set has %s", got, want);
+    }
+    st = check_feats(m, r->grid, f, err);
     if (st != RD_OK) return st;
     st = result_begin(m, r, out, err);
-    if (st != RD_OK) return st;
+    if (st == RD_OK) st = worker_fit(w, r->grid, err);
+    if (st != RD_OK) {
+        rd_result_release(out);
+        return st;
+    }
+    out->view = f->view;
     rd_arena_reset(&w->arena);
     st = score_levels(m, w, r, f->data, threshold_override, out, err);
     rd_arena_reset(&w->arena);
@@ -789,7 +1230,6 @@ rd_status rd_inspect_feats(const rd_model *m, rd_worker *w, const rd_refset *r, 
         rd_result_release(out);
         return st;
     }
-    out->crop = f->crop;
     out->img_w = f->img_w;
     out->img_h = f->img_h;
     out->t.total = now_ms() - t0;
@@ -811,4 +1251,16 @@ void rd_result_heat_params(const rd_result *res, rd_heat_params *p)
     p->threshold = res->threshold;
     p->out_w = res->img_w;
     p->out_h = res->img_h;
+}
+
+rd_status rd_result_render(const rd_result *res, rd_heat_kind kind, const rd_image *img, rd_png_buf *out,
+                           rd_err *err)
+{
+    rd_heat_params p;
+    rd_result_heat_params(res, &p);
+    if (img) {
+        p.out_w = img->w;
+        p.out_h = img->h;
+    }
+    return rd_heatmap_render_view(kind, res->map, &res->view, img, &p, out, err);
 }

@@ -9,7 +9,19 @@
  *   rd_refset  a class's reference pool + calibration, immutable and
  *              reference-counted: a registration builds a new one and swaps it
  *              in; inspections holding the old one finish undisturbed.
- *   rd_result  one inspection: score, threshold, verdict, S×S map, crop, timings.
+ *   rd_result  one inspection: score, threshold, verdict, map over the working
+ *              grid, the view (where the grid lies in the frame), inspected
+ *              fraction, timings.
+ *
+ * Geometry (geometry.h): by default the whole frame is inspected.  A class's
+ * geometry is fixed by its first reference (rd_model_geometry: working grid
+ * short side S, long side S·aspect on the coarsest level's stride; fit policy;
+ * ROI; search tile); features carry the geometry they were extracted at, a
+ * reference set carries its class's geometry, and an inspection maps the image
+ * onto it (another aspect: refused unless the class has a fit policy).  The
+ * model plans its backbone graph and flows once per distinct working grid, on
+ * first use (thread-safe, at most RD_MAX_GRIDS grids per model); the worker's
+ * arena grows to the largest grid it has run.
  *
  * Scoring path (ResAD, see docs/resad-method.md):
  *   image → rd_preprocess → backbone levels → per level, nearest reference
@@ -27,6 +39,7 @@
 
 #include "arena.h"
 #include "backbone.h"
+#include "geometry.h"
 #include "heatmap.h"
 #include "image.h"
 #include "pool.h"
@@ -66,7 +79,8 @@ typedef struct rd_model_info {
     const char *model_meta;   /* its provenance as JSON object text (training data, epochs,
                                  losses, eval summary), "" without one */
     const char *model_id;   /* hash over backbone sha + levels + S + options: keys stored features */
-    int size;               /* S */
+    int size;               /* S (the default grid is S×S; level_h/w below are at it) */
+    int stride;             /* the coarsest level's stride: working grids are multiples of it */
     int nlevels;
     int level_h[RD_MAX_LEVELS], level_w[RD_MAX_LEVELS], level_c[RD_MAX_LEVELS];
     const char *level_names[RD_MAX_LEVELS];
@@ -91,22 +105,39 @@ typedef struct rd_timings {
     double learned; /* the part of score spent in the constraintor + flow (learned model) */
 } rd_timings;
 
+#define RD_MAX_GRIDS 16 /* distinct working grids one model plans */
+
+/* The default geometry of a frame_w×frame_h frame for this model: o may be
+ * NULL (whole frame, short side = the model's size, fit none, default search).
+ * Errors: RD_ERR_ARG (ROI outside the frame), RD_ERR_LIMIT (grid too large). */
+rd_status rd_model_geometry(const rd_model *m, int frame_w, int frame_h, const rd_geo_opts *o, rd_geometry *g,
+                            rd_err *err) RD_WARN_UNUSED;
+
 /* ---- features ---- */
 typedef struct rd_feats {
-    rd_crop crop;    /* where the features' S×S crop lies in the source image */
+    rd_crop crop;    /* legacy: the S×S square this maps to when the grid is square (s = 0 otherwise) */
+    rd_geometry geo; /* the geometry the features were extracted at */
+    rd_view view;    /* where the grid lies in the source image */
     int img_w, img_h;
     int nlevels;
     int h[RD_MAX_LEVELS], w[RD_MAX_LEVELS], c[RD_MAX_LEVELS];
     float *data[RD_MAX_LEVELS]; /* owned, h·w·c floats each (HWC) */
 } rd_feats;
 
-/* Runs preprocess + backbone on img.  *out is malloc'ed; free with rd_feats_free. */
+/* Runs preprocess + backbone on img at its own default geometry (whole frame,
+ * rd_model_geometry with o = NULL).  *out is malloc'ed; free with rd_feats_free. */
 rd_status rd_extract(const rd_model *m, rd_worker *w, const rd_image *img, rd_feats **out,
                      rd_timings *t, rd_err *err) RD_WARN_UNUSED;
+/* The same at geometry g (a class's): the image is mapped with rd_view_for_image,
+ * so another aspect ratio is RD_ERR_MISMATCH unless g has a fit policy. */
+rd_status rd_extract_geo(const rd_model *m, rd_worker *w, const rd_geometry *g, const rd_image *img,
+                         rd_feats **out, rd_timings *t, rd_err *err) RD_WARN_UNUSED;
 void rd_feats_free(rd_feats *f);
-/* Portable little-endian blob (magic, version, shapes, floats) for storage. */
+/* Portable little-endian blob (magic, version 2, geometry text, view, shapes,
+ * floats) for storage.  Version-1 blobs (square S×S, before whole-frame
+ * inspection) still load, as the square geometry they were made at. */
 rd_status rd_feats_serialize(const rd_feats *f, uint8_t **blob, size_t *len, rd_err *err) RD_WARN_UNUSED;
-/* Validates the blob against the model's level shapes. */
+/* Validates the blob against the level shapes the model gives its geometry. */
 rd_status rd_feats_deserialize(const rd_model *m, const uint8_t *blob, size_t len, rd_feats **out,
                                rd_err *err) RD_WARN_UNUSED;
 
@@ -114,7 +145,9 @@ rd_status rd_feats_deserialize(const rd_model *m, const uint8_t *blob, size_t le
 typedef struct rd_refset rd_refset;
 
 /* Builds pool + leave-one-out calibration from k ≥ 2 reference feature sets
- * (copied; the caller keeps ownership of refs).  Refcount starts at 1. */
+ * (copied; the caller keeps ownership of refs).  Refcount starts at 1.  The
+ * set's geometry is refs[0]'s; a reference of another geometry, or one that
+ * needed a fit policy (another aspect ratio), is RD_ERR_MISMATCH naming both. */
 rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, rd_err *err);
 rd_refset *rd_refset_ref(rd_refset *r);  /* atomic increment; returns r */
 void rd_refset_unref(rd_refset *r);      /* atomic; frees at zero; NULL ok */
@@ -123,6 +156,9 @@ int rd_refset_shots(const rd_refset *r);
 float rd_refset_threshold(const rd_refset *r);
 /* Leave-one-out image scores of the references (k values). */
 const float *rd_refset_loo_scores(const rd_refset *r);
+const rd_geometry *rd_refset_geometry(const rd_refset *r);
+/* 1 if the nearest-neighbour search is tiled (local) at some level. */
+int rd_refset_local_search(const rd_refset *r);
 
 /* ---- inspection ---- */
 typedef struct rd_result {
@@ -130,15 +166,20 @@ typedef struct rd_result {
     float threshold; /* the one applied: override if given, else the refset's */
     int anomalous;   /* score >= threshold */
     const char *scorer;
-    float *map;      /* s×s anomaly map over the crop (owned) */
-    int s;
-    rd_crop crop;
+    float *map;      /* map_w×map_h anomaly map over the working grid (owned); 0 where not inspected */
+    int map_w, map_h;
+    rd_view view;    /* where the grid lies in the image; grid pixels outside view.dst are not inspected */
+    rd_geometry geo; /* the class geometry applied */
+    float inspected_frac; /* fraction of the frame's pixels inspected (ROI, pad bars, crop) */
+    int s;           /* legacy: map_w when the grid is square, else 0 */
+    rd_crop crop;    /* legacy: valid when s > 0 */
     int img_w, img_h;
-    float map_max, map_min;
+    float map_max, map_min; /* over inspected pixels */
     rd_timings t;
 } rd_result;
 
-/* threshold_override: NaN = use the refset's. */
+/* threshold_override: NaN = use the refset's.  The image is mapped onto the
+ * refset's geometry; the score is over inspected pixels only. */
 rd_status rd_inspect(const rd_model *m, rd_worker *w, const rd_refset *r, const rd_image *img,
                      float threshold_override, rd_result *out, rd_err *err) RD_WARN_UNUSED;
 /* The same from already extracted features (evaluation scores one test set
@@ -150,5 +191,10 @@ void rd_result_release(rd_result *res);
 /* Heatmap scale for a result: lo = 0 (the references' typical level), hi =
  * max(2·threshold, map max); threshold = the applied one. */
 void rd_result_heat_params(const rd_result *res, rd_heat_params *p);
+/* Renders one heatmap of a result over the whole frame (rd_heatmap_render_view
+ * with rd_result_heat_params; img needed for the overlay, at any decoded scale:
+ * the output is img's size, or the result's img_w×img_h without img). */
+rd_status rd_result_render(const rd_result *res, rd_heat_kind kind, const rd_image *img, rd_png_buf *out,
+                           rd_err *err) RD_WARN_UNUSED;
 
 #endif

@@ -33,9 +33,15 @@ void rd_score_residual_norm(const float *r, size_t n, int c, float *out)
 void rd_score_accumulate(const float *level, int h, int w, float mu, float sigma, float weight,
                          float *acc, int s, float *tmp)
 {
+    rd_score_accumulate_hw(level, h, w, mu, sigma, weight, acc, s, s, tmp);
+}
+
+void rd_score_accumulate_hw(const float *level, int h, int w, float mu, float sigma, float weight, float *acc, int H,
+                            int W, float *tmp)
+{
     const float inv = sigma > 0 ? 1.0f / sigma : 1.0f;
-    const size_t n = (size_t)s * s;
-    rd_upsample_bilinear_ac(level, h, w, tmp, s, s);
+    const size_t n = (size_t)H * W;
+    rd_upsample_bilinear_ac(level, h, w, tmp, H, W);
     for (size_t i = 0; i < n; i++) acc[i] += weight * (tmp[i] - mu) * inv;
 }
 

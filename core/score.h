@@ -6,7 +6,7 @@
  * normalizing flow (issue 5 adds the learned scorer in the same slot; it
  * returns −logp/C).  Level maps are calibrated per class (z = (d − μ_l)/σ_l,
  * μ/σ from leave-one-out scoring of the references), upsampled bilinearly with
- * align_corners to S×S, averaged over levels and blurred (Gaussian σ, scipy
+ * align_corners to the working grid (S×S, or H×W for a whole frame), averaged over levels and blurred (Gaussian σ, scipy
  * "reflect").  Image score: the map's max, or the mean of its top-k values. */
 #ifndef RD_SCORE_H
 #define RD_SCORE_H
@@ -28,6 +28,9 @@ void rd_score_residual_norm(const float *r, size_t n, int c, float *out);
 /* Adds w·upsample(level) into acc (S×S).  level is h×w; tmp holds S×S floats. */
 void rd_score_accumulate(const float *level, int h, int w, float mu, float sigma, float weight,
                          float *acc, int s, float *tmp);
+/* The same onto an H×W grid (whole-frame inspection); tmp holds H·W floats. */
+void rd_score_accumulate_hw(const float *level, int h, int w, float mu, float sigma, float weight, float *acc, int H,
+                            int W, float *tmp);
 
 /* Image score of an n-value map: max (topk_frac <= 0) or mean of the top
  * ceil(topk_frac·n) values.  tmp holds n floats. */
