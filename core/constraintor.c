@@ -399,6 +399,12 @@ rd_cstr *rd_cstr_import(const rd_st_file *st, const char *prefix, rd_err *err)
         rd_err_set(err, RD_ERR_FORMAT, "%s: invalid constraintor configuration", name);
         return NULL;
     }
+    if ((uint64_t)cv[1] * (uint64_t)cv[1] * (uint64_t)cv[2] * (uint64_t)cv[2] > rd_st_values(st)) {
+        /* the weight must be in the file before c·c·k·k floats are allocated for it */
+        rd_err_set(err, RD_ERR_FORMAT, "%s: the file is too small for a constraintor of C %g, kernel %g", name,
+                   (double)cv[1], (double)cv[2]);
+        return NULL;
+    }
     m = cstr_alloc((int)cv[1], (int)cv[2], err);
     if (!m) return NULL;
     m->eps = m->cfg_tensor[3] = cv[3];

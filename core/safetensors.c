@@ -290,6 +290,13 @@ fail:
 
 size_t rd_st_count(const rd_st_file *f) { return f ? f->n : 0; }
 
+uint64_t rd_st_values(const rd_st_file *f)
+{
+    uint64_t n = 0; /* no overflow: the tensors do not overlap and F32..BOOL are >= 1 byte */
+    for (size_t i = 0; f && i < f->n; i++) n += f->ts[i].numel;
+    return n;
+}
+
 const rd_st_tensor *rd_st_at(const rd_st_file *f, size_t i) { return f && i < f->n ? &f->ts[i] : NULL; }
 
 const rd_st_tensor *rd_st_find(const rd_st_file *f, const char *name)

@@ -47,6 +47,9 @@ rd_st_file *rd_st_open_mem(const void *buf, size_t len, rd_err *err);
 void rd_st_free(rd_st_file *f);
 
 size_t rd_st_count(const rd_st_file *f);
+/* Elements of all tensors together: what a file can fill, so an importer can
+ * refuse a configuration the file cannot back before allocating for it. */
+uint64_t rd_st_values(const rd_st_file *f);
 const rd_st_tensor *rd_st_at(const rd_st_file *f, size_t i);
 /* NULL when absent. */
 const rd_st_tensor *rd_st_find(const rd_st_file *f, const char *name);
