@@ -1,50 +1,71 @@
-/* http.c — routes of the resadd REST API (see http.h). */
+/* http.c — resadd's HTTP plumbing on libmicrohttpd (see http.h): one thread
+ * per connection, the route table's matcher run as soon as the headers are
+ * in, then auth and the body's type and size checked before any body byte is
+ * buffered; the handler runs once the body is complete.
+ *
+ * Slow clients: MHD's own timeout only counts idle time, so a client that
+ * trickles one byte a second would hold its connection (and, in numbers,
+ * every slot) forever.  A watchdog thread therefore closes (shutdown(2))
+ * every connection whose request has not arrived in full within
+ * request_deadline_s of the connection's start or of its previous reply;
+ * the handler phase (waiting for inference) is exempt.  With a cap on
+ * connections per client address, one client cannot take every slot. */
 #include "http.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <math.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
-#include <stdarg.h>
 #include <unistd.h>
 
-#include "../daemon/log.h"
+#include "engine/log.h"
+#include "errors.h"
 #include "metrics.h"
+#include "multipart.h"
+#include "req.h"
 #include "sha256.h"
+#include "views.h"
 
 #define MAX_PARTS 64
+#define SMALL_BODY 65536  /* what a route without a body may still send */
+#define MAX_URL 8192
+#define MAX_ARGS 64
+
+typedef struct slot {
+    int used, busy;
+    MHD_socket fd;
+    double start;
+} slot;
 
 struct rd_http {
-    const rd_config *cfg;
+    const rd_api_opts *o;
     rd_engine *e;
-    rd_store *s;
     struct MHD_Daemon *d;
-    int auth;
+    /* the deadline watchdog */
+    pthread_mutex_t mu;
+    slot *slots;
+    int nslots;
+    pthread_t wd;
+    int wd_started, stopping;
+    pthread_cond_t wd_cv;
 };
-
-typedef struct part {
-    uint8_t *data;
-    size_t len, cap;
-    char ctype[64];
-    int is_file;
-} part;
 
 typedef struct conn {
     rd_http *h;
     double t0;
+    rd_match m;
+    int answered;     /* a reply was queued before the body */
+    int too_large;
+    size_t limit;     /* body bytes this route may send */
     uint8_t *body;
     size_t len, cap;
-    int too_large, bad_multipart, multipart;
-    struct MHD_PostProcessor *pp;
-    part parts[MAX_PARTS];
-    int nparts;
     char route[64];
 } conn;
 
@@ -55,18 +76,20 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* ---- responses ---- */
-static enum MHD_Result send_buf(struct MHD_Connection *mc, conn *c, int status, const char *ctype, void *data,
-                                size_t len, enum MHD_ResponseMemoryMode mode, const char *location, int retry)
+/* ---- replies ---- */
+static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, int status, const char *ctype, void *data,
+                             size_t len, int must_free, const char *location, int retry, const char *allow)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, data, mode);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, data, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
-        if (mode == MHD_RESPMEM_MUST_FREE) free(data);
+        if (must_free) free(data);
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     if (location) MHD_add_response_header(r, "Location", location);
+    if (allow) MHD_add_response_header(r, "Allow", allow);
     if (retry) {
         char b[16];
         snprintf(b, sizeof b, "%d", retry);
@@ -79,108 +102,68 @@ static enum MHD_Result send_buf(struct MHD_Connection *mc, conn *c, int status, 
     return ret;
 }
 
-static enum MHD_Result send_json_loc(struct MHD_Connection *mc, conn *c, int status, json_t *o, const char *loc,
-                                     int retry)
+static enum MHD_Result queue_json(struct MHD_Connection *mc, conn *c, int status, json_t *o, const char *loc,
+                                  const char *allow)
 {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7)) : NULL;
     json_decref(o);
     if (!s) return MHD_NO;
     size_t n = strlen(s);
-    s[n] = '\0';
     char *t = realloc(s, n + 2);
     if (t) {
         s = t;
         s[n++] = '\n';
         s[n] = '\0';
     }
-    return send_buf(mc, c, status, "application/json", s, n, MHD_RESPMEM_MUST_FREE, loc, retry);
+    return queue(mc, c, status, "application/json", s, n, 1, loc, status == 503 ? 1 : 0, allow);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *mc, conn *c, int status, json_t *o)
-{
-    return send_json_loc(mc, c, status, o, NULL, 0);
-}
-
-static enum MHD_Result send_err(struct MHD_Connection *mc, conn *c, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static enum MHD_Result send_err(struct MHD_Connection *mc, conn *c, int status, const char *code, const char *fmt, ...)
+static enum MHD_Result queue_err(struct MHD_Connection *mc, conn *c, int status, const char *code, const char *allow,
+                                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static enum MHD_Result queue_err(struct MHD_Connection *mc, conn *c, int status, const char *code, const char *allow,
+                                 const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *o = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
-    return send_json_loc(mc, c, status, o, NULL, status == 503 ? 1 : 0);
+    return queue_json(mc, c, status, rd_view_error(code, msg), NULL, allow);
 }
 
-static enum MHD_Result send_ecode(struct MHD_Connection *mc, conn *c, rd_ecode code, const rd_err *err)
+const char *rd_req_header(rd_req *r, const char *k) { return MHD_lookup_connection_value(r->mc, MHD_HEADER_KIND, k); }
+const char *rd_req_query(rd_req *r, const char *k)
 {
-    switch (code) {
-    case RD_E_NOTFOUND: return send_err(mc, c, 404, "not_found", "%s", err->msg);
-    case RD_E_CONFLICT: return send_err(mc, c, 409, "conflict", "%s", err->msg);
-    case RD_E_NOTREADY: return send_err(mc, c, 409, "class_not_ready", "%s", err->msg);
-    case RD_E_BADIMAGE: return send_err(mc, c, 422, "invalid_image", "%s", err->msg);
-    case RD_E_TOOLARGE: return send_err(mc, c, 413, "image_too_large", "%s", err->msg);
-    case RD_E_LIMIT: return send_err(mc, c, 422, "too_many_references", "%s", err->msg);
-    case RD_E_BADREQ: return send_err(mc, c, 400, "bad_request", "%s", err->msg);
-    case RD_E_BUSY: return send_err(mc, c, 503, "busy", "%s", err->msg);
-    case RD_E_TIMEOUT: return send_err(mc, c, 504, "timeout", "%s", err->msg);
-    case RD_E_SHUTDOWN: return send_err(mc, c, 503, "shutting_down", "%s", err->msg);
-    default: return send_err(mc, c, 500, "internal", "%s", err->msg[0] ? err->msg : "internal error");
-    }
+    return MHD_lookup_connection_value(r->mc, MHD_GET_ARGUMENT_KIND, k);
 }
 
-/* ---- validation ---- */
-static int valid_name(const char *s)
+int rd_reply_json(rd_req *r, int status, json_t *o) { return queue_json(r->mc, r->conn, status, o, NULL, NULL); }
+int rd_reply_json_loc(rd_req *r, int status, json_t *o, const char *loc)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 64) return 0;
-    if (!(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0]))) return 0;
-    for (size_t i = 1; i < n; i++)
-        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_' || s[i] == '-')) return 0;
-    return 1;
+    return queue_json(r->mc, r->conn, status, o, loc, NULL);
+}
+int rd_reply_buf(rd_req *r, int status, const char *ctype, void *data, size_t len, int must_free)
+{
+    return queue(r->mc, r->conn, status, ctype, data, len, must_free, NULL, 0, NULL);
 }
 
-static int parse_id(const char *s, int64_t *out)
+int rd_reply_err(rd_req *r, int status, const char *code, const char *fmt, ...)
 {
-    char *end;
-    if (!s || !*s || !isdigit((unsigned char)*s) || strlen(s) > 18) return -1;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v <= 0) return -1;
-    *out = v;
-    return 0;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return queue_json(r->mc, r->conn, status, rd_view_error(code, msg), NULL, NULL);
 }
 
-/* Nesting depth of a JSON text (brackets outside strings). */
-static int json_depth(const uint8_t *p, size_t n)
+int rd_reply_code(rd_req *r, rd_ecode code, const rd_err *err)
 {
-    int d = 0, maxd = 0, in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (in_str) {
-            if (p[i] == '\\') i++;
-            else if (p[i] == '"') in_str = 0;
-        } else if (p[i] == '"') {
-            in_str = 1;
-        } else if (p[i] == '[' || p[i] == '{') {
-            if (++d > maxd) maxd = d;
-        } else if (p[i] == ']' || p[i] == '}') {
-            d--;
-        }
-    }
-    return maxd;
+    const char *msg = err && err->msg[0] ? err->msg : rd_api_code_name(code);
+    return rd_reply_err(r, rd_api_status(code), rd_api_code_name(code), "%s", msg);
 }
 
-static const char *header(struct MHD_Connection *mc, const char *k)
-{
-    return MHD_lookup_connection_value(mc, MHD_HEADER_KIND, k);
-}
-static const char *query(struct MHD_Connection *mc, const char *k)
-{
-    return MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, k);
-}
-
+/* ---- request checks ---- */
 static int ctype_is(const char *ct, const char *want)
 {
     size_t n = strlen(want);
@@ -189,520 +172,143 @@ static int ctype_is(const char *ct, const char *want)
     return !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* Parses a JSON object body; sends the error itself and returns NULL. */
-static json_t *json_body(struct MHD_Connection *mc, conn *c, enum MHD_Result *ret)
-{
-    json_error_t je;
-    if (!ctype_is(header(mc, "Content-Type"), "application/json")) {
-        *ret = send_err(mc, c, 415, "unsupported_media_type", "send Content-Type: application/json");
-        return NULL;
-    }
-    if (c->len > c->h->cfg->max_json) {
-        *ret = send_err(mc, c, 413, "body_too_large", "JSON body is %zu bytes; at most %zu", c->len, c->h->cfg->max_json);
-        return NULL;
-    }
-    if (json_depth(c->body, c->len) > c->h->cfg->max_json_depth) {
-        *ret = send_err(mc, c, 400, "bad_json", "JSON nested deeper than %d levels", c->h->cfg->max_json_depth);
-        return NULL;
-    }
-    json_t *o = json_loadb((const char *)c->body, c->len, JSON_REJECT_DUPLICATES, &je);
-    if (!o) {
-        *ret = send_err(mc, c, 400, "bad_json", "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
-        return NULL;
-    }
-    if (!json_is_object(o)) {
-        json_decref(o);
-        *ret = send_err(mc, c, 400, "bad_json", "the body must be a JSON object");
-        return NULL;
-    }
-    return o;
-}
-
-/* ---- auth ---- */
-enum { SCOPE_READ = 1, SCOPE_INSPECT = 2, SCOPE_ADMIN = 3 };
-
-/* 0 = allowed; otherwise a response was sent. */
-static int authorize(struct MHD_Connection *mc, conn *c, int need, enum MHD_Result *ret)
-{
-    char hash[RD_SHA256_HEX], scope[16];
-    if (!c->h->auth) return 0;
-    const char *a = header(mc, "Authorization");
-    if (!a || strncasecmp(a, "Bearer ", 7) != 0 || !a[7]) {
-        *ret = send_err(mc, c, 401, "unauthorized", "send Authorization: Bearer <token> (create one with `resadd token create`)");
-        return -1;
-    }
-    const char *tok = a + 7;
-    while (*tok == ' ') tok++;
-    if (strlen(tok) > 256 || rd_sha256_hex(tok, strlen(tok), hash) != 0 ||
-        rd_store_token_scope(c->h->s, hash, scope) != RD_STORE_OK) {
-        *ret = send_err(mc, c, 401, "unauthorized", "unknown or revoked token");
-        return -1;
-    }
-    int have = !strcmp(scope, "admin") ? SCOPE_ADMIN : !strcmp(scope, "inspect") ? SCOPE_INSPECT : SCOPE_READ;
-    if (have < need) {
-        static const char *const names[] = {"", "read", "inspect", "admin"};
-        *ret = send_err(mc, c, 403, "forbidden", "this needs a token with scope '%s' (yours: '%s')", names[need], scope);
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- image uploads ---- */
 static int image_ctype(const char *ct)
 {
     return ctype_is(ct, "image/jpeg") || ctype_is(ct, "image/png") || ctype_is(ct, "image/jpg");
 }
 
-/* Collects the request's images: the raw body or the multipart file parts. */
-static int uploads(struct MHD_Connection *mc, conn *c, rd_upload *u, int max, enum MHD_Result *ret)
+int rd_req_uploads(rd_req *r, rd_upload *u, int max)
 {
-    const char *ct = header(mc, "Content-Type");
-    int n = 0;
-    if (c->multipart) {
-        if (c->bad_multipart) {
-            *ret = send_err(mc, c, 400, "bad_multipart", "malformed multipart/form-data body");
-            return -1;
-        }
-        for (int i = 0; i < c->nparts; i++) {
-            if (!c->parts[i].is_file) continue;
-            if (c->parts[i].ctype[0] && !image_ctype(c->parts[i].ctype) &&
-                !ctype_is(c->parts[i].ctype, "application/octet-stream")) {
-                *ret = send_err(mc, c, 415, "unsupported_media_type", "part %d is %s; send image/jpeg or image/png",
-                                i + 1, c->parts[i].ctype);
-                return -1;
-            }
-            if (n == max) {
-                *ret = send_err(mc, c, 413, "too_many_parts", "at most %d images per request", max);
-                return -1;
-            }
-            u[n].data = c->parts[i].data;
-            u[n].len = c->parts[i].len;
-            u[n].content_type = c->parts[i].ctype;
-            n++;
-        }
-        if (!n) {
-            *ret = send_err(mc, c, 400, "no_image", "the multipart body has no file part");
-            return -1;
-        }
-        return n;
+    rd_mpart parts[MAX_PARTS];
+    char boundary[80], msg[256];
+    int np = 0, n = 0;
+    if (!ctype_is(r->ctype, "multipart/form-data")) {
+        if (!r->len) return rd_reply_err(r, 400, "no_image", "empty body"), -1;
+        u[0].data = r->body;
+        u[0].len = r->len;
+        u[0].content_type = r->ctype;
+        return 1;
     }
-    if (!image_ctype(ct)) {
-        *ret = send_err(mc, c, 415, "unsupported_media_type",
-                        "send the image as Content-Type image/jpeg or image/png, or as multipart/form-data");
-        return -1;
+    if (rd_multipart_boundary(r->ctype, boundary, sizeof boundary) ||
+        rd_multipart_parse(r->body, r->len, boundary, parts, MAX_PARTS, &np, msg, sizeof msg)) {
+        if (np == MAX_PARTS) return rd_reply_err(r, 413, "too_many_parts", "at most %d parts per request", MAX_PARTS), -1;
+        return rd_reply_err(r, 400, "bad_multipart", "%s", np >= 0 && msg[0] ? msg : "malformed multipart/form-data body"),
+               -1;
     }
-    if (!c->len) {
-        *ret = send_err(mc, c, 400, "no_image", "empty body");
-        return -1;
+    for (int i = 0; i < np; i++) {
+        if (!parts[i].is_file) continue;
+        if (parts[i].ctype[0] && !image_ctype(parts[i].ctype) && !ctype_is(parts[i].ctype, "application/octet-stream"))
+            return rd_reply_err(r, 415, "unsupported_media_type", "part %d is %s; send image/jpeg or image/png", i + 1,
+                                parts[i].ctype),
+                   -1;
+        if (n == max) return rd_reply_err(r, 413, "too_many_parts", "at most %d images per request", max), -1;
+        u[n].data = parts[i].data;
+        u[n].len = parts[i].len;
+        u[n].content_type = parts[i].ctype;
+        n++;
     }
-    u[0].data = c->body;
-    u[0].len = c->len;
-    u[0].content_type = ct;
-    return 1;
-}
-
-/* ---- handlers ---- */
-#define ROUTE(s) snprintf(c->route, sizeof c->route, "%s", s)
-
-static enum MHD_Result h_class_create(struct MHD_Connection *mc, conn *c)
-{
-    enum MHD_Result ret;
-    rd_err err = {0};
-    json_t *o = json_body(mc, c, &ret), *out = NULL;
-    if (!o) return ret;
-    json_t *jn = json_object_get(o, "name"), *jd = json_object_get(o, "description");
-    if (!json_is_string(jn) || !valid_name(json_string_value(jn))) {
-        json_decref(o);
-        return send_err(mc, c, 400, "bad_name", "name must match [a-z0-9][a-z0-9_-]{0,63}");
-    }
-    if (jd && !json_is_string(jd)) {
-        json_decref(o);
-        return send_err(mc, c, 400, "bad_request", "description must be a string");
-    }
-    if (jd && json_string_length(jd) > 4096) {
-        json_decref(o);
-        return send_err(mc, c, 400, "bad_request", "description longer than 4096 bytes");
-    }
-    rd_ecode code = rd_engine_class_create(c->h->e, json_string_value(jn), jd ? json_string_value(jd) : "", &out, &err);
-    json_decref(o);
-    if (code != RD_E_OK) return send_ecode(mc, c, code, &err);
-    return send_json(mc, c, 201, out);
-}
-
-static enum MHD_Result h_class_patch(struct MHD_Connection *mc, conn *c, const char *name)
-{
-    enum MHD_Result ret;
-    rd_err err = {0};
-    json_t *o = json_body(mc, c, &ret), *out = NULL;
-    if (!o) return ret;
-    const char *key;
-    json_t *v, *jd = NULL;
-    int set_thr = 0;
-    double thr = 0;
-    json_object_foreach(o, key, v)
-    {
-        if (!strcmp(key, "description")) {
-            if (!json_is_string(v) || json_string_length(v) > 4096) goto bad;
-            jd = v;
-        } else if (!strcmp(key, "threshold")) {
-            if (json_is_null(v)) set_thr = 2;
-            else if (json_is_number(v) && isfinite(json_number_value(v))) {
-                set_thr = 1;
-                thr = json_number_value(v);
-            } else goto bad;
-        } else {
-            enum MHD_Result r = send_err(mc, c, 400, "bad_request", "unknown field '%.64s' (description, threshold)", key);
-            json_decref(o);
-            return r;
-        }
-    }
-    int rc = rd_store_class_update(c->h->s, name, jd ? json_string_value(jd) : NULL, set_thr, thr, &err);
-    json_decref(o);
-    if (rc == RD_STORE_NOTFOUND) return send_err(mc, c, 404, "not_found", "%s", err.msg);
-    if (rc != RD_STORE_OK) return send_ecode(mc, c, RD_E_INTERNAL, &err);
-    rd_ecode code = rd_engine_class_get(c->h->e, name, &out, &err);
-    if (code != RD_E_OK) return send_ecode(mc, c, code, &err);
-    return send_json(mc, c, 200, out);
-bad:
-    json_decref(o);
-    return send_err(mc, c, 400, "bad_request", "description must be a string; threshold a number or null");
-}
-
-static enum MHD_Result h_refs_post(struct MHD_Connection *mc, conn *c, const char *name)
-{
-    rd_upload u[MAX_PARTS];
-    enum MHD_Result ret;
-    rd_err err = {0};
-    json_t *out = NULL;
-    int n = uploads(mc, c, u, MAX_PARTS, &ret);
-    if (n < 0) return ret;
-    rd_ecode code = rd_engine_register(c->h->e, name, u, n, &out, &err);
-    if (code != RD_E_OK) return send_ecode(mc, c, code, &err);
-    return send_json(mc, c, 201, out);
-}
-
-static enum MHD_Result h_inspect(struct MHD_Connection *mc, conn *c, const char *name)
-{
-    rd_upload u[MAX_PARTS];
-    enum MHD_Result ret;
-    rd_err err = {0};
-    json_t *out = NULL;
-    const char *as = query(mc, "async");
-    int async = as && (!strcmp(as, "1") || !strcmp(as, "true"));
-    const char *ext = header(mc, "X-Request-Id");
-    if (!ext) ext = query(mc, "external_id");
-    if (ext && (strlen(ext) > 256 || !*ext)) return send_err(mc, c, 400, "bad_request", "X-Request-Id longer than 256 bytes");
-    int n = uploads(mc, c, u, MAX_PARTS, &ret);
-    if (n < 0) return ret;
-    if (n != 1) return send_err(mc, c, 400, "bad_request", "an inspection takes exactly one image (got %d)", n);
-    rd_ecode code = rd_engine_inspect(c->h->e, name, &u[0], ext, async, &out, &err);
-    if (code != RD_E_OK) return send_ecode(mc, c, code, &err);
-    if (async) {
-        char loc[64];
-        snprintf(loc, sizeof loc, "/v1/inspections/%lld", (long long)json_integer_value(json_object_get(out, "id")));
-        return send_json_loc(mc, c, 202, out, loc, 0);
-    }
-    return send_json(mc, c, 200, out);
-}
-
-static int parse_since(const char *s, char out[32])
-{
-    size_t n = strlen(s);
-    int digits = n > 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i])) digits = 0;
-    if (digits && n <= 12) {
-        time_t t = (time_t)strtoll(s, NULL, 10);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-        return 0;
-    }
-    int Y, M, D, h = 0, mi = 0, se = 0;
-    if (n < 10 || n > 30 || sscanf(s, "%4d-%2d-%2d", &Y, &M, &D) != 3) return -1;
-    if (n > 10 && sscanf(s + 10, "T%2d:%2d:%2d", &h, &mi, &se) < 2) return -1;
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.000Z", Y, M, D, h, mi, se);
-    return 0;
-}
-
-static enum MHD_Result h_insp_list(struct MHD_Connection *mc, conn *c)
-{
-    rd_store_insp_query q = {.anomalous = -1, .limit = 50};
-    char since[32];
-    rd_err err = {0};
-    const char *v;
-    if ((v = query(mc, "class"))) {
-        if (!valid_name(v)) return send_err(mc, c, 400, "bad_name", "class must match [a-z0-9][a-z0-9_-]{0,63}");
-        q.cls = v;
-    }
-    if ((v = query(mc, "anomalous"))) {
-        if (!strcmp(v, "true") || !strcmp(v, "1")) q.anomalous = 1;
-        else if (!strcmp(v, "false") || !strcmp(v, "0")) q.anomalous = 0;
-        else return send_err(mc, c, 400, "bad_request", "anomalous is true or false");
-    }
-    if ((v = query(mc, "since"))) {
-        if (parse_since(v, since)) return send_err(mc, c, 400, "bad_request", "since is ISO 8601 (2026-01-31T08:00:00Z) or unix seconds");
-        q.since = since;
-    }
-    if ((v = query(mc, "after_id")) && parse_id(v, &q.after_id) && strcmp(v, "0"))
-        return send_err(mc, c, 400, "bad_id", "after_id must be a positive integer");
-    if ((v = query(mc, "before_id")) && parse_id(v, &q.before_id))
-        return send_err(mc, c, 400, "bad_id", "before_id must be a positive integer");
-    if ((v = query(mc, "limit"))) {
-        int64_t l;
-        if (parse_id(v, &l) || l > 1000) return send_err(mc, c, 400, "bad_request", "limit is 1..1000");
-        q.limit = (int)l;
-    }
-    json_t *o = rd_store_insp_list(c->h->s, &q, &err);
-    if (!o) return send_ecode(mc, c, RD_E_INTERNAL, &err);
-    return send_json(mc, c, 200, o);
-}
-
-static enum MHD_Result h_readyz(struct MHD_Connection *mc, conn *c)
-{
-    int db = rd_store_writable(c->h->s);
-    json_t *o = json_pack("{s:s, s:b, s:b, s:s, s:i}", "status", db ? "ready" : "not_ready", "model_loaded", 1,
-                          "db_writable", db, "model_id", rd_engine_info(c->h->e)->model_id, "queue_depth",
-                          rd_engine_queue_depth(c->h->e));
-    return send_json(mc, c, db ? 200 : 503, o);
-}
-
-static enum MHD_Result h_metrics(struct MHD_Connection *mc, conn *c)
-{
-    char *t = rd_metrics_render(rd_engine_queue_depth(c->h->e), rd_engine_queue_capacity(c->h->e),
-                                rd_engine_workers(c->h->e), rd_store_writable(c->h->s));
-    if (!t) return send_err(mc, c, 500, "internal", "out of memory");
-    return send_buf(mc, c, 200, "text/plain; version=0.0.4; charset=utf-8", t, strlen(t), MHD_RESPMEM_MUST_FREE,
-                    NULL, 0);
-}
-
-/* Splits "/v1/classes/x/references/3" into at most 6 segments (in buf). */
-static int split(const char *url, char *buf, size_t blen, char **seg, int max)
-{
-    int n = 0;
-    if (strlen(url) >= blen) return -1;
-    snprintf(buf, blen, "%s", url);
-    for (char *p = strtok(buf, "/"); p; p = strtok(NULL, "/")) {
-        if (n == max) return -1;
-        seg[n++] = p;
-    }
+    if (!n) return rd_reply_err(r, 400, "no_image", "the multipart body has no file part"), -1;
     return n;
 }
 
-static enum MHD_Result dispatch(struct MHD_Connection *mc, conn *c, const char *url, const char *m)
+/* Checks the token against the scope; 0 = allowed, else a reply was queued. */
+static int authorize(struct MHD_Connection *mc, conn *c, rd_scope need, enum MHD_Result *ret)
 {
-    char buf[512];
-    char *s[8];
-    enum MHD_Result ret;
-    rd_err err = {0};
-    json_t *out = NULL;
-    rd_http *h = c->h;
-    int n = split(url, buf, sizeof buf, s, 8);
-    int GET = !strcmp(m, "GET") || !strcmp(m, "HEAD"), POST = !strcmp(m, "POST"), DEL = !strcmp(m, "DELETE"),
-        PATCH = !strcmp(m, "PATCH");
-    if (n < 0) return send_err(mc, c, 404, "not_found", "no such route");
-    if (c->too_large) {
-        ROUTE("too_large");
-        return send_err(mc, c, 413, "body_too_large", "the body is over the %zu-byte limit", h->cfg->max_body);
+    static const char *const names[] = {"", "read", "inspect", "admin"};
+    char hash[RD_SHA256_HEX], scope[16];
+    if (!c->h->o->auth || need == RD_SCOPE_NONE) return 0;
+    const char *a = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization");
+    if (!a || strncasecmp(a, "Bearer ", 7) != 0 || !a[7]) {
+        *ret = queue_err(mc, c, 401, "unauthorized", NULL,
+                         "send Authorization: Bearer <token> (create one with `resadd token create`)");
+        return -1;
     }
-    if (n == 1 && !strcmp(s[0], "healthz") && GET) {
-        ROUTE("GET /healthz");
-        return send_json(mc, c, 200, json_pack("{s:s}", "status", "ok"));
+    const char *tok = a + 7;
+    while (*tok == ' ') tok++;
+    rd_ecode rc = RD_E_NOTFOUND;
+    if (strlen(tok) <= 256 && rd_sha256_hex(tok, strlen(tok), hash) == 0)
+        rc = rd_engine_token_scope(c->h->e, hash, scope);
+    if (rc != RD_E_OK && rc != RD_E_NOTFOUND) {
+        *ret = queue_err(mc, c, rd_api_status(rc), rd_api_code_name(rc), NULL, "cannot check the token: database error");
+        return -1;
     }
-    if (n == 1 && !strcmp(s[0], "readyz") && GET) {
-        ROUTE("GET /readyz");
-        return h_readyz(mc, c);
+    if (rc != RD_E_OK) {
+        *ret = queue_err(mc, c, 401, "unauthorized", NULL, "unknown or revoked token");
+        return -1;
     }
-    if (n == 1 && !strcmp(s[0], "metrics") && GET) {
-        ROUTE("GET /metrics");
-        return h_metrics(mc, c);
+    rd_scope have = !strcmp(scope, "admin") ? RD_SCOPE_ADMIN : !strcmp(scope, "inspect") ? RD_SCOPE_INSPECT : RD_SCOPE_READ;
+    if (have < need) {
+        *ret = queue_err(mc, c, 403, "forbidden", NULL, "this needs a token with scope '%s' (yours: '%s')", names[need],
+                         scope);
+        return -1;
     }
-    if (n < 2 || strcmp(s[0], "v1")) {
-        ROUTE("other");
-        return send_err(mc, c, 404, "not_found", "no route %s %s", m, url);
-    }
-    if (n == 2 && !strcmp(s[1], "openapi.json") && GET) {
-        ROUTE("GET /v1/openapi.json");
-        return send_buf(mc, c, 200, "application/json", (void *)rd_openapi_json, strlen(rd_openapi_json),
-                        MHD_RESPMEM_PERSISTENT, NULL, 0);
-    }
-    if (!strcmp(s[1], "classes")) {
-        if (n == 2) {
-            ROUTE(POST ? "POST /v1/classes" : "GET /v1/classes");
-            if (POST) {
-                if (authorize(mc, c, SCOPE_ADMIN, &ret)) return ret;
-                return h_class_create(mc, c);
-            }
-            if (GET) {
-                if (authorize(mc, c, SCOPE_READ, &ret)) return ret;
-                rd_ecode code = rd_engine_class_list(h->e, &out, &err);
-                return code ? send_ecode(mc, c, code, &err) : send_json(mc, c, 200, out);
-            }
-            goto method;
-        }
-        const char *name = s[2];
-        if (n == 3) {
-            ROUTE(GET ? "GET /v1/classes/{name}" : PATCH ? "PATCH /v1/classes/{name}" : "DELETE /v1/classes/{name}");
-            if (authorize(mc, c, GET ? SCOPE_READ : SCOPE_ADMIN, &ret)) return ret;
-            if (!valid_name(name)) return send_err(mc, c, 400, "bad_name", "class names match [a-z0-9][a-z0-9_-]{0,63}");
-            if (GET) {
-                rd_ecode code = rd_engine_class_get(h->e, name, &out, &err);
-                return code ? send_ecode(mc, c, code, &err) : send_json(mc, c, 200, out);
-            }
-            if (PATCH) return h_class_patch(mc, c, name);
-            if (DEL) {
-                rd_ecode code = rd_engine_class_delete(h->e, name, &err);
-                return code ? send_ecode(mc, c, code, &err) : send_json(mc, c, 200, json_pack("{s:s}", "deleted", name));
-            }
-            goto method;
-        }
-        if (!strcmp(s[3], "references")) {
-            if (n == 4) {
-                ROUTE(POST ? "POST /v1/classes/{name}/references" : "GET /v1/classes/{name}/references");
-                if (authorize(mc, c, POST ? SCOPE_ADMIN : SCOPE_READ, &ret)) return ret;
-                if (!valid_name(name)) return send_err(mc, c, 400, "bad_name", "class names match [a-z0-9][a-z0-9_-]{0,63}");
-                if (POST) return h_refs_post(mc, c, name);
-                if (GET) {
-                    json_t *cl = rd_store_class_get(h->s, name, &err);
-                    if (!cl) return send_err(mc, c, 404, "not_found", "no class '%s'", name);
-                    json_decref(cl);
-                    json_t *a = rd_store_ref_list(h->s, name, &err);
-                    if (!a) return send_ecode(mc, c, RD_E_INTERNAL, &err);
-                    return send_json(mc, c, 200, json_pack("{s:s, s:o}", "class", name, "references", a));
-                }
-                goto method;
-            }
-            if (n == 5) {
-                int64_t id;
-                ROUTE(GET ? "GET /v1/classes/{name}/references/{id}" : "DELETE /v1/classes/{name}/references/{id}");
-                if (authorize(mc, c, GET ? SCOPE_READ : SCOPE_ADMIN, &ret)) return ret;
-                if (!valid_name(name)) return send_err(mc, c, 400, "bad_name", "class names match [a-z0-9][a-z0-9_-]{0,63}");
-                if (parse_id(s[4], &id)) return send_err(mc, c, 400, "bad_id", "reference ids are positive integers");
-                if (GET) {
-                    uint8_t *data;
-                    size_t len;
-                    char ct[64];
-                    int rc = rd_store_ref_image(h->s, name, id, &data, &len, ct, &err);
-                    if (rc == RD_STORE_NOTFOUND) return send_err(mc, c, 404, "not_found", "%s", err.msg);
-                    if (rc) return send_ecode(mc, c, RD_E_INTERNAL, &err);
-                    return send_buf(mc, c, 200, ct, data, len, MHD_RESPMEM_MUST_FREE, NULL, 0);
-                }
-                if (DEL) {
-                    rd_ecode code = rd_engine_ref_delete(h->e, name, id, &err);
-                    if (code) return send_ecode(mc, c, code, &err);
-                    return send_json(mc, c, 200, json_pack("{s:I, s:i}", "deleted", (json_int_t)id, "references",
-                                                           rd_store_ref_count(h->s, name)));
-                }
-                goto method;
-            }
-        }
-        if (n == 4 && !strcmp(s[3], "inspections")) {
-            ROUTE("POST /v1/classes/{name}/inspections");
-            if (!POST) goto method;
-            if (authorize(mc, c, SCOPE_INSPECT, &ret)) return ret;
-            if (!valid_name(name)) return send_err(mc, c, 400, "bad_name", "class names match [a-z0-9][a-z0-9_-]{0,63}");
-            return h_inspect(mc, c, name);
-        }
-    }
-    if (!strcmp(s[1], "inspections")) {
-        if (n == 2) {
-            ROUTE("GET /v1/inspections");
-            if (!GET) goto method;
-            if (authorize(mc, c, SCOPE_READ, &ret)) return ret;
-            return h_insp_list(mc, c);
-        }
-        int64_t id;
-        if (n == 3 || (n == 4 && !strcmp(s[3], "heatmap.png"))) {
-            ROUTE(n == 3 ? "GET /v1/inspections/{id}" : "GET /v1/inspections/{id}/heatmap.png");
-            if (!GET) goto method;
-            if (authorize(mc, c, SCOPE_READ, &ret)) return ret;
-            if (parse_id(s[2], &id)) return send_err(mc, c, 400, "bad_id", "inspection ids are positive integers");
-            if (n == 3) {
-                json_t *o = rd_store_insp_get(h->s, id, &err);
-                if (!o) return send_err(mc, c, 404, "not_found", "no inspection %lld", (long long)id);
-                return send_json(mc, c, 200, o);
-            }
-            const char *kind = query(mc, "kind");
-            if (!kind) kind = "overlay";
-            if (strcmp(kind, "overlay") && strcmp(kind, "raw") && strcmp(kind, "mask"))
-                return send_err(mc, c, 400, "bad_request", "kind is overlay, raw or mask");
-            uint8_t *png;
-            size_t len;
-            int rc = rd_store_heatmap(h->s, id, kind, &png, &len, &err);
-            if (rc == RD_STORE_NOTFOUND) return send_err(mc, c, 404, "not_found", "%s", err.msg);
-            if (rc) return send_ecode(mc, c, RD_E_INTERNAL, &err);
-            return send_buf(mc, c, 200, "image/png", png, len, MHD_RESPMEM_MUST_FREE, NULL, 0);
-        }
-    }
-    if (n == 2 && !strcmp(s[1], "stats")) {
-        char since[32];
-        ROUTE("GET /v1/stats");
-        if (!GET) goto method;
-        if (authorize(mc, c, SCOPE_READ, &ret)) return ret;
-        const char *cls = query(mc, "class"), *sv = query(mc, "since");
-        if (cls && !valid_name(cls)) return send_err(mc, c, 400, "bad_name", "class names match [a-z0-9][a-z0-9_-]{0,63}");
-        if (sv && parse_since(sv, since)) return send_err(mc, c, 400, "bad_request", "since is ISO 8601 or unix seconds");
-        json_t *o = rd_store_stats(h->s, cls, sv ? since : NULL, &err);
-        if (!o) return send_ecode(mc, c, RD_E_INTERNAL, &err);
-        json_object_set_new(o, "queue_depth", json_integer(rd_engine_queue_depth(h->e)));
-        return send_json(mc, c, 200, o);
-    }
-    if (n == 2 && !strcmp(s[1], "model")) {
-        ROUTE("GET /v1/model");
-        if (authorize(mc, c, SCOPE_READ, &ret)) return ret;
-        const rd_model_info *in = rd_engine_info(h->e);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:f}", "arch", in->arch, "scorer", in->scorer,
-                              "model_id", in->model_id, "size", in->size, "levels", in->nlevels, "backbone_sha256",
-                              in->backbone_sha256, "metric", in->metric, "residual", in->resid, "topk",
-                              (double)in->topk_frac);
-        if (o && in->model_sha256[0]) { /* the learned model: which file, and how it was made */
-            json_t *prov = in->model_meta[0] ? json_loads(in->model_meta, 0, NULL) : NULL;
-            json_object_set_new(o, "model", json_pack("{s:s, s:s, s:o}", "file", in->model_file, "sha256",
-                                                      in->model_sha256, "provenance",
-                                                      prov ? prov : json_object()));
-        }
-        return send_json(mc, c, 200, o);
-    }
-    ROUTE("other");
-    return send_err(mc, c, 404, "not_found", "no route %s %s", m, url);
-method:
-    return send_err(mc, c, 405, "method_not_allowed", "%s is not allowed on %s", m, url);
+    return 0;
 }
 
-/* ---- MHD plumbing ---- */
-static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
-                                 const char *content_type, const char *transfer_encoding, const char *data,
-                                 uint64_t off, size_t size)
+static enum MHD_Result count_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    conn *c = cls;
     (void)kind;
     (void)key;
-    (void)transfer_encoding;
-    if (off == 0) {
-        if (c->nparts == MAX_PARTS) {
-            c->too_large = 1;
-            return MHD_NO;
-        }
-        part *p = &c->parts[c->nparts++];
-        p->is_file = filename != NULL;
-        snprintf(p->ctype, sizeof p->ctype, "%s", content_type ? content_type : "");
+    (void)value;
+    return ++*(int *)cls > MAX_ARGS ? MHD_NO : MHD_YES;
+}
+
+/* Everything decided from the request line and headers alone; MHD_YES with
+ * c->answered when a reply was queued. */
+static enum MHD_Result on_headers(struct MHD_Connection *mc, conn *c, const char *url, const char *method)
+{
+    rd_http *h = c->h;
+    enum MHD_Result ret = MHD_YES;
+    int nargs = 0;
+    c->answered = 1;
+    if (strlen(url) > MAX_URL || MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, count_arg, &nargs) > MAX_ARGS)
+        return queue_err(mc, c, 414, "uri_too_long", NULL, "the URL is longer than %d bytes or has more than %d "
+                         "query parameters", MAX_URL, MAX_ARGS);
+    rd_route_match(rd_api_routes, rd_api_nroutes, method, url, &c->m);
+    if (c->m.route) snprintf(c->route, sizeof c->route, "%s %s", c->m.route->method, c->m.route->pattern);
+    if (c->m.kind == RD_MATCH_NOPATH) return queue_err(mc, c, 404, "not_found", NULL, "no route %s %s", method, url);
+    if (c->m.kind == RD_MATCH_METHOD)
+        return queue_err(mc, c, 405, "method_not_allowed", c->m.allow, "%s is not allowed on %s (allowed: %s)", method,
+                         url, c->m.allow);
+    const rd_route *rt = c->m.route;
+    rd_scope need = rt->handler && !strcmp(rt->pattern, "/metrics") && h->o->metrics_public ? RD_SCOPE_NONE : rt->scope;
+    if (authorize(mc, c, need, &ret)) return ret;
+    if (c->m.kind == RD_MATCH_BADNAME)
+        return queue_err(mc, c, 400, "bad_name", NULL, "class names match [a-z0-9][a-z0-9_-]{0,63}");
+    if (c->m.kind == RD_MATCH_BADID) return queue_err(mc, c, 400, "bad_id", NULL, "ids are positive integers");
+    const char *ct = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Type");
+    const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+    c->limit = rt->body == RD_BODY_IMAGE ? h->o->max_body : rt->body == RD_BODY_JSON ? h->o->max_json : SMALL_BODY;
+    if (rt->body == RD_BODY_JSON && !ctype_is(ct, "application/json"))
+        return queue_err(mc, c, 415, "unsupported_media_type", NULL, "send Content-Type: application/json");
+    if (rt->body == RD_BODY_IMAGE && !image_ctype(ct) && !ctype_is(ct, "multipart/form-data"))
+        return queue_err(mc, c, 415, "unsupported_media_type", NULL,
+                         "send the image as Content-Type image/jpeg or image/png, or as multipart/form-data");
+    if (declared > c->limit) {
+        snprintf(c->route, sizeof c->route, "too_large");
+        return queue_err(mc, c, 413, "body_too_large", NULL, "the body is %llu bytes; the limit is %zu", declared,
+                         c->limit);
     }
-    if (!c->nparts) return MHD_NO;
-    part *p = &c->parts[c->nparts - 1];
-    if (p->len + size > p->cap) {
-        size_t nc = p->cap ? p->cap * 2 : 65536;
-        while (nc < p->len + size) nc *= 2;
-        uint8_t *q = realloc(p->data, nc);
-        if (!q) {
-            c->too_large = 1;
-            return MHD_NO;
-        }
-        p->data = q;
-        p->cap = nc;
-    }
-    if (size) memcpy(p->data + p->len, data, size);
-    p->len += size;
+    c->answered = 0;
     return MHD_YES;
+}
+
+static slot *conn_slot(struct MHD_Connection *mc, rd_http *h)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    intptr_t k = ci ? (intptr_t)ci->socket_context : 0;
+    return k > 0 && k <= h->nslots ? &h->slots[k - 1] : NULL;
+}
+
+static void slot_busy(rd_http *h, struct MHD_Connection *mc, int busy)
+{
+    slot *s = conn_slot(mc, h);
+    if (!s) return;
+    pthread_mutex_lock(&h->mu);
+    s->busy = busy;
+    if (!busy) s->start = now_s(); /* the next request's deadline counts from this reply */
+    pthread_mutex_unlock(&h->mu);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
@@ -717,34 +323,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c->h = h;
         c->t0 = now_s();
         *con_cls = c;
-        const char *cl = header(mc, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > h->cfg->max_body) {
-            ROUTE("too_large");
-            return send_err(mc, c, 413, "body_too_large", "the body is %s bytes; the limit is %zu", cl, h->cfg->max_body);
-        }
-        if (ctype_is(header(mc, "Content-Type"), "multipart/form-data")) {
-            c->multipart = 1;
-            c->pp = MHD_create_post_processor(mc, 64 * 1024, post_iter, c);
-            if (!c->pp) c->bad_multipart = 1;
-        }
+        return on_headers(mc, c, url, method);
+    }
+    if (c->answered) { /* answered from the headers: the body is not kept */
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
         if (c->too_large) return MHD_YES;
-        if (c->len + n > h->cfg->max_body) {
+        if (c->len + n > c->limit) {
             c->too_large = 1;
-            return MHD_YES;
-        }
-        if (c->multipart) {
-            c->len += n;
-            if (!c->bad_multipart && c->pp && MHD_post_process(c->pp, upload, n) != MHD_YES) c->bad_multipart = 1;
+            free(c->body);
+            c->body = NULL;
+            c->len = c->cap = 0;
             return MHD_YES;
         }
         if (c->len + n > c->cap) {
             size_t nc = c->cap ? c->cap * 2 : 65536;
             while (nc < c->len + n) nc *= 2;
+            if (nc > c->limit) nc = c->limit;
             uint8_t *q = realloc(c->body, nc + 1);
             if (!q) {
                 c->too_large = 1;
@@ -757,22 +356,87 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c->len += n;
         return MHD_YES;
     }
-    if (c->route[0] && !strcmp(c->route, "too_large")) return MHD_YES; /* already answered */
-    return dispatch(mc, c, url, method);
+    c->answered = 1;
+    if (c->too_large) {
+        snprintf(c->route, sizeof c->route, "too_large");
+        return queue_err(mc, c, 413, "body_too_large", NULL, "the body is over the %zu-byte limit", c->limit);
+    }
+    slot_busy(h, mc, 1);
+    rd_req r = {.mc = mc,
+                .e = h->e,
+                .o = h->o,
+                .method = method,
+                .url = url,
+                .name = c->m.name,
+                .id = c->m.id,
+                .body = c->body ? c->body : (const uint8_t *)"",
+                .len = c->len,
+                .ctype = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Type"),
+                .conn = c};
+    return c->m.route->handler(&r) ? MHD_YES : MHD_NO;
 }
 
 static void on_done(void *cls, struct MHD_Connection *mc, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     conn *c = *con_cls;
-    (void)cls;
-    (void)mc;
     (void)toe;
+    slot_busy(cls, mc, 0);
     if (!c) return;
-    if (c->pp) MHD_destroy_post_processor(c->pp);
-    for (int i = 0; i < c->nparts; i++) free(c->parts[i].data);
     free(c->body);
     free(c);
     *con_cls = NULL;
+}
+
+/* ---- the deadline watchdog ---- */
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    rd_http *h = cls;
+    pthread_mutex_lock(&h->mu);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = NULL;
+        for (int i = 0; ci && i < h->nslots; i++)
+            if (!h->slots[i].used) {
+                h->slots[i] = (slot){.used = 1, .fd = ci->connect_fd, .start = now_s()};
+                *socket_context = (void *)(intptr_t)(i + 1);
+                break;
+            }
+    } else {
+        intptr_t k = (intptr_t)*socket_context;
+        if (k > 0 && k <= h->nslots) h->slots[k - 1].used = 0;
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void *watchdog(void *arg)
+{
+    rd_http *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->wd_cv, &h->mu, &ts);
+        double now = now_s();
+        for (int i = 0; i < h->nslots; i++) {
+            slot *s = &h->slots[i];
+            /* the fd stays open while its slot is used: MHD closes it after the CLOSED notice */
+            if (s->used && !s->busy && now - s->start > h->o->request_deadline_s) {
+                shutdown(s->fd, SHUT_RDWR);
+                s->start = now + 3600; /* once */
+                rd_log(RD_LOG_DEBUG, "http: closed a connection past its %d s request deadline",
+                       h->o->request_deadline_s);
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -785,7 +449,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     rd_log(RD_LOG_DEBUG, "http: %s", b);
 }
 
-rd_http *rd_http_start(const rd_config *cfg, rd_engine *e, rd_store *s, rd_err *err)
+rd_http *rd_http_start(const rd_api_opts *o, rd_engine *e, rd_err *err)
 {
     rd_http *h = calloc(1, sizeof *h);
     struct sockaddr_in a4;
@@ -796,38 +460,54 @@ rd_http *rd_http_start(const rd_config *cfg, rd_engine *e, rd_store *s, rd_err *
         rd_err_set(err, RD_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    h->cfg = cfg;
+    h->o = o;
     h->e = e;
-    h->s = s;
-    h->auth = cfg->auth == RD_AUTH_ON || (cfg->auth == RD_AUTH_AUTO && !rd_config_is_loopback(cfg));
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->wd_cv, NULL);
+    h->nslots = o->max_connections + 8;
+    h->slots = calloc((size_t)h->nslots, sizeof *h->slots);
+    if (!h->slots) {
+        rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     memset(&a4, 0, sizeof a4);
     memset(&a6, 0, sizeof a6);
-    const char *host = !strcmp(cfg->listen_host, "localhost") ? "127.0.0.1" : cfg->listen_host;
+    const char *host = !strcmp(o->host, "localhost") ? "127.0.0.1" : o->host;
     if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
-        a4.sin_port = htons((uint16_t)cfg->listen_port);
+        a4.sin_port = htons((uint16_t)o->port);
         sa = (struct sockaddr *)&a4;
     } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
         a6.sin6_family = AF_INET6;
-        a6.sin6_port = htons((uint16_t)cfg->listen_port);
+        a6.sin6_port = htons((uint16_t)o->port);
         sa = (struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     } else {
-        rd_err_set(err, RD_ERR_ARG, "listen: '%s' is not an IPv4 or IPv6 address", cfg->listen_host);
-        free(h);
-        return NULL;
+        rd_err_set(err, RD_ERR_ARG, "listen: '%s' is not an IPv4 or IPv6 address", o->host);
+        goto fail;
     }
-    h->d = MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+    if (pthread_create(&h->wd, NULL, watchdog, h) != 0) {
+        rd_err_set(err, RD_ERR_INTERNAL, "cannot start the HTTP watchdog thread");
+        goto fail;
+    }
+    h->wd_started = 1;
+    h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, sa,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_per_client,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->request_deadline_s,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_EXTERNAL_LOGGER,
+                            mhd_log, h, MHD_OPTION_END);
     if (!h->d) {
-        rd_err_set(err, RD_ERR_IO, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
-        free(h);
-        return NULL;
+        rd_err_set(err, RD_ERR_IO, "cannot listen on %s:%d: %s", o->host, o->port, strerror(errno));
+        goto fail;
     }
-    rd_log(RD_LOG_INFO, "listening on %s:%d, auth %s", cfg->listen_host, cfg->listen_port, h->auth ? "on" : "off");
+    rd_log(RD_LOG_INFO, "listening on %s:%d, auth %s, /metrics %s", o->host, o->port, o->auth ? "on" : "off",
+           o->auth && !o->metrics_public ? "needs a read token" : "open");
     return h;
+fail:
+    rd_http_stop(h);
+    return NULL;
 }
 
 void rd_http_quiesce(rd_http *h)
@@ -842,5 +522,15 @@ void rd_http_stop(rd_http *h)
 {
     if (!h) return;
     if (h->d) MHD_stop_daemon(h->d);
+    if (h->wd_started) {
+        pthread_mutex_lock(&h->mu);
+        h->stopping = 1;
+        pthread_cond_signal(&h->wd_cv);
+        pthread_mutex_unlock(&h->mu);
+        pthread_join(h->wd, NULL);
+    }
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->wd_cv);
+    free(h->slots);
     free(h);
 }

@@ -1,6 +1,6 @@
-/* metrics.c — counters behind GET /metrics (see metrics.h).  Small fixed
- * tables: routes are the API's templates, so their number is bounded; classes
- * beyond the table are counted under class="_other". */
+/* metrics.c — request counters and the /metrics text (see metrics.h).  A
+ * small fixed table: routes are the route table's patterns (plus "other"
+ * and "too_large"), so their number is bounded. */
 #include "metrics.h"
 
 #include <pthread.h>
@@ -15,15 +15,12 @@ static const double buckets[NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 typedef struct { char route[64]; int status; unsigned long n; } req_series;
 typedef struct { char route[64]; unsigned long b[NBUCKETS]; unsigned long n; double sum; } lat_series;
-typedef struct { char cls[72]; char verdict[12]; unsigned long n; } insp_series;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static req_series reqs[MAX_SERIES];
 static int nreqs;
 static lat_series lats[MAX_SERIES / 4];
 static int nlats;
-static insp_series insps[MAX_SERIES];
-static int ninsps;
 
 void rd_metrics_request(const char *route, int status, double s)
 {
@@ -49,29 +46,6 @@ void rd_metrics_request(const char *route, int status, double s)
         lats[i].n++;
         lats[i].sum += s;
     }
-    pthread_mutex_unlock(&mu);
-}
-
-void rd_metrics_inspection(const char *cls, const char *verdict)
-{
-    int i;
-    pthread_mutex_lock(&mu);
-    for (i = 0; i < ninsps; i++)
-        if (!strcmp(insps[i].cls, cls) && !strcmp(insps[i].verdict, verdict)) break;
-    if (i == ninsps) {
-        if (ninsps < MAX_SERIES - 4) {
-            snprintf(insps[i].cls, sizeof insps[i].cls, "%s", cls);
-        } else {
-            for (i = 0; i < ninsps; i++)
-                if (!strcmp(insps[i].cls, "_other") && !strcmp(insps[i].verdict, verdict)) break;
-            if (i == ninsps) snprintf(insps[i].cls, sizeof insps[i].cls, "_other");
-        }
-        if (i == ninsps) {
-            snprintf(insps[i].verdict, sizeof insps[i].verdict, "%s", verdict);
-            ninsps++;
-        }
-    }
-    insps[i].n++;
     pthread_mutex_unlock(&mu);
 }
 
@@ -106,9 +80,12 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     }
 }
 
-char *rd_metrics_render(int depth, int cap, int workers, int ready)
+char *rd_metrics_render(rd_engine *e, int ready)
 {
+    static rd_engine_count counts[256];
+    static pthread_mutex_t cmu = PTHREAD_MUTEX_INITIALIZER;
     sbuf b = {0};
+    int depth = rd_engine_queue_depth(e), cap = rd_engine_queue_capacity(e), workers = rd_engine_workers(e);
     pthread_mutex_lock(&mu);
     sb_printf(&b, "# HELP resadd_http_requests_total HTTP requests by route and status.\n"
                   "# TYPE resadd_http_requests_total counter\n");
@@ -128,10 +105,13 @@ char *rd_metrics_render(int depth, int cap, int workers, int ready)
     }
     sb_printf(&b, "# HELP resadd_inspections_total Inspections by class and verdict.\n"
                   "# TYPE resadd_inspections_total counter\n");
-    for (int i = 0; i < ninsps; i++)
-        sb_printf(&b, "resadd_inspections_total{class=\"%s\",verdict=\"%s\"} %lu\n", insps[i].cls, insps[i].verdict,
-                  insps[i].n);
     pthread_mutex_unlock(&mu);
+    pthread_mutex_lock(&cmu);
+    int n = rd_engine_counts(e, counts, (int)(sizeof counts / sizeof *counts));
+    for (int i = 0; i < n; i++)
+        sb_printf(&b, "resadd_inspections_total{class=\"%s\",verdict=\"%s\"} %lu\n", counts[i].cls,
+                  counts[i].verdict, counts[i].n);
+    pthread_mutex_unlock(&cmu);
     sb_printf(&b,
               "# HELP resadd_queue_depth Inference jobs waiting or running.\n# TYPE resadd_queue_depth gauge\n"
               "resadd_queue_depth %d\n"

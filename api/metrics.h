@@ -1,15 +1,14 @@
-/* metrics.h — in-process counters for GET /metrics (Prometheus text format):
- * requests by route and status, request latency histograms by route, and
- * inspections by class and verdict.  Thread-safe. */
-#ifndef RD_METRICS_H
-#define RD_METRICS_H
+/* metrics.h — GET /metrics (Prometheus text format 0.0.4): HTTP requests by
+ * route (the route table's pattern) and status, latency histograms by route,
+ * and, from the engine's counters, inspections by class and verdict plus the
+ * queue gauges.  The request counters are thread-safe. */
+#ifndef RD_API_METRICS_H
+#define RD_API_METRICS_H
 
-#include <stddef.h>
+#include "engine/engine.h"
 
 void rd_metrics_request(const char *route, int status, double seconds);
-/* verdict: "ok", "anomalous" or "failed" */
-void rd_metrics_inspection(const char *cls, const char *verdict);
-/* Appends the exposition text; returns a malloc'ed string. */
-char *rd_metrics_render(int queue_depth, int queue_capacity, int workers, int ready);
+/* The exposition text (malloc'ed), or NULL on out of memory. */
+char *rd_metrics_render(rd_engine *e, int ready);
 
 #endif

@@ -1,5 +1,6 @@
 /* openapi.c — the OpenAPI 3 document served at GET /v1/openapi.json. */
 #include "http.h"
+#include "engine/engine.h"
 
 #define ERR "{\"$ref\": \"#/components/responses/Error\"}"
 #define IMG_BODY                                                                                             \
@@ -38,7 +39,7 @@ const char rd_openapi_json[] =
     "  \"/healthz\": {\"get\": {\"summary\": \"process alive\", \"security\": [], \"responses\": {\"200\": " JSON_OK("alive") "}}},\n"
     "  \"/readyz\": {\"get\": {\"summary\": \"model loaded and database writable\", \"security\": [], \"responses\": "
     "{\"200\": " JSON_OK("ready") ", \"503\": " ERR "}}},\n"
-    "  \"/metrics\": {\"get\": {\"summary\": \"Prometheus metrics\", \"security\": [], \"responses\": {\"200\": "
+    "  \"/metrics\": {\"get\": {\"summary\": \"Prometheus metrics (read; open when metrics_auth = off)\", \"responses\": {\"200\": "
     "{\"description\": \"text format 0.0.4\", \"content\": {\"text/plain\": {}}}}}},\n"
     "  \"/v1/openapi.json\": {\"get\": {\"summary\": \"this document\", \"security\": [], \"responses\": {\"200\": " JSON_OK("OpenAPI 3") "}}},\n"
     "  \"/v1/model\": {\"get\": {\"summary\": \"the loaded backbone, scorer and learned model (file, sha256, provenance)\", \"responses\": {\"200\": " JSON_OK("model") "}}},\n"

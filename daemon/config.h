@@ -1,6 +1,8 @@
 /* config.h — resadd's settings: built-in defaults, the config file
- * (`key = value` lines, `#` comments; every key documented in etc/resadd.conf)
- * and command-line overrides, in that order. */
+ * (`key = value` lines, `#` comments; every key documented in
+ * etc/resadd.conf) and command-line overrides, in that order.  The keys are
+ * one table in config.c (name, type, field, bounds), like Redis's config.c;
+ * main.c turns the result into each layer's option struct. */
 #ifndef RD_CONFIG_H
 #define RD_CONFIG_H
 
@@ -16,11 +18,12 @@ typedef struct rd_config {
     int listen_port;
     char data_dir[1024];
     char backbone[1024];       /* "" = the shipped default */
-    char learned_model[1024];  /* "" = residual-norm scorer */
+    char learned_model[1024];  /* "" = the shipped model; "none" = residual-norm */
     int workers;               /* inference threads (each owns an rd_worker) */
     int threads_per_worker;    /* team size of each worker; 0 = cores / workers */
     int queue_size;            /* bounded queue of inference jobs */
     rd_auth_mode auth;
+    int metrics_auth;          /* 1: /metrics needs a read token when auth is on */
     size_t max_body;           /* bytes */
     uint64_t max_pixels;
     int max_side;
@@ -28,7 +31,10 @@ typedef struct rd_config {
     int max_json_depth;
     int max_references;        /* per class */
     int request_timeout_s;     /* a sync request waits this long for its result */
+    int request_deadline_s;    /* headers + body must arrive within this */
     int max_connections;
+    int max_connections_per_client;
+    uint64_t min_free;         /* bytes free before the database counts as writable after a full disk */
     long retention_days;       /* 0 = keep forever */
     long retention_max;        /* inspections kept; 0 = unbounded */
     int log_level;
@@ -38,10 +44,15 @@ typedef struct rd_config {
 void rd_config_defaults(rd_config *c);
 /* Reads a config file over c.  Unknown keys and bad values are errors. */
 rd_status rd_config_load(rd_config *c, const char *path, rd_err *err) RD_WARN_UNUSED;
+/* Parses config text (the file's contents; name is used in messages). */
+rd_status rd_config_parse(rd_config *c, const char *text, size_t len, const char *name, rd_err *err) RD_WARN_UNUSED;
 /* One key = value (also used for command-line overrides). */
 rd_status rd_config_set(rd_config *c, const char *key, const char *value, rd_err *err) RD_WARN_UNUSED;
 /* "HOST:PORT" or "[V6]:PORT". */
 rd_status rd_config_set_listen(rd_config *c, const char *hostport, rd_err *err) RD_WARN_UNUSED;
+/* The table's keys, for tests and --help: rd_config_key(i) for i < rd_config_nkeys(). */
+int rd_config_nkeys(void);
+const char *rd_config_key(int i);
 /* 1 if the listen host is a loopback address (auth = auto then means off). */
 int rd_config_is_loopback(const rd_config *c);
 

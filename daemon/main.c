@@ -1,6 +1,9 @@
-/* main.c — resadd, the REST inspection daemon: command line, config, signals,
- * start-up order and shutdown.  Signals are blocked before any thread starts
- * and handled here with sigtimedwait (which also paces retention pruning). */
+/* main.c — resadd, the REST inspection daemon, and its composition root:
+ * command line and config (daemon/config.c) become each layer's option
+ * struct — the store (sql/), the engine (engine/), the API (api/) — which
+ * are started in that order and stopped in reverse.  Signals are blocked
+ * before any thread starts and handled here with sigtimedwait (which also
+ * paces retention pruning).  Also the `resadd token` commands. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,13 +13,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../api/http.h"
+#include "api/errors.h"
+#include "api/http.h"
+#include "api/views.h"
 #include "blas.h"
 #include "config.h"
-#include "engine.h"
-#include "log.h"
+#include "defaults.h"
+#include "engine/engine.h"
+#include "engine/log.h"
 #include "sha256.h"
-#include "store.h"
+#include "sql/store.h"
 
 #define DEFAULT_CONFIG RD_SYSCONFDIR "/resadd/resadd.conf"
 
@@ -71,7 +77,46 @@ static rd_store *open_store(const rd_config *cfg)
     snprintf(path, sizeof path, "%s/resadd.db", cfg->data_dir);
     rd_store *s = rd_store_open(path, &err);
     if (!s) rd_log(RD_LOG_ERR, "%s", err.msg);
+    else rd_store_set_min_free(s, cfg->min_free);
     return s;
+}
+
+/* sha256 of a file into hex; -1 if it cannot be read. */
+static int file_sha256(const char *path, char hex[RD_SHA256_HEX])
+{
+    unsigned char buf[1 << 16];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    rd_sha256 *h = f ? rd_sha256_new() : NULL;
+    if (!h) {
+        if (f) fclose(f);
+        return -1;
+    }
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) rd_sha256_update(h, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    return rd_sha256_final_hex(h, hex) || bad ? -1 : 0;
+}
+
+/* resadd --version: the version, then the backbone and learned model this
+ * configuration would load, each with its sha256. */
+static int print_version(const rd_config *cfg)
+{
+    char bpath[4096], mbuf[4096], hex[RD_SHA256_HEX];
+    const char *bb = cfg->backbone[0] ? cfg->backbone : rd_default_backbone(bpath, sizeof bpath);
+    const char *model = NULL;
+    int rc = 0;
+    printf("resadd %s\n", PACKAGE_VERSION);
+    if (!bb) bb = bpath;
+    if (file_sha256(bb, hex) == 0) printf("backbone %s sha256 %s\n", bb, hex);
+    else printf("backbone %s missing\n", bb), rc = 1;
+    if (rd_choose_model(cfg->learned_model[0] ? cfg->learned_model : NULL, !cfg->backbone[0], mbuf, sizeof mbuf,
+                        &model))
+        printf("learned_model %s missing\n", mbuf), rc = 1;
+    else if (!model) printf("learned_model none (scorer residual-norm)\n");
+    else if (file_sha256(model, hex) == 0) printf("learned_model %s sha256 %s\n", model, hex);
+    else printf("learned_model %s missing\n", model), rc = 1;
+    return rc;
 }
 
 static int cmd_token(rd_config *cfg, int argc, char **argv, int i)
@@ -111,7 +156,7 @@ static int cmd_token(rd_config *cfg, int argc, char **argv, int i)
         }
         strcpy(tok, "rd_");
         for (int k = 0; k < 32; k++) sprintf(tok + 3 + 2 * k, "%02x", rnd[k]);
-        if (rd_sha256_hex(tok, strlen(tok), hash) || rd_store_token_add(s, name, scope, hash, &id, &err)) {
+        if (rd_sha256_hex(tok, strlen(tok), hash) || rd_store_token_add(s, name, scope, hash, &id, &err) != RD_E_OK) {
             fprintf(stderr, "resadd: %s\n", err.msg[0] ? err.msg : "cannot hash token");
             goto out;
         }
@@ -119,14 +164,20 @@ static int cmd_token(rd_config *cfg, int argc, char **argv, int i)
         fprintf(stderr, "resadd: token %lld (scope %s) created; it is shown only once\n", (long long)id, scope);
         rc = 0;
     } else if (!strcmp(sub, "list")) {
-        json_t *a = rd_store_token_list(s, &err);
-        if (!a) goto out;
+        rd_token_row *rows = NULL;
+        int n = 0;
+        if (rd_store_token_list(s, &rows, &n, &err) != RD_E_OK) {
+            fprintf(stderr, "resadd: %s\n", err.msg);
+            goto out;
+        }
+        json_t *a = rd_view_tokens(rows, n);
+        free(rows);
         json_dumpf(a, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(a);
         rc = 0;
     } else {
-        if (rd_store_token_revoke(s, revoke, &err) != RD_STORE_OK) fprintf(stderr, "resadd: %s\n", err.msg);
+        if (rd_store_token_revoke(s, revoke, &err) != RD_E_OK) fprintf(stderr, "resadd: %s\n", err.msg);
         else rc = 0;
     }
 out:
@@ -141,7 +192,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     const char *over_listen = NULL, *over_dir = NULL, *over_model = NULL, *over_workers = NULL,
                *over_learned = NULL;
-    int token_at = 0, rc = 1;
+    int token_at = 0, rc = 1, want_version = 0;
     sigset_t sigs;
     rd_store *store = NULL;
     rd_engine *eng = NULL;
@@ -156,8 +207,8 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(a, "--version")) {
-            printf("resadd %s\n", PACKAGE_VERSION);
-            return 0;
+            want_version = 1;
+            continue;
         }
         if (!strcmp(a, "token") && !token_at) {
             token_at = i + 1;
@@ -201,6 +252,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "resadd: %s\n", err.msg);
         return 2;
     }
+    if (want_version) return print_version(&cfg);
     if (rd_log_open(cfg.log_file, cfg.log_level)) {
         fprintf(stderr, "resadd: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
         return 1;
@@ -222,11 +274,32 @@ int main(int argc, char **argv)
     rd_log(RD_LOG_INFO, "database %s/resadd.db, schema version %d", cfg.data_dir, rd_store_schema_version(store));
     int pruned = rd_store_prune(store, cfg.retention_days * 86400L, cfg.retention_max);
     if (pruned > 0) rd_log(RD_LOG_INFO, "retention: %d old inspection(s) removed", pruned);
-    if (!(eng = rd_engine_new(&cfg, store, &err))) {
+    rd_engine_opts eo = {.backbone = cfg.backbone,
+                         .learned_model = cfg.learned_model,
+                         .workers = cfg.workers,
+                         .threads_per_worker = cfg.threads_per_worker,
+                         .queue_size = cfg.queue_size,
+                         .max_pixels = cfg.max_pixels,
+                         .max_side = cfg.max_side,
+                         .max_references = cfg.max_references,
+                         .request_timeout_s = cfg.request_timeout_s,
+                         .code_name = rd_api_code_name};
+    int auth = cfg.auth == RD_AUTH_ON || (cfg.auth == RD_AUTH_AUTO && !rd_config_is_loopback(&cfg));
+    rd_api_opts ao = {.host = cfg.listen_host,
+                      .port = cfg.listen_port,
+                      .auth = auth,
+                      .metrics_public = !cfg.metrics_auth,
+                      .max_body = cfg.max_body,
+                      .max_json = cfg.max_json,
+                      .max_json_depth = cfg.max_json_depth,
+                      .max_connections = cfg.max_connections,
+                      .max_per_client = cfg.max_connections_per_client,
+                      .request_deadline_s = cfg.request_deadline_s};
+    if (!(eng = rd_engine_new(&eo, store, &err))) {
         rd_log(RD_LOG_ERR, "%s", err.msg);
         goto out;
     }
-    if (!(http = rd_http_start(&cfg, eng, store, &err))) {
+    if (!(http = rd_http_start(&ao, eng, &err))) {
         rd_log(RD_LOG_ERR, "%s", err.msg);
         goto out;
     }

@@ -1,6 +1,6 @@
 # tests/daemon_lib.sh — helpers for resadd's integration tests (sourced).
 # Starts the real resadd on 127.0.0.1 with a random free port and a temp data
-# dir, waits for /healthz, and stops it with SIGTERM checking exit status 0.
+# dir, waits for /readyz, and stops it with SIGTERM checking exit status 0.
 set -u
 : "${top_builddir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_srcdir:=$top_builddir}"
@@ -31,14 +31,16 @@ free_port() {
     $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# start_resadd [extra args...]: data dir $T/data unless --data-dir given
+# start_resadd [extra args...]: data dir $T/data unless --data-dir given.
+# Waits until /readyz says ready (every class loaded); WAIT_FOR=healthz waits
+# only for liveness (HTTP answers before the classes are loaded).
 start_resadd() {
     PORT=$(free_port)
     URL="http://127.0.0.1:$PORT"
     "$RESADD" --listen "127.0.0.1:$PORT" --data-dir "$T/data" "$@" 2>>"$T/resadd.log" &
     PID=$!
-    for _ in $(seq 200); do
-        curl -fs "$URL/healthz" >/dev/null 2>&1 && return 0
+    for _ in $(seq 600); do
+        curl -fs "$URL/${WAIT_FOR:-readyz}" >/dev/null 2>&1 && return 0
         kill -0 "$PID" 2>/dev/null || break
         sleep 0.05
     done

@@ -1,5 +1,12 @@
 /* engine.c — worker pool, class reference sets, registration and inspection
- * jobs for resadd (see engine.h). */
+ * jobs, start-up loading and crash recovery for resadd (see engine.h).
+ *
+ * Locks, outermost first: a class's reg_mu (serializes its registrations,
+ * deletions and loading), then the store's own mutex (inside every
+ * rd_store_* call, never held across a call back into here), then the short
+ * leaf locks (qmu for the queue, cmu for the class list, rs_mu for a refset
+ * pointer, mmu for the counters).  The backbone never runs under the store
+ * lock: stored rows are copied out first. */
 #include "engine.h"
 
 #include <errno.h>
@@ -11,19 +18,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../api/metrics.h"
 #include "defaults.h"
 #include "heatmap.h"
 #include "log.h"
 #include "sha256.h"
 
+#define MAX_COUNTS 256
+
 /* ---- in-memory class state ---- */
 typedef struct eclass {
-    char name[72];
+    char name[RD_STORE_NAME_MAX + 8];
     pthread_mutex_t rs_mu;   /* guards rs (the pointer swap only) */
     rd_refset *rs;           /* NULL until the class has >= 2 references */
-    pthread_mutex_t reg_mu;  /* serializes registrations/deletions of this class */
+    pthread_mutex_t reg_mu;  /* serializes registrations/deletions/loading of this class */
     int deleted;
+    int loading;             /* set until the start-up loader has built rs (under cmu) */
     struct eclass *next;
 } eclass;
 
@@ -38,14 +47,14 @@ struct job {
     /* results */
     rd_ecode code;
     rd_err err;
-    json_t *out;
+    rd_insp_row row;   /* inspection */
+    rd_engine_reg reg; /* registration */
     /* inputs */
     eclass *cls;
     rd_image img;      /* inspection */
     rd_refset *rs;
     double threshold;  /* NaN = auto */
     int64_t id;
-    int async;
     double t_submit;
     const rd_upload *ups; /* registration (caller waits, so borrowed) */
     rd_image *imgs;
@@ -55,7 +64,7 @@ struct job {
 };
 
 struct rd_engine {
-    const rd_config *cfg;
+    const rd_engine_opts *o;
     rd_store *store;
     rd_model *model;
     const rd_model_info *info;
@@ -64,6 +73,8 @@ struct rd_engine {
     rd_worker **workers;
     pthread_t *threads;
     int started;
+    pthread_t loader;
+    int loader_started;
     /* queue */
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
@@ -73,6 +84,11 @@ struct rd_engine {
     /* classes */
     pthread_mutex_t cmu;
     eclass *classes;
+    int nloading;
+    /* counters */
+    pthread_mutex_t mmu;
+    rd_engine_count counts[MAX_COUNTS];
+    int ncounts;
 };
 
 static double now_ms(void)
@@ -82,6 +98,43 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+static const char *code_name(rd_engine *e, rd_ecode c)
+{
+    return e->o->code_name ? e->o->code_name(c) : "internal";
+}
+
+/* ---- counters ---- */
+static void count(rd_engine *e, const char *cls, const char *verdict)
+{
+    int i;
+    pthread_mutex_lock(&e->mmu);
+    for (i = 0; i < e->ncounts; i++)
+        if (!strcmp(e->counts[i].cls, cls) && !strcmp(e->counts[i].verdict, verdict)) break;
+    if (i == e->ncounts && e->ncounts >= MAX_COUNTS - 4) { /* beyond the table: class "_other" */
+        cls = "_other";
+        for (i = 0; i < e->ncounts; i++)
+            if (!strcmp(e->counts[i].cls, cls) && !strcmp(e->counts[i].verdict, verdict)) break;
+    }
+    if (i == e->ncounts && e->ncounts < MAX_COUNTS) {
+        snprintf(e->counts[i].cls, sizeof e->counts[i].cls, "%s", cls);
+        snprintf(e->counts[i].verdict, sizeof e->counts[i].verdict, "%s", verdict);
+        e->counts[i].n = 0;
+        e->ncounts++;
+    }
+    if (i < e->ncounts) e->counts[i].n++;
+    pthread_mutex_unlock(&e->mmu);
+}
+
+int rd_engine_counts(rd_engine *e, rd_engine_count *out, int max)
+{
+    pthread_mutex_lock(&e->mmu);
+    int n = e->ncounts < max ? e->ncounts : max;
+    memcpy(out, e->counts, (size_t)n * sizeof *out);
+    pthread_mutex_unlock(&e->mmu);
+    return n;
+}
+
+/* ---- jobs and the queue ---- */
 static void job_unref(job *j)
 {
     pthread_mutex_lock(&j->mu);
@@ -90,7 +143,6 @@ static void job_unref(job *j)
     if (!last) return;
     rd_image_release(&j->img);
     rd_refset_unref(j->rs);
-    json_decref(j->out);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -107,8 +159,6 @@ static job *job_new(void (*run)(rd_engine *, rd_worker *, job *))
     j->threshold = NAN;
     return j;
 }
-
-static void *worker_main(void *arg);
 
 typedef struct { rd_engine *e; int i; } warg;
 
@@ -143,20 +193,21 @@ static void *worker_main(void *arg)
     }
 }
 
-/* Queues j (taking the queue's reference); BUSY when full.  reserved: the
- * caller holds a slot from reserve() (given back here whatever happens). */
-static rd_ecode submit_r(rd_engine *e, job *j, int reserved, rd_err *err)
+enum { SLOT_CHECK, SLOT_RESERVED, SLOT_INTERNAL };
+
+/* Queues j (taking the queue's reference); BUSY when full.  slot: CHECK
+ * against the capacity, RESERVED (the caller holds a slot from reserve(),
+ * given back here whatever happens) or INTERNAL (start-up work, not bounded). */
+static rd_ecode submit_r(rd_engine *e, job *j, int slot, rd_err *err)
 {
     pthread_mutex_lock(&e->qmu);
+    if (slot == SLOT_RESERVED) e->reserved--;
     if (e->stopping) {
-        if (reserved) e->reserved--;
         pthread_mutex_unlock(&e->qmu);
         rd_err_set(err, RD_ERR_STATE, "resadd is shutting down");
         return RD_E_SHUTDOWN;
     }
-    if (reserved) {
-        e->reserved--;
-    } else if (e->qlen + e->running + e->reserved >= e->cap + e->nworkers) {
+    if (slot == SLOT_CHECK && e->qlen + e->running + e->reserved >= e->cap + e->nworkers) {
         pthread_mutex_unlock(&e->qmu);
         rd_err_set(err, RD_ERR_LIMIT, "the inference queue is full (%d waiting); retry shortly", e->qlen);
         return RD_E_BUSY;
@@ -171,7 +222,7 @@ static rd_ecode submit_r(rd_engine *e, job *j, int reserved, rd_err *err)
     return RD_E_OK;
 }
 
-static rd_ecode submit(rd_engine *e, job *j, rd_err *err) { return submit_r(e, j, 0, err); }
+static rd_ecode submit(rd_engine *e, job *j, rd_err *err) { return submit_r(e, j, SLOT_CHECK, err); }
 
 /* Promises a queue slot, so that a request can write its row first and still
  * be sure to be queued (no row is written for a request refused as busy). */
@@ -223,6 +274,15 @@ int rd_engine_queue_depth(rd_engine *e)
 int rd_engine_queue_capacity(const rd_engine *e) { return e->cap; }
 int rd_engine_workers(const rd_engine *e) { return e->nworkers; }
 const rd_model_info *rd_engine_info(const rd_engine *e) { return e->info; }
+int rd_engine_writable(rd_engine *e) { return rd_store_writable(e->store); }
+
+int rd_engine_loading(rd_engine *e)
+{
+    pthread_mutex_lock(&e->cmu);
+    int n = e->nloading;
+    pthread_mutex_unlock(&e->cmu);
+    return n;
+}
 
 /* ---- classes ---- */
 static eclass *class_find(rd_engine *e, const char *name)
@@ -235,7 +295,7 @@ static eclass *class_find(rd_engine *e, const char *name)
     return c;
 }
 
-static eclass *class_add(rd_engine *e, const char *name)
+static eclass *class_add(rd_engine *e, const char *name, int loading)
 {
     eclass *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -243,10 +303,23 @@ static eclass *class_add(rd_engine *e, const char *name)
     pthread_mutex_init(&c->rs_mu, NULL);
     pthread_mutex_init(&c->reg_mu, NULL);
     pthread_mutex_lock(&e->cmu);
+    c->loading = loading;
+    e->nloading += loading;
     c->next = e->classes;
     e->classes = c;
     pthread_mutex_unlock(&e->cmu);
     return c;
+}
+
+/* Marks c loaded (once). */
+static void class_loaded(rd_engine *e, eclass *c)
+{
+    pthread_mutex_lock(&e->cmu);
+    if (c->loading) {
+        c->loading = 0;
+        e->nloading--;
+    }
+    pthread_mutex_unlock(&e->cmu);
 }
 
 static rd_refset *class_refset(eclass *c)
@@ -266,76 +339,83 @@ static void class_swap(eclass *c, rd_refset *r)
     rd_refset_unref(old);
 }
 
-static json_t *class_decorate(rd_engine *e, json_t *row)
+static void class_view(rd_engine *e, const rd_class_row *row, rd_engine_class *out)
 {
-    eclass *c = class_find(e, json_string_value(json_object_get(row, "name")));
+    eclass *c = class_find(e, row->name);
     rd_refset *r = c ? class_refset(c) : NULL;
-    json_t *manual = json_object_get(row, "threshold_manual");
-    if (json_is_number(manual)) {
-        json_object_set(row, "threshold", manual);
-        json_object_set_new(row, "threshold_source", json_string("manual"));
-    } else {
-        json_object_set_new(row, "threshold", r ? json_real(rd_refset_threshold(r)) : json_null());
-        json_object_set_new(row, "threshold_source", json_string("auto"));
-    }
-    json_object_set_new(row, "threshold_auto", r ? json_real(rd_refset_threshold(r)) : json_null());
-    json_object_del(row, "threshold_manual");
-    json_object_set_new(row, "ready", json_boolean(r != NULL));
+    if (&out->row != row) out->row = *row;
+    out->ready = r != NULL;
+    out->threshold_auto = r ? rd_refset_threshold(r) : 0;
+    pthread_mutex_lock(&e->cmu);
+    out->loading = c ? c->loading : 0;
+    pthread_mutex_unlock(&e->cmu);
     rd_refset_unref(r);
-    return row;
 }
 
-rd_ecode rd_engine_class_create(rd_engine *e, const char *name, const char *desc, json_t **out, rd_err *err)
+rd_ecode rd_engine_class_create(rd_engine *e, const char *name, const char *desc, rd_engine_class *out, rd_err *err)
 {
-    int rc = rd_store_class_create(e->store, name, desc, err);
-    if (rc == RD_STORE_CONFLICT) return RD_E_CONFLICT;
-    if (rc != RD_STORE_OK) return RD_E_INTERNAL;
-    if (!class_find(e, name) && !class_add(e, name)) {
+    rd_ecode rc = rd_store_class_create(e->store, name, desc, err);
+    if (rc != RD_E_OK) return rc;
+    if (!class_find(e, name) && !class_add(e, name, 0)) {
         rd_err_set(err, RD_ERR_NOMEM, "out of memory");
         return RD_E_INTERNAL;
     }
     return rd_engine_class_get(e, name, out, err);
 }
 
-rd_ecode rd_engine_class_get(rd_engine *e, const char *name, json_t **out, rd_err *err)
+rd_ecode rd_engine_class_get(rd_engine *e, const char *name, rd_engine_class *out, rd_err *err)
 {
-    json_t *row = rd_store_class_get(e->store, name, err);
-    if (!row) return err->code == RD_ERR_ARG ? RD_E_NOTFOUND : RD_E_INTERNAL;
-    *out = class_decorate(e, row);
+    rd_ecode rc = rd_store_class_get(e->store, name, &out->row, err);
+    if (rc != RD_E_OK) return rc;
+    class_view(e, &out->row, out);
     return RD_E_OK;
 }
 
-rd_ecode rd_engine_class_list(rd_engine *e, json_t **out, rd_err *err)
+rd_ecode rd_engine_class_list(rd_engine *e, rd_engine_class **out, int *n, rd_err *err)
 {
-    json_t *a = rd_store_class_list(e->store, err);
-    size_t i;
-    json_t *v;
-    if (!a) return RD_E_INTERNAL;
-    json_array_foreach(a, i, v) class_decorate(e, v);
-    *out = json_pack("{s:o}", "classes", a);
+    rd_class_row *rows = NULL;
+    rd_ecode rc = rd_store_class_list(e->store, &rows, n, err);
+    *out = NULL;
+    if (rc != RD_E_OK) return rc;
+    *out = calloc((size_t)(*n ? *n : 1), sizeof **out);
+    if (!*out) {
+        free(rows);
+        rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        return RD_E_INTERNAL;
+    }
+    for (int i = 0; i < *n; i++) class_view(e, &rows[i], &(*out)[i]);
+    free(rows);
     return RD_E_OK;
+}
+
+rd_ecode rd_engine_class_update(rd_engine *e, const char *name, const char *desc, int set_threshold,
+                                double threshold, rd_engine_class *out, rd_err *err)
+{
+    rd_ecode rc = rd_store_class_update(e->store, name, desc, set_threshold, threshold, err);
+    if (rc != RD_E_OK) return rc;
+    return rd_engine_class_get(e, name, out, err);
 }
 
 rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err)
 {
     eclass *c = class_find(e, name);
     if (c) pthread_mutex_lock(&c->reg_mu);
-    int rc = rd_store_class_delete(e->store, name, err);
+    rd_ecode rc = rd_store_class_delete(e->store, name, err);
     if (c) {
-        if (rc == RD_STORE_OK) {
+        if (rc == RD_E_OK) {
             pthread_mutex_lock(&e->cmu);
             c->deleted = 1;
             pthread_mutex_unlock(&e->cmu);
+            class_loaded(e, c);
             class_swap(c, NULL);
         }
         pthread_mutex_unlock(&c->reg_mu);
     }
-    if (rc == RD_STORE_NOTFOUND) return RD_E_NOTFOUND;
-    return rc == RD_STORE_OK ? RD_E_OK : RD_E_INTERNAL;
+    return rc;
 }
 
 /* ---- images ---- */
-rd_ecode rd_engine_decode(rd_engine *e, const rd_upload *u, rd_image *img, rd_err *err)
+static rd_ecode decode(rd_engine *e, const rd_upload *u, rd_image *img, rd_err *err)
 {
     rd_image_format f = rd_image_sniff(u->data, u->len);
     if (f == RD_IMG_UNKNOWN) {
@@ -349,130 +429,181 @@ rd_ecode rd_engine_decode(rd_engine *e, const rd_upload *u, rd_image *img, rd_er
 }
 
 /* ---- reference sets from stored features ---- */
-typedef struct loadctx {
-    rd_engine *e;
-    rd_feats **f;
-    int n, cap;
-    int stale;             /* features stored for another model */
-    int64_t *stale_ids;
-    rd_err *err;
-} loadctx;
-
-static int load_one(void *ctx, int64_t id, const char *model_id, const uint8_t *feats, size_t len,
-                    const uint8_t *image, size_t image_len)
+/* Features of one stored reference recomputed from its stored bytes (the
+ * backbone changed): runs outside every store call. */
+static rd_status recompute(rd_engine *e, rd_worker *w, const char *cls, int64_t id, rd_feats **f, rd_err *err)
 {
-    loadctx *c = ctx;
-    (void)image;
-    (void)image_len;
-    if (c->n == c->cap) {
-        int nc = c->cap ? c->cap * 2 : 16;
-        rd_feats **p = realloc(c->f, (size_t)nc * sizeof *p);
-        int64_t *q = realloc(c->stale_ids, (size_t)nc * sizeof *q);
-        if (p) c->f = p;
-        if (q) c->stale_ids = q;
-        if (!p || !q) return rd_err_set(c->err, RD_ERR_NOMEM, "out of memory"), -1;
-        c->cap = nc;
-    }
-    c->f[c->n] = NULL;
-    c->stale_ids[c->n] = 0;
-    if (strcmp(model_id, c->e->info->model_id) != 0 ||
-        rd_feats_deserialize(c->e->model, feats, len, &c->f[c->n], NULL) != RD_OK) {
-        c->stale_ids[c->n] = id;
-        c->stale++;
-    }
-    c->n++;
-    return 0;
-}
-
-static void loadctx_release(loadctx *c)
-{
-    for (int i = 0; i < c->n; i++) rd_feats_free(c->f[i]);
-    free(c->f);
-    free(c->stale_ids);
-}
-
-typedef struct recompute_ctx {
-    rd_engine *e;
-    rd_worker *w;
-    int64_t want;
-    uint8_t *blob;
-    size_t blob_len;
-    rd_feats *f;
-    rd_err *err;
-    int found;
-} recompute_ctx;
-
-static int recompute_one(void *ctx, int64_t id, const char *model_id, const uint8_t *feats, size_t len,
-                         const uint8_t *image, size_t image_len)
-{
-    recompute_ctx *c = ctx;
+    uint8_t *bytes = NULL, *blob = NULL;
+    size_t len = 0, blen = 0;
+    char ct[64];
     rd_image img = {0};
-    (void)model_id;
-    (void)feats;
-    (void)len;
-    if (id != c->want) return 0;
-    c->found = 1;
-    if (rd_image_decode(image, image_len, &c->e->lim, &img, c->err) != RD_OK ||
-        rd_extract(c->e->model, c->w, &img, &c->f, NULL, c->err) != RD_OK ||
-        rd_feats_serialize(c->f, &c->blob, &c->blob_len, c->err) != RD_OK) {
-        rd_image_release(&img);
-        return -1;
+    rd_status st = RD_ERR_IO;
+    *f = NULL;
+    if (rd_store_ref_image(e->store, cls, id, &bytes, &len, ct, err) != RD_E_OK) goto out;
+    if ((st = rd_image_decode(bytes, len, &e->lim, &img, err)) != RD_OK ||
+        (st = rd_extract(e->model, w, &img, f, NULL, err)) != RD_OK ||
+        (st = rd_feats_serialize(*f, &blob, &blen, err)) != RD_OK)
+        goto out;
+    if (rd_store_ref_set_feats(e->store, id, e->info->model_id, blob, blen, err) != RD_E_OK) st = RD_ERR_IO;
+out:
+    if (st != RD_OK) {
+        rd_feats_free(*f);
+        *f = NULL;
     }
     rd_image_release(&img);
-    return 0;
+    free(bytes);
+    free(blob);
+    return st;
 }
 
 /* Loads a class's features (recomputing stale ones from the stored image
- * bytes) and builds its refset; *out NULL when fewer than 2 references. */
+ * bytes) and builds its refset with extra fresh features; *out NULL when
+ * fewer than 2 references. */
 static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, rd_feats **extra, int nextra,
                              rd_refset **out, rd_err *err)
 {
-    loadctx c = {.e = e, .err = err};
+    rd_ref_feats *rows = NULL;
+    rd_feats **f = NULL;
+    int n = 0, stale = 0;
     rd_status st = RD_OK;
     *out = NULL;
-    if (rd_store_ref_each(e->store, cls, 0, load_one, &c, err) != RD_STORE_OK) {
-        st = err->code ? err->code : RD_ERR_IO;
+    if (rd_store_ref_feats(e->store, cls, &rows, &n, err) != RD_E_OK) return err->code ? err->code : RD_ERR_IO;
+    f = calloc((size_t)(n + nextra + 1), sizeof *f);
+    if (!f) {
+        st = rd_err_set(err, RD_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (c.stale)
-        rd_log(RD_LOG_INFO, "class %s: %d reference feature sets were computed by another model; recomputing for %s",
-               cls, c.stale, e->info->model_id);
-    for (int i = 0; i < c.n; i++) {
-        if (!c.stale_ids[i]) continue;
-        recompute_ctx rc = {.e = e, .w = w, .want = c.stale_ids[i], .err = err};
-        if (rd_store_ref_each(e->store, cls, 1, recompute_one, &rc, err) != RD_STORE_OK || !rc.found) {
-            rd_feats_free(rc.f);
-            free(rc.blob);
-            rd_err_prefix(err, "class %s: reference %lld", cls, (long long)c.stale_ids[i]);
-            st = RD_ERR_IO;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(rows[i].model_id, e->info->model_id) &&
+            rd_feats_deserialize(e->model, rows[i].feats, rows[i].feats_len, &f[i], NULL) == RD_OK)
+            continue;
+        if (!stale++)
+            rd_log(RD_LOG_INFO, "class %s: reference features were computed by another model; recomputing for %.16s",
+                   cls, e->info->model_id);
+        if ((st = recompute(e, w, cls, rows[i].id, &f[i], err)) != RD_OK) {
+            rd_err_prefix(err, "class %s: reference %lld", cls, (long long)rows[i].id);
             goto out;
         }
-        if (rd_store_ref_set_feats(e->store, c.stale_ids[i], e->info->model_id, rc.blob, rc.blob_len, err) !=
-            RD_STORE_OK) {
-            rd_feats_free(rc.f);
-            free(rc.blob);
-            st = RD_ERR_IO;
-            goto out;
-        }
-        free(rc.blob);
-        c.f[i] = rc.f;
     }
-    int k = c.n + nextra;
-    if (k >= 2) {
-        rd_feats **all = malloc((size_t)k * sizeof *all);
-        if (!all) {
-            st = rd_err_set(err, RD_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        for (int i = 0; i < c.n; i++) all[i] = c.f[i];
-        for (int i = 0; i < nextra; i++) all[c.n + i] = extra[i];
-        *out = rd_refset_build(e->model, w, all, k, err);
-        free(all);
+    for (int i = 0; i < nextra; i++) f[n + i] = extra[i];
+    if (n + nextra >= 2) {
+        *out = rd_refset_build(e->model, w, f, n + nextra, err);
         if (!*out) st = err->code ? err->code : RD_ERR_INTERNAL;
     }
 out:
-    loadctx_release(&c);
+    for (int i = 0; f && i < n; i++) rd_feats_free(f[i]);
+    free(f);
+    rd_store_feats_free(rows, n);
     return st;
+}
+
+/* ---- start-up: loading every class, then re-running stored jobs ---- */
+static void run_load(rd_engine *e, rd_worker *w, job *j)
+{
+    eclass *c = j->cls;
+    rd_refset *rs = NULL;
+    pthread_mutex_lock(&c->reg_mu);
+    pthread_mutex_lock(&e->cmu);
+    int todo = c->loading && !c->deleted;
+    pthread_mutex_unlock(&e->cmu);
+    if (todo) {
+        if (build_class(e, w, c->name, NULL, 0, &rs, &j->err) != RD_OK)
+            rd_log(RD_LOG_ERR, "class %s: cannot build its reference set: %s (class not ready)", c->name, j->err.msg);
+        else class_swap(c, rs);
+        class_loaded(e, c);
+    }
+    pthread_mutex_unlock(&c->reg_mu);
+    j->code = RD_E_OK;
+}
+
+static void run_inspect(rd_engine *e, rd_worker *w, job *j);
+
+/* Queues an inspection row left queued by a crash (its bytes were stored). */
+static void recover_one(rd_engine *e, rd_store_job *sj)
+{
+    rd_err err = {0};
+    rd_ecode code;
+    int manual = 0;
+    double t = 0;
+    eclass *c = class_find(e, sj->cls);
+    rd_upload u = {sj->image, sj->len, NULL};
+    job *j = job_new(run_inspect);
+    if (!j) return;
+    j->t_submit = now_ms();
+    j->id = sj->id;
+    j->cls = c;
+    if (!c) {
+        code = RD_E_NOTFOUND;
+        rd_err_set(&err, RD_ERR_ARG, "class '%s' was deleted", sj->cls);
+    } else if (!(j->rs = class_refset(c))) {
+        code = RD_E_NOTREADY;
+        rd_err_set(&err, RD_ERR_STATE, "class '%s' is not ready", sj->cls);
+    } else if ((code = rd_store_class_threshold(e->store, sj->cls, &manual, &t, &err)) == RD_E_OK &&
+               (code = decode(e, &u, &j->img, &err)) == RD_E_OK) {
+        if (manual) j->threshold = t;
+        code = submit_r(e, j, SLOT_INTERNAL, &err);
+        if (code == RD_E_OK) return; /* the queue owns j now */
+        if (code == RD_E_SHUTDOWN) { /* left queued: run at the next start */
+            job_unref(j);
+            return;
+        }
+    }
+    rd_log(RD_LOG_WARN, "inspection %lld (class %s) from before the restart failed: %s", (long long)sj->id, sj->cls,
+           err.msg);
+    rd_store_insp_fail(e->store, sj->id, code_name(e, code), err.msg, NULL);
+    job_unref(j);
+}
+
+static void *loader_main(void *arg)
+{
+    rd_engine *e = arg;
+    rd_err err = {0};
+    double t0 = now_ms();
+    int nclasses = 0, nj = 0;
+    job **jobs = NULL;
+    pthread_mutex_lock(&e->cmu);
+    for (eclass *c = e->classes; c; c = c->next) nclasses++;
+    pthread_mutex_unlock(&e->cmu);
+    jobs = calloc((size_t)(nclasses ? nclasses : 1), sizeof *jobs);
+    pthread_mutex_lock(&e->cmu);
+    eclass *list = e->classes;
+    pthread_mutex_unlock(&e->cmu);
+    for (eclass *c = list; c && jobs; c = c->next) {
+        job *j = job_new(run_load);
+        if (!j) break;
+        j->cls = c;
+        j->refs = 2;
+        if (submit_r(e, j, SLOT_INTERNAL, &err) != RD_E_OK) {
+            job_unref(j);
+            job_unref(j);
+            break;
+        }
+        jobs[nj++] = j;
+    }
+    for (int i = 0; i < nj; i++) {
+        wait_job(jobs[i], 1 << 30);
+        job_unref(jobs[i]);
+    }
+    free(jobs);
+    pthread_mutex_lock(&e->cmu);
+    for (eclass *c = e->classes; c; c = c->next)
+        if (c->loading) { /* not loaded (stopping, or out of memory): not ready, not loading */
+            c->loading = 0;
+            e->nloading--;
+        }
+    pthread_mutex_unlock(&e->cmu);
+    rd_log(RD_LOG_INFO, "%d class(es) loaded in %.0f ms", nclasses, now_ms() - t0);
+    /* async inspections accepted before a crash */
+    rd_store_job *sj = NULL;
+    int n = 0;
+    if (rd_store_jobs_pending(e->store, &sj, &n, &err) != RD_E_OK) {
+        rd_log(RD_LOG_ERR, "cannot read queued inspections: %s", err.msg);
+        return NULL;
+    }
+    if (n) rd_log(RD_LOG_INFO, "%d queued inspection(s) from the previous run: running them again", n);
+    for (int i = 0; i < n; i++) recover_one(e, &sj[i]);
+    rd_store_jobs_free(sj, n);
+    return NULL;
 }
 
 /* ---- registration ---- */
@@ -514,11 +645,12 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
     int have = rd_store_ref_count(e->store, c->name);
     if (have < 0) {
         rd_err_set(&j->err, RD_ERR_IO, "database error counting references");
+        j->code = RD_E_DB;
         goto out;
     }
-    if (have + nnew > e->cfg->max_references) {
+    if (have + nnew > e->o->max_references) {
         rd_err_set(&j->err, RD_ERR_LIMIT, "class '%s' would have %d references; at most %d are allowed", c->name,
-                   have + nnew, e->cfg->max_references);
+                   have + nnew, e->o->max_references);
         j->code = RD_E_LIMIT;
         goto out;
     }
@@ -542,28 +674,31 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
         rows[i].height = j->imgs[i].h;
         rows[i].feats = blobs[i] ? blobs[i] : (const uint8_t *)"";
     }
-    int rc = rd_store_refs_add(e->store, c->name, rows, j->n, e->info->model_id, &j->err);
-    if (rc == RD_STORE_NOTFOUND) {
-        j->code = RD_E_NOTFOUND;
+    rd_ecode rc = rd_store_refs_add(e->store, c->name, rows, j->n, e->info->model_id, &j->err);
+    if (rc != RD_E_OK) {
+        j->code = rc;
         goto out;
     }
-    if (rc != RD_STORE_OK) goto out;
     if (nnew > 0) {
         class_swap(c, rs);
         rs = NULL;
     }
-    json_t *added = json_array(), *dups = json_array();
+    class_loaded(e, c);
+    int nadded = 0;
     for (int i = 0; i < j->n; i++) {
-        json_t *o = json_pack("{s:I, s:s}", "id", (json_int_t)rows[i].id_out, "sha256", sha[i]);
-        json_array_append_new(rows[i].duplicate_out || !feats[i] ? dups : added, o);
+        rd_engine_added *a = &j->reg.items[i];
+        a->id = rows[i].id_out;
+        snprintf(a->sha256, sizeof a->sha256, "%s", sha[i]);
+        a->duplicate = rows[i].duplicate_out || !feats[i];
+        nadded += !a->duplicate;
     }
+    j->reg.n = j->n;
     rd_refset *cur = class_refset(c);
-    j->out = json_pack("{s:o, s:o, s:i, s:b, s:o}", "added", added, "duplicates", dups, "references",
-                       rd_store_ref_count(e->store, c->name), "ready", cur != NULL, "threshold_auto",
-                       cur ? json_real(rd_refset_threshold(cur)) : json_null());
+    j->reg.references = rd_store_ref_count(e->store, c->name);
+    j->reg.ready = cur != NULL;
+    j->reg.threshold_auto = cur ? rd_refset_threshold(cur) : 0;
     rd_refset_unref(cur);
-    rd_log(RD_LOG_INFO, "class %s: %d reference(s) added, %d duplicate(s)", c->name, (int)json_array_size(added),
-           (int)json_array_size(dups));
+    rd_log(RD_LOG_INFO, "class %s: %d reference(s) added, %d duplicate(s)", c->name, nadded, j->n - nadded);
     j->code = RD_E_OK;
 out:
     if (locked) pthread_mutex_unlock(&c->reg_mu);
@@ -576,7 +711,8 @@ out:
     free(sha);
 }
 
-rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, int n, json_t **out, rd_err *err)
+rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, int n, rd_engine_reg *out,
+                            rd_err *err)
 {
     eclass *c = class_find(e, cls);
     rd_image *imgs = NULL;
@@ -597,7 +733,7 @@ rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, i
     imgs = calloc((size_t)n, sizeof *imgs);
     if (!imgs) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), RD_E_INTERNAL;
     for (int i = 0; i < n; i++) {
-        if ((code = rd_engine_decode(e, &u[i], &imgs[i], err)) != RD_E_OK) {
+        if ((code = decode(e, &u[i], &imgs[i], err)) != RD_E_OK) {
             rd_err_prefix(err, "image %d", i + 1);
             goto out;
         }
@@ -620,12 +756,8 @@ rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, i
     /* the job borrows u and imgs: wait for it however long it takes */
     wait_job(j, 1 << 30);
     code = j->code;
-    if (code == RD_E_OK) {
-        *out = j->out;
-        j->out = NULL;
-    } else {
-        *err = j->err;
-    }
+    if (code == RD_E_OK) *out = j->reg;
+    else *err = j->err;
 out:
     if (j) job_unref(j);
     for (int i = 0; imgs && i < n; i++) rd_image_release(&imgs[i]);
@@ -638,10 +770,10 @@ static void run_refdel(rd_engine *e, rd_worker *w, job *j)
     eclass *c = j->cls;
     rd_refset *rs = NULL;
     pthread_mutex_lock(&c->reg_mu);
-    int rc = rd_store_ref_delete(e->store, c->name, j->del_id, &j->err);
-    if (rc == RD_STORE_NOTFOUND) j->code = RD_E_NOTFOUND;
-    else if (rc != RD_STORE_OK) j->code = RD_E_INTERNAL;
-    else if (build_class(e, w, c->name, NULL, 0, &rs, &j->err) != RD_OK) {
+    rd_ecode rc = rd_store_ref_delete(e->store, c->name, j->del_id, &j->err);
+    if (rc != RD_E_OK) {
+        j->code = rc;
+    } else if (build_class(e, w, c->name, NULL, 0, &rs, &j->err) != RD_OK) {
         /* the row is gone; the class falls back to not ready rather than a stale pool */
         rd_log(RD_LOG_ERR, "class %s: rebuilding after deletion: %s", c->name, j->err.msg);
         class_swap(c, NULL);
@@ -650,10 +782,12 @@ static void run_refdel(rd_engine *e, rd_worker *w, job *j)
         class_swap(c, rs);
         j->code = RD_E_OK;
     }
+    if (rc == RD_E_OK) class_loaded(e, c);
+    j->n = rd_store_ref_count(e->store, c->name);
     pthread_mutex_unlock(&c->reg_mu);
 }
 
-rd_ecode rd_engine_ref_delete(rd_engine *e, const char *cls, int64_t id, rd_err *err)
+rd_ecode rd_engine_ref_delete(rd_engine *e, const char *cls, int64_t id, int *remaining, rd_err *err)
 {
     eclass *c = class_find(e, cls);
     rd_ecode code;
@@ -674,20 +808,28 @@ rd_ecode rd_engine_ref_delete(rd_engine *e, const char *cls, int64_t id, rd_err 
     wait_job(j, 1 << 30);
     code = j->code;
     if (code != RD_E_OK) *err = j->err;
+    else *remaining = j->n;
     job_unref(j);
     return code;
 }
 
-/* ---- inspection ---- */
-static const char *ecode_name(rd_ecode c)
+rd_ecode rd_engine_ref_list(rd_engine *e, const char *cls, rd_ref_row **rows, int *n, rd_err *err)
 {
-    switch (c) {
-    case RD_E_BADIMAGE: return "invalid_image";
-    case RD_E_TOOLARGE: return "image_too_large";
-    default: return "internal";
-    }
+    rd_class_row row;
+    rd_ecode rc = rd_store_class_get(e->store, cls, &row, err);
+    *rows = NULL;
+    *n = 0;
+    if (rc != RD_E_OK) return rc;
+    return rd_store_ref_list(e->store, cls, rows, n, err);
 }
 
+rd_ecode rd_engine_ref_image(rd_engine *e, const char *cls, int64_t id, uint8_t **data, size_t *len, char ctype[64],
+                             rd_err *err)
+{
+    return rd_store_ref_image(e->store, cls, id, data, len, ctype, err);
+}
+
+/* ---- inspection ---- */
 static void run_inspect(rd_engine *e, rd_worker *w, job *j)
 {
     rd_result res = {0};
@@ -695,7 +837,7 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
     static const rd_heat_kind kinds[3] = {RD_HEAT_OVERLAY, RD_HEAT_RAW, RD_HEAT_MASK};
     rd_heat_params hp;
     double t_start = now_ms();
-    char *timings = NULL;
+    char timings[512];
     j->code = RD_E_INTERNAL;
     if (rd_inspect(e->model, w, j->rs, &j->img, (float)j->threshold, &res, &j->err) != RD_OK) {
         j->code = RD_E_BADIMAGE;
@@ -708,11 +850,11 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
     res.t.heatmap = now_ms() - th0;
     double queue_ms = t_start - j->t_submit;
     res.t.total = now_ms() - j->t_submit;
-    json_t *t = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "queue", queue_ms, "preprocess", res.t.preprocess,
-                          "backbone", res.t.backbone, "nn", res.t.nn, "score", res.t.score, "heatmap", res.t.heatmap,
-                          "inference", now_ms() - t_start, "total", res.t.total);
-    timings = json_dumps(t, JSON_COMPACT | JSON_REAL_PRECISION(5));
-    json_decref(t);
+    snprintf(timings, sizeof timings,
+             "{\"queue\":%.5g,\"preprocess\":%.5g,\"backbone\":%.5g,\"nn\":%.5g,\"score\":%.5g,\"heatmap\":%.5g,"
+             "\"inference\":%.5g,\"total\":%.5g}",
+             queue_ms, res.t.preprocess, res.t.backbone, res.t.nn, res.t.score, res.t.heatmap, now_ms() - t_start,
+             res.t.total);
     rd_store_insp_done d = {.score = res.score,
                             .threshold = res.threshold,
                             .anomalous = res.anomalous,
@@ -727,30 +869,34 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
         d.png[k] = png[k].data;
         d.png_len[k] = png[k].len;
     }
-    if (rd_store_insp_finish(e->store, j->id, &d, &j->err) != RD_STORE_OK) goto fail;
-    j->out = rd_store_insp_get(e->store, j->id, &j->err);
-    if (!j->out) goto fail;
-    rd_metrics_inspection(j->cls->name, res.anomalous ? "anomalous" : "ok");
+    rd_ecode rc = rd_store_insp_finish(e->store, j->id, &d, &j->err);
+    if (rc == RD_E_OK) rc = rd_store_insp_get(e->store, j->id, &j->row, &j->err);
+    if (rc != RD_E_OK) {
+        j->code = rc;
+        goto fail;
+    }
+    count(e, j->cls->name, res.anomalous ? "anomalous" : "ok");
     j->code = RD_E_OK;
     goto out;
 fail:
     rd_log(RD_LOG_WARN, "inspection %lld (class %s) failed: %s", (long long)j->id, j->cls->name, j->err.msg);
-    rd_store_insp_fail(e->store, j->id, ecode_name(j->code), j->err.msg, NULL);
-    rd_metrics_inspection(j->cls->name, "failed");
+    /* on a full disk this may fail too: the row then stays queued and is
+     * failed (or, with stored bytes, run again) at the next start */
+    rd_store_insp_fail(e->store, j->id, code_name(e, j->code), j->err.msg, NULL);
+    count(e, j->cls->name, "failed");
 out:
-    free(timings);
     for (int k = 0; k < 3; k++) rd_png_buf_release(&png[k]);
     rd_result_release(&res);
     rd_image_release(&j->img); /* free the pixels as soon as possible */
 }
 
 rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, const char *external_id, int async,
-                           json_t **out, rd_err *err)
+                           rd_insp_row *out, rd_err *err)
 {
     eclass *c = class_find(e, cls);
     rd_ecode code;
-    double t;
-    int manual;
+    double t = 0;
+    int manual = 0, loading;
     if (!c) {
         rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
         return RD_E_NOTFOUND;
@@ -759,80 +905,111 @@ rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, co
     if (!j) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), RD_E_INTERNAL;
     j->t_submit = now_ms();
     j->cls = c;
-    j->async = async;
     j->rs = class_refset(c);
+    pthread_mutex_lock(&e->cmu);
+    loading = c->loading;
+    pthread_mutex_unlock(&e->cmu);
+    if (!j->rs && loading) {
+        rd_err_set(err, RD_ERR_STATE, "class '%s' is still loading after the start; retry shortly", cls);
+        code = RD_E_BUSY;
+        goto out;
+    }
     if (!j->rs) {
         rd_err_set(err, RD_ERR_STATE, "class '%s' is not ready: register at least 2 reference images first", cls);
         code = RD_E_NOTREADY;
         goto out;
     }
-    manual = rd_store_class_threshold(e->store, cls, &t);
-    if (manual < 0) {
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
-        code = RD_E_NOTFOUND;
-        goto out;
-    }
-    if (manual == 1) j->threshold = t;
-    if ((code = rd_engine_decode(e, u, &j->img, err)) != RD_E_OK) goto out;
+    if ((code = rd_store_class_threshold(e->store, cls, &manual, &t, err)) != RD_E_OK) goto out;
+    if (manual) j->threshold = t;
+    if ((code = decode(e, u, &j->img, err)) != RD_E_OK) goto out;
     /* reserve the queue slot before writing anything */
     if ((code = reserve(e, err)) != RD_E_OK) goto out;
-    if (rd_store_insp_queue(e->store, cls, external_id, &j->id, err) != RD_STORE_OK) {
+    if ((code = rd_store_insp_queue(e->store, cls, external_id, async ? u->data : NULL, u->len, u->content_type,
+                                    &j->id, err)) != RD_E_OK) {
         unreserve(e);
-        code = RD_E_INTERNAL;
         goto out;
     }
     j->refs = 2;
-    if ((code = submit_r(e, j, 1, err)) != RD_E_OK) {
+    if ((code = submit_r(e, j, SLOT_RESERVED, err)) != RD_E_OK) {
         j->refs = 1;
-        rd_store_insp_fail(e->store, j->id, code == RD_E_BUSY ? "busy" : "aborted", err->msg, NULL);
+        rd_store_insp_fail(e->store, j->id, code_name(e, code), err->msg, NULL);
         goto out;
     }
     if (async) {
-        *out = json_pack("{s:I, s:s, s:s, s:s*}", "id", (json_int_t)j->id, "class", cls, "status", "queued",
-                         "external_id", external_id);
+        memset(out, 0, sizeof *out);
+        out->present = 1u << RD_INSP_ID | 1u << RD_INSP_CLASS | 1u << RD_INSP_STATUS |
+                       (external_id ? 1u << RD_INSP_EXTID : 0);
+        out->id = j->id;
+        snprintf(out->cls, sizeof out->cls, "%s", cls);
+        snprintf(out->status, sizeof out->status, "queued");
+        snprintf(out->external_id, sizeof out->external_id, "%s", external_id ? external_id : "");
         code = RD_E_OK;
         goto out;
     }
-    if (wait_job(j, e->cfg->request_timeout_s) != 0) {
+    if (wait_job(j, e->o->request_timeout_s) != 0) {
         rd_err_set(err, RD_ERR_STATE, "inspection %lld did not finish within %d s; it is still queued: GET "
-                   "/v1/inspections/%lld", (long long)j->id, e->cfg->request_timeout_s, (long long)j->id);
+                   "/v1/inspections/%lld", (long long)j->id, e->o->request_timeout_s, (long long)j->id);
         code = RD_E_TIMEOUT;
         goto out;
     }
     code = j->code;
-    if (code == RD_E_OK) {
-        *out = j->out;
-        j->out = NULL;
-    } else {
-        *err = j->err;
-    }
+    if (code == RD_E_OK) *out = j->row;
+    else *err = j->err;
 out:
     job_unref(j);
     return code;
 }
 
+rd_ecode rd_engine_insp_get(rd_engine *e, int64_t id, rd_insp_row *out, rd_err *err)
+{
+    return rd_store_insp_get(e->store, id, out, err);
+}
+
+rd_ecode rd_engine_insp_list(rd_engine *e, const rd_insp_query *q, rd_insp_page *page, rd_err *err)
+{
+    return rd_store_insp_list(e->store, q, page, err);
+}
+
+rd_ecode rd_engine_heatmap(rd_engine *e, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err)
+{
+    return rd_store_heatmap(e->store, id, kind, png, len, err);
+}
+
+rd_ecode rd_engine_stats(rd_engine *e, const char *cls, const char *since, rd_stats *out, rd_err *err)
+{
+    return rd_store_stats(e->store, cls, since, out, err);
+}
+
+rd_ecode rd_engine_token_scope(rd_engine *e, const char *hash, char scope[16])
+{
+    return rd_store_token_scope(e->store, hash, scope);
+}
+
 /* ---- lifecycle ---- */
-rd_engine *rd_engine_new(const rd_config *cfg, rd_store *store, rd_err *err)
+rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
 {
     rd_model_opts mo;
     char path[4096], mpath[4096];
     rd_engine *e = calloc(1, sizeof *e);
-    json_t *names = NULL;
+    rd_class_row *rows = NULL;
+    int nrows = 0;
     if (!e) {
         rd_err_set(err, RD_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    e->cfg = cfg;
+    e->o = o;
     e->store = store;
-    e->cap = cfg->queue_size;
-    e->lim.max_pixels = cfg->max_pixels;
-    e->lim.max_side = cfg->max_side;
+    e->cap = o->queue_size;
+    e->lim.max_pixels = o->max_pixels;
+    e->lim.max_side = o->max_side;
     pthread_mutex_init(&e->qmu, NULL);
     pthread_cond_init(&e->qcv, NULL);
     pthread_mutex_init(&e->cmu, NULL);
+    pthread_mutex_init(&e->mmu, NULL);
     rd_model_opts_default(&mo);
-    if (cfg->backbone[0]) {
-        mo.backbone_path = cfg->backbone;
+    int default_backbone = !o->backbone || !o->backbone[0];
+    if (!default_backbone) {
+        mo.backbone_path = o->backbone;
     } else if (rd_default_backbone(path, sizeof path)) {
         mo.backbone_path = path;
     } else {
@@ -842,15 +1019,15 @@ rd_engine *rd_engine_new(const rd_config *cfg, rd_store *store, rd_err *err)
     }
     /* the learned model: configured, "none" (residual-norm), or the shipped one
      * (only beside the default backbone, which it was trained on) */
-    if (rd_choose_model(cfg->learned_model[0] ? cfg->learned_model : NULL, !cfg->backbone[0], mpath, sizeof mpath,
-                        &mo.model_path)) {
+    if (rd_choose_model(o->learned_model && o->learned_model[0] ? o->learned_model : NULL, default_backbone, mpath,
+                        sizeof mpath, &mo.model_path)) {
         rd_err_set(err, RD_ERR_IO, "the shipped learned model %s is missing (install resadd with `make install`, "
                    "or set learned_model = none to score with residual-norm)", mpath);
         goto fail;
     }
-    mo.max_shots = cfg->max_references;
-    e->nworkers = cfg->workers;
-    mo.threads = cfg->threads_per_worker;
+    mo.max_shots = o->max_references;
+    e->nworkers = o->workers;
+    mo.threads = o->threads_per_worker;
     if (mo.threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         mo.threads = nc > e->nworkers ? (int)(nc / e->nworkers) : 1;
@@ -873,29 +1050,16 @@ rd_engine *rd_engine_new(const rd_config *cfg, rd_store *store, rd_err *err)
     }
     for (int i = 0; i < e->nworkers; i++)
         if (!(e->workers[i] = rd_worker_new(e->model, err))) goto fail;
-    /* classes and their reference sets (on worker 0, before the threads start) */
-    names = rd_store_class_names(store, err);
-    if (!names) goto fail;
-    size_t i;
-    json_t *v;
-    json_array_foreach(names, i, v)
-    {
-        const char *name = json_string_value(v);
-        eclass *c = class_add(e, name);
-        rd_refset *rs = NULL;
-        if (!c) {
+    /* the classes exist at once (loading); their reference sets follow in the background */
+    if (rd_store_class_list(store, &rows, &nrows, err) != RD_E_OK) goto fail;
+    for (int i = nrows - 1; i >= 0; i--)
+        if (!class_add(e, rows[i].name, 1)) {
             rd_err_set(err, RD_ERR_NOMEM, "out of memory");
             goto fail;
         }
-        if (build_class(e, e->workers[0], name, NULL, 0, &rs, err) != RD_OK) {
-            rd_log(RD_LOG_ERR, "class %s: cannot build its reference set: %s (class not ready)", name, err->msg);
-            rd_err_clear(err);
-        }
-        c->rs = rs;
-    }
-    json_decref(names);
-    names = NULL;
-    int failed = rd_store_insp_fail_queued(store, "resadd stopped before this inspection ran");
+    free(rows);
+    rows = NULL;
+    int failed = rd_store_insp_fail_orphans(store, "resadd stopped before this inspection ran");
     if (failed > 0) rd_log(RD_LOG_WARN, "%d queued inspection(s) from the previous run marked failed", failed);
     for (int k = 0; k < e->nworkers; k++) {
         warg *a = malloc(sizeof *a);
@@ -912,9 +1076,14 @@ rd_engine *rd_engine_new(const rd_config *cfg, rd_store *store, rd_err *err)
         }
         e->started = k + 1;
     }
+    if (pthread_create(&e->loader, NULL, loader_main, e) != 0) {
+        rd_err_set(err, RD_ERR_INTERNAL, "cannot start the loader thread");
+        goto fail;
+    }
+    e->loader_started = 1;
     return e;
 fail:
-    json_decref(names);
+    free(rows);
     rd_engine_stop(e);
     rd_engine_free(e);
     return NULL;
@@ -927,6 +1096,8 @@ void rd_engine_stop(rd_engine *e)
     e->stopping = 1;
     pthread_cond_broadcast(&e->qcv);
     pthread_mutex_unlock(&e->qmu);
+    if (e->loader_started) pthread_join(e->loader, NULL);
+    e->loader_started = 0;
     for (int i = 0; i < e->started; i++) pthread_join(e->threads[i], NULL);
     e->started = 0;
 }
@@ -948,5 +1119,6 @@ void rd_engine_free(rd_engine *e)
     pthread_mutex_destroy(&e->qmu);
     pthread_cond_destroy(&e->qcv);
     pthread_mutex_destroy(&e->cmu);
+    pthread_mutex_destroy(&e->mmu);
     free(e);
 }

@@ -1,0 +1,130 @@
+/* bodies.c — JSON request bodies (see bodies.h). */
+#include "bodies.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "routes.h"
+
+static int bad(rd_body_err *e, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(rd_body_err *e, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    e->code = code;
+    return -1;
+}
+
+int rd_body_json_depth(const char *p, size_t n)
+{
+    int d = 0, maxd = 0, in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in_str) {
+            if (p[i] == '\\') i++;
+            else if (p[i] == '"') in_str = 0;
+        } else if (p[i] == '"') {
+            in_str = 1;
+        } else if (p[i] == '[' || p[i] == '{') {
+            if (++d > maxd) maxd = d;
+        } else if (p[i] == ']' || p[i] == '}') {
+            d--;
+        }
+    }
+    return maxd;
+}
+
+/* The parsed object, or NULL with e filled. */
+static json_t *object(const char *text, size_t len, int max_depth, rd_body_err *e)
+{
+    json_error_t je;
+    if (rd_body_json_depth(text, len) > max_depth) {
+        bad(e, "bad_json", "JSON nested deeper than %d levels", max_depth);
+        return NULL;
+    }
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        bad(e, "bad_json", "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        bad(e, "bad_json", "the body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+int rd_body_class_create(const char *text, size_t len, int max_depth, rd_class_create_body *out, rd_body_err *e)
+{
+    int rc = -1;
+    json_t *o = object(text, len, max_depth, e);
+    if (!o) return -1;
+    json_t *jn = json_object_get(o, "name"), *jd = json_object_get(o, "description");
+    memset(out, 0, sizeof *out);
+    if (!json_is_string(jn) || !rd_route_valid_name(json_string_value(jn)) ||
+        strlen(json_string_value(jn)) != json_string_length(jn)) {
+        bad(e, "bad_name", "name must match [a-z0-9][a-z0-9_-]{0,63}");
+        goto out;
+    }
+    if (jd && !json_is_string(jd)) {
+        bad(e, "bad_request", "description must be a string");
+        goto out;
+    }
+    if (jd && json_string_length(jd) > RD_BODY_DESC_MAX) {
+        bad(e, "bad_request", "description longer than %d bytes", RD_BODY_DESC_MAX);
+        goto out;
+    }
+    if (jd && strlen(json_string_value(jd)) != json_string_length(jd)) {
+        bad(e, "bad_request", "description contains a NUL character");
+        goto out;
+    }
+    snprintf(out->name, sizeof out->name, "%s", json_string_value(jn));
+    snprintf(out->description, sizeof out->description, "%s", jd ? json_string_value(jd) : "");
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
+}
+
+int rd_body_class_patch(const char *text, size_t len, int max_depth, rd_class_patch_body *out, rd_body_err *e)
+{
+    int rc = -1;
+    const char *key;
+    json_t *v, *o = object(text, len, max_depth, e);
+    if (!o) return -1;
+    memset(out, 0, sizeof *out);
+    json_object_foreach(o, key, v)
+    {
+        if (!strcmp(key, "description")) {
+            if (!json_is_string(v) || json_string_length(v) > RD_BODY_DESC_MAX ||
+                strlen(json_string_value(v)) != json_string_length(v))
+                goto badtype;
+            out->has_description = 1;
+            snprintf(out->description, sizeof out->description, "%s", json_string_value(v));
+        } else if (!strcmp(key, "threshold")) {
+            if (json_is_null(v)) {
+                out->set_threshold = 2;
+            } else if (json_is_number(v) && isfinite(json_number_value(v))) {
+                out->set_threshold = 1;
+                out->threshold = json_number_value(v);
+            } else {
+                goto badtype;
+            }
+        } else {
+            bad(e, "bad_request", "unknown field '%.64s' (description, threshold)", key);
+            goto out;
+        }
+    }
+    rc = 0;
+    goto out;
+badtype:
+    bad(e, "bad_request", "description must be a string; threshold a number or null");
+out:
+    json_decref(o);
+    return rc;
+}

@@ -1,0 +1,134 @@
+/* engine.h — resadd's service layer: the model, a fixed pool of worker
+ * threads (each owns an rd_worker) fed by a bounded queue, and the one owner
+ * of class state: the in-memory rd_refset of each class (swapped atomically
+ * after a registration; inspections hold a reference to the one they started
+ * with) and every read or write of classes, references, inspections and
+ * tokens, which it makes through the store (sql/store.h).
+ *
+ * Above it, api/ calls these functions from HTTP threads and blocks (sync) or
+ * returns (async) while the workers run the pipeline.  Results are plain
+ * structs (mostly the store's rows), errors an rd_ecode (sql/ecode.h) plus a
+ * message in rd_err; nothing here knows about HTTP or JSON.
+ *
+ * Start-up: rd_engine_new loads the model and starts the workers at once;
+ * every class's reference set is then built in the background from its stored
+ * features (recomputed from the stored image bytes only when the backbone
+ * changed), and async inspections left queued by a crash are run again.
+ * rd_engine_loading() counts the classes still loading (for /readyz). */
+#ifndef RD_ENGINE_H
+#define RD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resad.h"
+#include "sql/ecode.h"
+#include "sql/store.h"
+
+typedef struct rd_engine rd_engine;
+
+typedef struct rd_engine_opts {
+    const char *backbone;      /* "" or NULL = the shipped default */
+    const char *learned_model; /* "" or NULL = the shipped one; "none" = residual-norm */
+    int workers;               /* inference threads (each owns an rd_worker) */
+    int threads_per_worker;    /* team size of each worker; 0 = cores / workers */
+    int queue_size;            /* bounded queue of inference jobs */
+    uint64_t max_pixels;       /* per image */
+    int max_side;
+    int max_references;        /* per class */
+    int request_timeout_s;     /* a sync request waits this long for its result */
+    /* The stable word of a code, recorded with a failed inspection
+     * ("invalid_image"); injected by the composition root from api/'s table. */
+    const char *(*code_name)(rd_ecode code);
+} rd_engine_opts;
+
+typedef struct rd_upload {
+    const uint8_t *data;
+    size_t len;
+    const char *content_type; /* "image/jpeg" | "image/png" */
+} rd_upload;
+
+/* A class as the service sees it: the stored row plus its live state. */
+typedef struct rd_engine_class {
+    rd_class_row row;
+    int ready;          /* a reference set is loaded (>= 2 references) */
+    int loading;        /* still being loaded after start */
+    double threshold_auto; /* valid when ready */
+} rd_engine_class;
+
+typedef struct rd_engine_added {
+    int64_t id;
+    char sha256[65];
+    int duplicate;
+} rd_engine_added;
+
+/* The outcome of a registration. */
+typedef struct rd_engine_reg {
+    rd_engine_added items[64];
+    int n;
+    int references;
+    int ready;
+    double threshold_auto; /* valid when ready */
+} rd_engine_reg;
+
+/* Inspections counted by class and verdict ("ok", "anomalous", "failed"). */
+typedef struct rd_engine_count {
+    char cls[RD_STORE_NAME_MAX + 8];
+    char verdict[12];
+    unsigned long n;
+} rd_engine_count;
+
+/* Loads the model, starts the workers and the background class loader.
+ * opts and store must outlive the engine. */
+rd_engine *rd_engine_new(const rd_engine_opts *opts, rd_store *store, rd_err *err);
+/* Stops taking work, runs what is queued to completion, joins the threads. */
+void rd_engine_stop(rd_engine *e);
+void rd_engine_free(rd_engine *e);
+
+const rd_model_info *rd_engine_info(const rd_engine *e);
+int rd_engine_queue_depth(rd_engine *e);
+int rd_engine_queue_capacity(const rd_engine *e);
+int rd_engine_workers(const rd_engine *e);
+/* Classes whose reference sets are still being loaded after start. */
+int rd_engine_loading(rd_engine *e);
+/* 1 when the database takes writes (see rd_store_writable). */
+int rd_engine_writable(rd_engine *e);
+/* Copies up to max inspection counters into out; returns how many. */
+int rd_engine_counts(rd_engine *e, rd_engine_count *out, int max);
+
+/* ---- classes ---- */
+rd_ecode rd_engine_class_create(rd_engine *e, const char *name, const char *desc, rd_engine_class *out, rd_err *err);
+rd_ecode rd_engine_class_get(rd_engine *e, const char *name, rd_engine_class *out, rd_err *err);
+/* *out (free()) holds *n classes by name. */
+rd_ecode rd_engine_class_list(rd_engine *e, rd_engine_class **out, int *n, rd_err *err);
+/* desc NULL = unchanged; set_threshold: 0 unchanged, 1 set, 2 back to auto. */
+rd_ecode rd_engine_class_update(rd_engine *e, const char *name, const char *desc, int set_threshold,
+                                double threshold, rd_engine_class *out, rd_err *err);
+rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err);
+
+/* ---- references ---- */
+/* Registers references (decode, features, pool + calibration rebuilt, stored
+ * in one transaction, refset swapped) before returning. */
+rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, int n, rd_engine_reg *out,
+                            rd_err *err);
+/* Deletes one reference and rebuilds the pool; *remaining = references left. */
+rd_ecode rd_engine_ref_delete(rd_engine *e, const char *cls, int64_t id, int *remaining, rd_err *err);
+rd_ecode rd_engine_ref_list(rd_engine *e, const char *cls, rd_ref_row **rows, int *n, rd_err *err);
+rd_ecode rd_engine_ref_image(rd_engine *e, const char *cls, int64_t id, uint8_t **data, size_t *len,
+                             char ctype[64], rd_err *err);
+
+/* ---- inspections ---- */
+/* Inspects one image.  async: its bytes are stored with the queued row before
+ * this returns (so it survives a crash) and out holds the queued row. */
+rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, const char *external_id, int async,
+                           rd_insp_row *out, rd_err *err);
+rd_ecode rd_engine_insp_get(rd_engine *e, int64_t id, rd_insp_row *out, rd_err *err);
+rd_ecode rd_engine_insp_list(rd_engine *e, const rd_insp_query *q, rd_insp_page *page, rd_err *err);
+rd_ecode rd_engine_heatmap(rd_engine *e, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err);
+rd_ecode rd_engine_stats(rd_engine *e, const char *cls, const char *since, rd_stats *out, rd_err *err);
+
+/* ---- tokens ---- */
+/* Scope ("admin", "inspect", "read") of the live token whose sha256 is hash. */
+rd_ecode rd_engine_token_scope(rd_engine *e, const char *hash, char scope[16]);
+
+#endif

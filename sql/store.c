@@ -1,0 +1,1312 @@
+/* store.c — SQLite store for resadd (see store.h): migrations, classes,
+ * references, inspections and their job bytes, heatmaps, tokens.  Every SQL
+ * statement of resadd lives here.  Statements are prepared once
+ * (SQLITE_PREPARE_PERSISTENT) and cached by the address of their string
+ * literal; every step goes through step(), the one place that maps SQLite's
+ * result codes to rd_ecode and where tests inject faults. */
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "migrations.inc" /* generated from sql/NNN_*.sql: rd_migrations[] */
+
+#define STMT_CACHE 64
+
+struct rd_store {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[STMT_CACHE];
+    int ncache;
+    char dir[1024];    /* folder of the database file; "" = in memory */
+    int full;          /* a write failed with SQLITE_FULL; cleared by a probe */
+    uint64_t min_free; /* bytes free wanted before a probe may clear full */
+    int inject_rc, inject_n; /* fault injection: the next inject_n steps fail */
+};
+
+void rd_store_now(char buf[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* The rd_ecode of a SQLite failure rc; remembers a full disk for /readyz. */
+static rd_ecode db_code(rd_store *s, int rc)
+{
+    if ((rc & 0xff) == SQLITE_FULL) {
+        s->full = 1;
+        return RD_E_FULL;
+    }
+    if ((rc & 0xff) == SQLITE_NOMEM) return RD_E_INTERNAL;
+    return RD_E_DB;
+}
+
+static rd_ecode db_fail_rc(rd_store *s, int rc, rd_err *err, const char *what)
+{
+    rd_ecode c = db_code(s, rc);
+    rd_err_set(err, c == RD_E_FULL ? RD_ERR_LIMIT : RD_ERR_IO, "database: %s: %s", what,
+               c == RD_E_FULL ? "the disk is full" : sqlite3_errstr(rc));
+    return c;
+}
+
+static rd_ecode db_fail(rd_store *s, rd_err *err, const char *what)
+{
+    return db_fail_rc(s, sqlite3_extended_errcode(s->db), err, what);
+}
+
+/* sqlite3_step, or the injected fault. */
+static int step(rd_store *s, sqlite3_stmt *st)
+{
+    if (s->inject_n > 0) {
+        s->inject_n--;
+        return s->inject_rc;
+    }
+    return sqlite3_step(st);
+}
+
+/* The cached prepared statement for sql (a string literal), reset and unbound. */
+static sqlite3_stmt *stmt(rd_store *s, const char *sql)
+{
+    for (int i = 0; i < s->ncache; i++)
+        if (s->cache[i].sql == sql) {
+            sqlite3_reset(s->cache[i].st);
+            sqlite3_clear_bindings(s->cache[i].st);
+            return s->cache[i].st;
+        }
+    sqlite3_stmt *st = NULL;
+    if (s->ncache == STMT_CACHE) return NULL; /* keep STMT_CACHE above the number of statements */
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) return NULL;
+    s->cache[s->ncache].sql = sql;
+    s->cache[s->ncache].st = st;
+    s->ncache++;
+    return st;
+}
+
+static int exec(rd_store *s, const char *sql)
+{
+    if (s->inject_n > 0 && strcmp(sql, "ROLLBACK") != 0) {
+        s->inject_n--;
+        return s->inject_rc;
+    }
+    return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+}
+
+#define LOCK(s) pthread_mutex_lock(&(s)->mu)
+/* Every statement is reset before the lock is released: an active statement
+ * would pin an old WAL snapshot (other processes' writes, such as `resadd
+ * token revoke`, would stay invisible) and block checkpoints. */
+static void unlock(rd_store *s)
+{
+    for (int i = 0; i < s->ncache; i++)
+        if (sqlite3_stmt_busy(s->cache[i].st)) sqlite3_reset(s->cache[i].st);
+    pthread_mutex_unlock(&s->mu);
+}
+#define UNLOCK(s) unlock(s)
+
+static int user_version(rd_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static rd_ecode migrate(rd_store *s, rd_err *err)
+{
+    int n = 0, v = user_version(s), rc;
+    while (rd_migrations[n]) n++;
+    if (v < 0) return db_fail(s, err, "reading user_version");
+    if (v > n) {
+        rd_err_set(err, RD_ERR_MISMATCH, "database schema version %d is newer than this resadd (%d)", v, n);
+        return RD_E_DB;
+    }
+    for (int i = v; i < n; i++) {
+        char pragma[64];
+        if ((rc = exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK) return db_fail_rc(s, rc, err, "begin migration");
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", i + 1);
+        if ((rc = exec(s, rd_migrations[i])) != SQLITE_OK || (rc = exec(s, pragma)) != SQLITE_OK) {
+            rd_ecode c = db_code(s, rc);
+            rd_err_set(err, RD_ERR_IO, "database: migration %03d: %s", i + 1, sqlite3_errmsg(s->db));
+            exec(s, "ROLLBACK");
+            return c;
+        }
+        if ((rc = exec(s, "COMMIT")) != SQLITE_OK) return db_fail_rc(s, rc, err, "commit migration");
+    }
+    return RD_E_OK;
+}
+
+rd_store *rd_store_open(const char *path, rd_err *err)
+{
+    rd_store *s = calloc(1, sizeof *s);
+    int mem = !strcmp(path, ":memory:");
+    if (!s) {
+        rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    s->min_free = 8u << 20;
+    if (!mem) {
+        const char *slash = strrchr(path, '/');
+        if (!slash) snprintf(s->dir, sizeof s->dir, ".");
+        else snprintf(s->dir, sizeof s->dir, "%.*s", (int)(slash - path) > 0 ? (int)(slash - path) : 1, path);
+    }
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rd_err_set(err, RD_ERR_IO, "cannot open database %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "no memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+    if ((!mem && exec(s, "PRAGMA journal_mode = WAL") != SQLITE_OK) || exec(s, "PRAGMA synchronous = FULL") != SQLITE_OK ||
+        exec(s, "PRAGMA foreign_keys = ON") != SQLITE_OK) {
+        db_fail(s, err, path);
+        goto fail;
+    }
+    if (migrate(s, err) != RD_E_OK) goto fail;
+    return s;
+fail:
+    rd_store_close(s);
+    return NULL;
+}
+
+void rd_store_close(rd_store *s)
+{
+    if (!s) return;
+    for (int i = 0; i < s->ncache; i++) sqlite3_finalize(s->cache[i].st);
+    if (s->db) sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+int rd_store_schema_version(rd_store *s)
+{
+    LOCK(s);
+    int v = user_version(s);
+    UNLOCK(s);
+    return v;
+}
+
+void rd_store_inject(rd_store *s, int rc, int count)
+{
+    LOCK(s);
+    s->inject_rc = rc;
+    s->inject_n = count;
+    UNLOCK(s);
+}
+
+void rd_store_set_max_pages(rd_store *s, long n)
+{
+    char q[64];
+    LOCK(s);
+    snprintf(q, sizeof q, "PRAGMA max_page_count = %ld", n > 0 ? n : 1073741823L);
+    sqlite3_exec(s->db, q, NULL, NULL, NULL);
+    UNLOCK(s);
+}
+
+void rd_store_set_min_free(rd_store *s, uint64_t bytes)
+{
+    LOCK(s);
+    s->min_free = bytes;
+    UNLOCK(s);
+}
+
+static const char SQL_PROBE[] = "INSERT OR REPLACE INTO probe(id, at) VALUES (1, ?1)";
+
+int rd_store_writable(rd_store *s)
+{
+    int ok;
+    LOCK(s);
+    if (s->full) {
+        /* after a full disk: writable again only with room to spare and a
+         * write that really commits */
+        struct statvfs v;
+        int room = !s->dir[0] || (statvfs(s->dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize >= s->min_free);
+        sqlite3_stmt *st = room ? stmt(s, SQL_PROBE) : NULL;
+        char now[32];
+        rd_store_now(now);
+        if (st) sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+        if (st && step(s, st) == SQLITE_DONE) s->full = 0;
+        ok = !s->full;
+    } else {
+        ok = exec(s, "BEGIN IMMEDIATE") == SQLITE_OK;
+        if (ok) exec(s, "ROLLBACK");
+    }
+    UNLOCK(s);
+    return ok;
+}
+
+/* ---- helpers ---- */
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v) sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, i);
+}
+
+/* Column i as text into buf (n bytes); "" when NULL. */
+static void col_text(sqlite3_stmt *st, int i, char *buf, size_t n)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(buf, n, "%s", t ? (const char *)t : "");
+}
+
+static int copy_blob(sqlite3_stmt *st, int col, uint8_t **data, size_t *len)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    *data = malloc(n ? n : 1);
+    if (!*data) return -1;
+    if (n) memcpy(*data, p, n);
+    *len = n;
+    return 0;
+}
+
+/* Grows *rows (elements of size sz) to hold n + 1; 0 or -1. */
+static int grow(void **rows, int n, int *cap, size_t sz)
+{
+    if (n < *cap) return 0;
+    int nc = *cap ? *cap * 2 : 16;
+    void *p = realloc(*rows, (size_t)nc * sz);
+    if (!p) return -1;
+    *rows = p;
+    *cap = nc;
+    return 0;
+}
+
+/* ---- classes ---- */
+static const char SQL_CLASS_INS[] =
+    "INSERT INTO classes(name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)";
+static const char SQL_CLASS_GET[] =
+    "SELECT c.id, c.name, c.description, (SELECT count(*) FROM refs r WHERE r.class_id = c.id), c.threshold, "
+    "c.created_at, c.updated_at FROM classes c WHERE c.name = ?1";
+static const char SQL_CLASS_LIST[] =
+    "SELECT c.id, c.name, c.description, (SELECT count(*) FROM refs r WHERE r.class_id = c.id), c.threshold, "
+    "c.created_at, c.updated_at FROM classes c ORDER BY c.name";
+static const char SQL_CLASS_DESC[] = "UPDATE classes SET description = ?2, updated_at = ?3 WHERE name = ?1";
+static const char SQL_CLASS_THR[] = "UPDATE classes SET threshold = ?2, updated_at = ?3 WHERE name = ?1";
+static const char SQL_CLASS_TOUCH[] = "UPDATE classes SET updated_at = ?2 WHERE name = ?1";
+static const char SQL_CLASS_DEL[] = "DELETE FROM classes WHERE name = ?1";
+static const char SQL_CLASS_ID[] = "SELECT id, threshold FROM classes WHERE name = ?1";
+
+rd_ecode rd_store_class_create(rd_store *s, const char *name, const char *desc, rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    rd_store_now(now);
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_CLASS_INS);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, name);
+    bind_text(st, 2, desc ? desc : "");
+    bind_text(st, 3, now);
+    int r = step(s, st);
+    if ((r & 0xff) == SQLITE_CONSTRAINT) {
+        rd_err_set(err, RD_ERR_STATE, "class '%s' already exists", name);
+        rc = RD_E_CONFLICT;
+    } else if (r != SQLITE_DONE) {
+        rc = db_fail_rc(s, r, err, "create class");
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+static void class_row(sqlite3_stmt *st, rd_class_row *o)
+{
+    memset(o, 0, sizeof *o);
+    o->id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, o->name, sizeof o->name);
+    col_text(st, 2, o->description, sizeof o->description);
+    o->references = sqlite3_column_int(st, 3);
+    o->threshold_manual = sqlite3_column_type(st, 4) != SQLITE_NULL;
+    o->threshold = o->threshold_manual ? sqlite3_column_double(st, 4) : 0;
+    col_text(st, 5, o->created_at, sizeof o->created_at);
+    col_text(st, 6, o->updated_at, sizeof o->updated_at);
+}
+
+rd_ecode rd_store_class_get(rd_store *s, const char *name, rd_class_row *out, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_CLASS_GET);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, name);
+    int r = step(s, st);
+    if (r == SQLITE_ROW) {
+        class_row(st, out);
+    } else if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
+        rc = RD_E_NOTFOUND;
+    } else {
+        rc = db_fail_rc(s, r, err, "read class");
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_class_list(rd_store *s, rd_class_row **rows, int *n, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int cap = 0, r;
+    *rows = NULL;
+    *n = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_CLASS_LIST);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        class_row(st, &(*rows)[(*n)++]);
+    }
+    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "list classes");
+out:
+    if (rc != RD_E_OK) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_class_threshold(rd_store *s, const char *cls, int *manual, double *t, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_CLASS_ID);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    int r = step(s, st);
+    if (r == SQLITE_ROW) {
+        *manual = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        if (*manual) *t = sqlite3_column_double(st, 1);
+    } else if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
+        rc = RD_E_NOTFOUND;
+    } else {
+        rc = db_fail_rc(s, r, err, "read class");
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_class_update(rd_store *s, const char *name, const char *desc, int set_threshold, double threshold,
+                               rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    if ((r = exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+        rc = db_fail_rc(s, r, err, "begin");
+        goto out;
+    }
+    sqlite3_stmt *st = stmt(s, SQL_CLASS_TOUCH);
+    r = SQLITE_ERROR;
+    if (!st) goto dbfail;
+    bind_text(st, 1, name);
+    bind_text(st, 2, now);
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    if (sqlite3_changes(s->db) == 0) {
+        exec(s, "ROLLBACK");
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
+        rc = RD_E_NOTFOUND;
+        goto out;
+    }
+    if (desc) {
+        r = SQLITE_ERROR;
+        if (!(st = stmt(s, SQL_CLASS_DESC))) goto dbfail;
+        bind_text(st, 1, name);
+        bind_text(st, 2, desc);
+        bind_text(st, 3, now);
+        if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    }
+    if (set_threshold) {
+        r = SQLITE_ERROR;
+        if (!(st = stmt(s, SQL_CLASS_THR))) goto dbfail;
+        bind_text(st, 1, name);
+        if (set_threshold == 1) sqlite3_bind_double(st, 2, threshold);
+        else sqlite3_bind_null(st, 2);
+        bind_text(st, 3, now);
+        if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    }
+    if ((r = exec(s, "COMMIT")) != SQLITE_OK) goto dbfail;
+    goto out;
+dbfail:
+    rc = db_fail_rc(s, r, err, "update class");
+    exec(s, "ROLLBACK");
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_class_delete(rd_store *s, const char *name, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int r;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_CLASS_DEL);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, name);
+    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "delete class");
+    else if (sqlite3_changes(s->db) == 0) {
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
+        rc = RD_E_NOTFOUND;
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+/* ---- references ---- */
+static const char SQL_REF_INS[] =
+    "INSERT INTO refs(class_id, sha256, content_type, size, width, height, image, model_id, feats, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+static const char SQL_REF_FIND[] =
+    "SELECT r.id FROM refs r JOIN classes c ON c.id = r.class_id WHERE c.name = ?1 AND r.sha256 = ?2";
+static const char SQL_REF_LIST[] =
+    "SELECT r.id, r.sha256, r.content_type, r.size, r.width, r.height, r.created_at FROM refs r "
+    "JOIN classes c ON c.id = r.class_id WHERE c.name = ?1 ORDER BY r.id";
+static const char SQL_REF_IMG[] =
+    "SELECT r.image, r.content_type FROM refs r JOIN classes c ON c.id = r.class_id WHERE c.name = ?1 AND r.id = ?2";
+static const char SQL_REF_DEL[] =
+    "DELETE FROM refs WHERE id = ?2 AND class_id = (SELECT id FROM classes WHERE name = ?1)";
+static const char SQL_REF_COUNT[] =
+    "SELECT count(*) FROM refs r JOIN classes c ON c.id = r.class_id WHERE c.name = ?1";
+static const char SQL_REF_FEATS_ALL[] =
+    "SELECT r.id, r.model_id, r.feats FROM refs r JOIN classes c ON c.id = r.class_id "
+    "WHERE c.name = ?1 ORDER BY r.id";
+static const char SQL_REF_FEATS[] = "UPDATE refs SET model_id = ?2, feats = ?3 WHERE id = ?1";
+
+rd_ecode rd_store_refs_add(rd_store *s, const char *cls, rd_store_ref_new *refs, int n, const char *model_id,
+                           rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    int64_t class_id;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    if ((r = exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+        rc = db_fail_rc(s, r, err, "begin");
+        goto out;
+    }
+    r = SQLITE_ERROR;
+    sqlite3_stmt *st = stmt(s, SQL_CLASS_ID);
+    if (!st) goto dbfail;
+    bind_text(st, 1, cls);
+    if ((r = step(s, st)) != SQLITE_ROW) {
+        if (r != SQLITE_DONE) goto dbfail;
+        exec(s, "ROLLBACK");
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
+        rc = RD_E_NOTFOUND;
+        goto out;
+    }
+    class_id = sqlite3_column_int64(st, 0);
+    for (int i = 0; i < n; i++) {
+        rd_store_ref_new *rf = &refs[i];
+        r = SQLITE_ERROR;
+        if (!(st = stmt(s, SQL_REF_FIND))) goto dbfail;
+        bind_text(st, 1, cls);
+        bind_text(st, 2, rf->sha256);
+        if ((r = step(s, st)) == SQLITE_ROW) {
+            rf->id_out = sqlite3_column_int64(st, 0);
+            rf->duplicate_out = 1;
+            continue;
+        }
+        if (r != SQLITE_DONE) goto dbfail;
+        r = SQLITE_ERROR;
+        if (!(st = stmt(s, SQL_REF_INS))) goto dbfail;
+        sqlite3_bind_int64(st, 1, class_id);
+        bind_text(st, 2, rf->sha256);
+        bind_text(st, 3, rf->content_type);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)rf->len);
+        sqlite3_bind_int(st, 5, rf->width);
+        sqlite3_bind_int(st, 6, rf->height);
+        sqlite3_bind_blob64(st, 7, rf->image, rf->len, SQLITE_STATIC);
+        bind_text(st, 8, model_id);
+        sqlite3_bind_blob64(st, 9, rf->feats, rf->feats_len, SQLITE_STATIC);
+        bind_text(st, 10, now);
+        if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+        rf->id_out = sqlite3_last_insert_rowid(s->db);
+        rf->duplicate_out = 0;
+    }
+    r = SQLITE_ERROR;
+    if (!(st = stmt(s, SQL_CLASS_TOUCH))) goto dbfail;
+    bind_text(st, 1, cls);
+    bind_text(st, 2, now);
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    if ((r = exec(s, "COMMIT")) != SQLITE_OK) goto dbfail;
+    goto out;
+dbfail:
+    rc = db_fail_rc(s, r, err, "add references");
+    exec(s, "ROLLBACK");
+out:
+    /* drop the STATIC blob bindings before the caller frees them */
+    if ((st = stmt(s, SQL_REF_INS))) sqlite3_clear_bindings(st);
+    UNLOCK(s);
+    return rc;
+}
+
+int rd_store_ref_exists(rd_store *s, const char *cls, const char *sha256)
+{
+    int found = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_REF_FIND);
+    if (st) {
+        bind_text(st, 1, cls);
+        bind_text(st, 2, sha256);
+        found = step(s, st) == SQLITE_ROW;
+    }
+    UNLOCK(s);
+    return found;
+}
+
+rd_ecode rd_store_ref_list(rd_store *s, const char *cls, rd_ref_row **rows, int *n, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int cap = 0, r;
+    *rows = NULL;
+    *n = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_REF_LIST);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        rd_ref_row *o = &(*rows)[(*n)++];
+        memset(o, 0, sizeof *o);
+        o->id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, o->sha256, sizeof o->sha256);
+        col_text(st, 2, o->content_type, sizeof o->content_type);
+        o->size = sqlite3_column_int64(st, 3);
+        o->width = sqlite3_column_int(st, 4);
+        o->height = sqlite3_column_int(st, 5);
+        col_text(st, 6, o->created_at, sizeof o->created_at);
+    }
+    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "list references");
+out:
+    if (rc != RD_E_OK) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_ref_image(rd_store *s, const char *cls, int64_t id, uint8_t **data, size_t *len, char ctype[64],
+                            rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_REF_IMG);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    sqlite3_bind_int64(st, 2, id);
+    int r = step(s, st);
+    if (r == SQLITE_ROW) {
+        col_text(st, 1, ctype, 64);
+        if (copy_blob(st, 0, data, len)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        }
+    } else if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "class '%s' has no reference %lld", cls, (long long)id);
+        rc = RD_E_NOTFOUND;
+    } else {
+        rc = db_fail_rc(s, r, err, "read reference");
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_ref_delete(rd_store *s, const char *cls, int64_t id, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int r;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_REF_DEL);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    sqlite3_bind_int64(st, 2, id);
+    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "delete reference");
+    else if (sqlite3_changes(s->db) == 0) {
+        rd_err_set(err, RD_ERR_ARG, "class '%s' has no reference %lld", cls, (long long)id);
+        rc = RD_E_NOTFOUND;
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+int rd_store_ref_count(rd_store *s, const char *cls)
+{
+    int n = -1;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_REF_COUNT);
+    if (st) {
+        bind_text(st, 1, cls);
+        if (step(s, st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
+    }
+    UNLOCK(s);
+    return n;
+}
+
+void rd_store_feats_free(rd_ref_feats *f, int n)
+{
+    for (int i = 0; f && i < n; i++) free(f[i].feats);
+    free(f);
+}
+
+rd_ecode rd_store_ref_feats(rd_store *s, const char *cls, rd_ref_feats **out, int *n, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int cap = 0, r;
+    *out = NULL;
+    *n = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_REF_FEATS_ALL);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        if (grow((void **)out, *n, &cap, sizeof **out)) goto oom;
+        rd_ref_feats *f = &(*out)[*n];
+        memset(f, 0, sizeof *f);
+        f->id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, f->model_id, sizeof f->model_id);
+        if (copy_blob(st, 2, &f->feats, &f->feats_len)) goto oom;
+        (*n)++;
+    }
+    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "read references");
+    goto out;
+oom:
+    rc = RD_E_INTERNAL;
+    rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+out:
+    if (rc != RD_E_OK) {
+        rd_store_feats_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_ref_set_feats(rd_store *s, int64_t id, const char *model_id, const uint8_t *feats, size_t len,
+                                rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int r;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_REF_FEATS);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    bind_text(st, 2, model_id);
+    sqlite3_bind_blob64(st, 3, feats, len, SQLITE_TRANSIENT);
+    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "update features");
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+/* ---- inspections ---- */
+static const char SQL_INSP_INS[] =
+    "INSERT INTO inspections(class, external_id, status, created_at) VALUES (?1, ?2, 'queued', ?3)";
+static const char SQL_JOB_INS[] = "INSERT INTO jobs(inspection_id, content_type, image) VALUES (?1, ?2, ?3)";
+static const char SQL_JOB_DEL[] = "DELETE FROM jobs WHERE inspection_id = ?1";
+static const char SQL_JOBS[] =
+    "SELECT i.id, i.class, j.image FROM jobs j JOIN inspections i ON i.id = j.inspection_id "
+    "WHERE i.status = 'queued' ORDER BY i.id";
+static const char SQL_INSP_DONE[] =
+    "UPDATE inspections SET status = 'done', score = ?2, threshold = ?3, anomalous = ?4, scorer = ?5, shots = ?6, "
+    "width = ?7, height = ?8, timings = ?9, total_ms = ?10, finished_at = ?11, model_sha256 = ?12 WHERE id = ?1";
+static const char SQL_HEAT_INS[] = "INSERT INTO heatmaps(inspection_id, kind, png) VALUES (?1, ?2, ?3)";
+static const char SQL_INSP_FAIL[] =
+    "UPDATE inspections SET status = 'failed', error_code = ?2, error = ?3, finished_at = ?4 WHERE id = ?1";
+static const char SQL_INSP_FAILQ[] =
+    "UPDATE inspections SET status = 'failed', error_code = 'aborted', error = ?1, finished_at = ?2 "
+    "WHERE status = 'queued' AND id NOT IN (SELECT inspection_id FROM jobs)";
+#define INSP_COLS                                                                                          \
+    "id, class, external_id, status, score, threshold, anomalous, scorer, shots, width, height, timings, " \
+    "error_code, error, created_at, finished_at, model_sha256"
+static const char SQL_INSP_GET[] = "SELECT " INSP_COLS " FROM inspections WHERE id = ?1";
+static const char SQL_HEAT_GET[] = "SELECT png FROM heatmaps WHERE inspection_id = ?1 AND kind = ?2";
+
+rd_ecode rd_store_insp_queue(rd_store *s, const char *cls, const char *external_id, const uint8_t *image,
+                             size_t len, const char *content_type, int64_t *id, rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    if ((r = exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+        rc = db_fail_rc(s, r, err, "begin");
+        goto out;
+    }
+    r = SQLITE_ERROR;
+    sqlite3_stmt *st = stmt(s, SQL_INSP_INS);
+    if (!st) goto dbfail;
+    bind_text(st, 1, cls);
+    bind_text(st, 2, external_id);
+    bind_text(st, 3, now);
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    *id = sqlite3_last_insert_rowid(s->db);
+    if (image) {
+        r = SQLITE_ERROR;
+        if (!(st = stmt(s, SQL_JOB_INS))) goto dbfail;
+        sqlite3_bind_int64(st, 1, *id);
+        bind_text(st, 2, content_type ? content_type : "");
+        sqlite3_bind_blob64(st, 3, image, len, SQLITE_STATIC);
+        r = step(s, st);
+        sqlite3_clear_bindings(st);
+        if (r != SQLITE_DONE) goto dbfail;
+    }
+    if ((r = exec(s, "COMMIT")) != SQLITE_OK) goto dbfail;
+    goto out;
+dbfail:
+    rc = db_fail_rc(s, r, err, "insert inspection");
+    exec(s, "ROLLBACK");
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done *d, rd_err *err)
+{
+    static const char *const kinds[3] = {"overlay", "raw", "mask"};
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    if ((r = exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+        rc = db_fail_rc(s, r, err, "begin");
+        goto out;
+    }
+    r = SQLITE_ERROR;
+    sqlite3_stmt *st = stmt(s, SQL_INSP_DONE);
+    if (!st) goto dbfail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_double(st, 2, d->score);
+    sqlite3_bind_double(st, 3, d->threshold);
+    sqlite3_bind_int(st, 4, d->anomalous);
+    bind_text(st, 5, d->scorer);
+    sqlite3_bind_int(st, 6, d->shots);
+    sqlite3_bind_int(st, 7, d->width);
+    sqlite3_bind_int(st, 8, d->height);
+    bind_text(st, 9, d->timings_json);
+    sqlite3_bind_double(st, 10, d->total_ms);
+    bind_text(st, 11, now);
+    bind_text(st, 12, d->model_sha256 && d->model_sha256[0] ? d->model_sha256 : NULL);
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    for (int k = 0; k < 3; k++) {
+        if (!d->png[k]) continue;
+        r = SQLITE_ERROR;
+        if (!(st = stmt(s, SQL_HEAT_INS))) goto dbfail;
+        sqlite3_bind_int64(st, 1, id);
+        bind_text(st, 2, kinds[k]);
+        sqlite3_bind_blob64(st, 3, d->png[k], d->png_len[k], SQLITE_STATIC);
+        r = step(s, st);
+        sqlite3_clear_bindings(st);
+        if (r != SQLITE_DONE) goto dbfail;
+    }
+    r = SQLITE_ERROR;
+    if (!(st = stmt(s, SQL_JOB_DEL))) goto dbfail;
+    sqlite3_bind_int64(st, 1, id);
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    if ((r = exec(s, "COMMIT")) != SQLITE_OK) goto dbfail;
+    goto out;
+dbfail:
+    rc = db_fail_rc(s, r, err, "store inspection");
+    exec(s, "ROLLBACK");
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_insp_fail(rd_store *s, int64_t id, const char *code, const char *msg, rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    if ((r = exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+        rc = db_fail_rc(s, r, err, "begin");
+        goto out;
+    }
+    r = SQLITE_ERROR;
+    sqlite3_stmt *st = stmt(s, SQL_INSP_FAIL);
+    if (!st) goto dbfail;
+    sqlite3_bind_int64(st, 1, id);
+    bind_text(st, 2, code);
+    bind_text(st, 3, msg);
+    bind_text(st, 4, now);
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    r = SQLITE_ERROR;
+    if (!(st = stmt(s, SQL_JOB_DEL))) goto dbfail;
+    sqlite3_bind_int64(st, 1, id);
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    if ((r = exec(s, "COMMIT")) != SQLITE_OK) goto dbfail;
+    goto out;
+dbfail:
+    rc = db_fail_rc(s, r, err, "fail inspection");
+    exec(s, "ROLLBACK");
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+int rd_store_insp_fail_orphans(rd_store *s, const char *msg)
+{
+    char now[32];
+    int n = -1;
+    rd_store_now(now);
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_INSP_FAILQ);
+    if (st) {
+        bind_text(st, 1, msg);
+        bind_text(st, 2, now);
+        if (step(s, st) == SQLITE_DONE) n = sqlite3_changes(s->db);
+    }
+    UNLOCK(s);
+    return n;
+}
+
+void rd_store_jobs_free(rd_store_job *jobs, int n)
+{
+    for (int i = 0; jobs && i < n; i++) free(jobs[i].image);
+    free(jobs);
+}
+
+rd_ecode rd_store_jobs_pending(rd_store *s, rd_store_job **jobs, int *n, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int cap = 0, r;
+    *jobs = NULL;
+    *n = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_JOBS);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        if (grow((void **)jobs, *n, &cap, sizeof **jobs)) goto oom;
+        rd_store_job *j = &(*jobs)[*n];
+        memset(j, 0, sizeof *j);
+        j->id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, j->cls, sizeof j->cls);
+        if (copy_blob(st, 2, &j->image, &j->len)) goto oom;
+        (*n)++;
+    }
+    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "read queued jobs");
+    goto out;
+oom:
+    rc = RD_E_INTERNAL;
+    rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+out:
+    if (rc != RD_E_OK) {
+        rd_store_jobs_free(*jobs, *n);
+        *jobs = NULL;
+        *n = 0;
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+static void insp_row(sqlite3_stmt *st, rd_insp_row *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < RD_INSP_COLS_COUNT; i++)
+        if (sqlite3_column_type(st, i) != SQLITE_NULL) o->present |= 1u << i;
+    o->id = sqlite3_column_int64(st, RD_INSP_ID);
+    col_text(st, RD_INSP_CLASS, o->cls, sizeof o->cls);
+    col_text(st, RD_INSP_EXTID, o->external_id, sizeof o->external_id);
+    col_text(st, RD_INSP_STATUS, o->status, sizeof o->status);
+    o->score = sqlite3_column_double(st, RD_INSP_SCORE);
+    o->threshold = sqlite3_column_double(st, RD_INSP_THRESHOLD);
+    o->anomalous = sqlite3_column_int(st, RD_INSP_ANOMALOUS);
+    col_text(st, RD_INSP_SCORER, o->scorer, sizeof o->scorer);
+    o->shots = sqlite3_column_int(st, RD_INSP_SHOTS);
+    o->width = sqlite3_column_int(st, RD_INSP_WIDTH);
+    o->height = sqlite3_column_int(st, RD_INSP_HEIGHT);
+    col_text(st, RD_INSP_TIMINGS, o->timings, sizeof o->timings);
+    col_text(st, RD_INSP_ERRCODE, o->error_code, sizeof o->error_code);
+    col_text(st, RD_INSP_ERROR, o->error, sizeof o->error);
+    col_text(st, RD_INSP_CREATED, o->created_at, sizeof o->created_at);
+    col_text(st, RD_INSP_FINISHED, o->finished_at, sizeof o->finished_at);
+    col_text(st, RD_INSP_MODEL, o->model_sha256, sizeof o->model_sha256);
+}
+
+rd_ecode rd_store_insp_get(rd_store *s, int64_t id, rd_insp_row *out, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_INSP_GET);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int r = step(s, st);
+    if (r == SQLITE_ROW) {
+        insp_row(st, out);
+    } else if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "no inspection %lld", (long long)id);
+        rc = RD_E_NOTFOUND;
+    } else {
+        rc = db_fail_rc(s, r, err, "read inspection");
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+/* after_id: the oldest `limit` rows newer than after_id (so a poller misses
+ * nothing), shown newest first; otherwise the newest rows (before before_id). */
+static const char SQL_INSP_AFTER[] =
+    "SELECT * FROM (SELECT " INSP_COLS " FROM inspections WHERE (?1 IS NULL OR class = ?1) AND "
+    "(?2 < 0 OR anomalous = ?2) AND (?3 IS NULL OR created_at >= ?3) AND id > ?4 ORDER BY id ASC LIMIT ?5) "
+    "ORDER BY id DESC";
+static const char SQL_INSP_BEFORE[] =
+    "SELECT " INSP_COLS " FROM inspections WHERE (?1 IS NULL OR class = ?1) AND (?2 < 0 OR anomalous = ?2) AND "
+    "(?3 IS NULL OR created_at >= ?3) AND (?4 = 0 OR id < ?4) ORDER BY id DESC LIMIT ?5";
+
+rd_ecode rd_store_insp_list(rd_store *s, const rd_insp_query *q, rd_insp_page *page, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int64_t minid = 0;
+    int cap = 0, r;
+    memset(page, 0, sizeof *page);
+    page->last_id = q->after_id;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, q->after_id > 0 ? SQL_INSP_AFTER : SQL_INSP_BEFORE);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, q->cls);
+    sqlite3_bind_int(st, 2, q->anomalous);
+    bind_text(st, 3, q->since);
+    sqlite3_bind_int64(st, 4, q->after_id > 0 ? q->after_id : q->before_id);
+    sqlite3_bind_int(st, 5, q->limit);
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (grow((void **)&page->rows, page->n, &cap, sizeof *page->rows)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        if (id > page->last_id) page->last_id = id;
+        if (!minid || id < minid) minid = id;
+        insp_row(st, &page->rows[page->n++]);
+    }
+    if (r != SQLITE_DONE) {
+        rc = db_fail_rc(s, r, err, "list inspections");
+        goto out;
+    }
+    if (page->n == q->limit && q->after_id <= 0) page->next_before_id = minid;
+out:
+    if (rc != RD_E_OK) {
+        free(page->rows);
+        memset(page, 0, sizeof *page);
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_heatmap(rd_store *s, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_HEAT_GET);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    bind_text(st, 2, kind);
+    int r = step(s, st);
+    if (r == SQLITE_ROW) {
+        if (copy_blob(st, 0, png, len)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        }
+    } else if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "inspection %lld has no %s heatmap", (long long)id, kind);
+        rc = RD_E_NOTFOUND;
+    } else {
+        rc = db_fail_rc(s, r, err, "read heatmap");
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+static const char SQL_STATS[] =
+    "SELECT count(*), sum(status = 'done'), sum(status = 'failed'), sum(status = 'queued'), "
+    "sum(anomalous = 1) FROM inspections WHERE (?1 IS NULL OR class = ?1) AND (?2 IS NULL OR created_at >= ?2)";
+static const char SQL_STATS_LAT[] =
+    "SELECT total_ms FROM inspections WHERE status = 'done' AND (?1 IS NULL OR class = ?1) AND "
+    "(?2 IS NULL OR created_at >= ?2) ORDER BY total_ms";
+
+rd_ecode rd_store_stats(rd_store *s, const char *cls, const char *since, rd_stats *o, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    double *lat = NULL;
+    int n = 0, cap = 0, r;
+    memset(o, 0, sizeof *o);
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_STATS);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    bind_text(st, 2, since);
+    if ((r = step(s, st)) != SQLITE_ROW) {
+        rc = db_fail_rc(s, r, err, "stats");
+        goto out;
+    }
+    o->total = sqlite3_column_int64(st, 0);
+    o->done = sqlite3_column_int64(st, 1);
+    o->failed = sqlite3_column_int64(st, 2);
+    o->queued = sqlite3_column_int64(st, 3);
+    o->anomalous = sqlite3_column_int64(st, 4);
+    if (!(st = stmt(s, SQL_STATS_LAT))) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    bind_text(st, 2, since);
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        if (grow((void **)&lat, n, &cap, sizeof *lat)) break;
+        lat[n++] = sqlite3_column_double(st, 0);
+    }
+    if (n) {
+        o->have_latency = 1;
+        o->p50 = lat[(size_t)(0.5 * (double)(n - 1) + 0.5)];
+        o->p90 = lat[(size_t)(0.9 * (double)(n - 1) + 0.5)];
+        o->p99 = lat[(size_t)(0.99 * (double)(n - 1) + 0.5)];
+        o->max = lat[n - 1];
+    }
+out:
+    free(lat);
+    UNLOCK(s);
+    return rc;
+}
+
+static const char SQL_PRUNE_AGE[] = "DELETE FROM inspections WHERE created_at < ?1 AND status != 'queued'";
+static const char SQL_PRUNE_COUNT[] =
+    "DELETE FROM inspections WHERE status != 'queued' AND id <= (SELECT id FROM inspections ORDER BY id DESC "
+    "LIMIT 1 OFFSET ?1)";
+
+int rd_store_prune(rd_store *s, long max_age_s, long max_count)
+{
+    int n = 0;
+    LOCK(s);
+    if (max_age_s > 0) {
+        char cut[32];
+        time_t t = time(NULL) - max_age_s;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(cut, sizeof cut, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+        sqlite3_stmt *st = stmt(s, SQL_PRUNE_AGE);
+        if (!st) goto fail;
+        bind_text(st, 1, cut);
+        if (step(s, st) != SQLITE_DONE) goto fail;
+        n += sqlite3_changes(s->db);
+    }
+    if (max_count > 0) {
+        sqlite3_stmt *st = stmt(s, SQL_PRUNE_COUNT);
+        if (!st) goto fail;
+        sqlite3_bind_int64(st, 1, max_count);
+        if (step(s, st) != SQLITE_DONE) goto fail;
+        n += sqlite3_changes(s->db);
+    }
+    UNLOCK(s);
+    return n;
+fail:
+    UNLOCK(s);
+    return -1;
+}
+
+/* ---- tokens ---- */
+static const char SQL_TOK_INS[] = "INSERT INTO tokens(name, scope, hash, created_at) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_TOK_SCOPE[] = "SELECT scope FROM tokens WHERE hash = ?1 AND revoked_at IS NULL";
+static const char SQL_TOK_LIST[] = "SELECT id, name, scope, created_at, revoked_at FROM tokens ORDER BY id";
+static const char SQL_TOK_REVOKE[] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+static const char SQL_TOK_COUNT[] = "SELECT count(*) FROM tokens WHERE revoked_at IS NULL";
+
+rd_ecode rd_store_token_add(rd_store *s, const char *name, const char *scope, const char *hash, int64_t *id,
+                            rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_TOK_INS);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, name ? name : "");
+    bind_text(st, 2, scope);
+    bind_text(st, 3, hash);
+    bind_text(st, 4, now);
+    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "add token");
+    else *id = sqlite3_last_insert_rowid(s->db);
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_token_scope(rd_store *s, const char *hash, char scope[16])
+{
+    rd_ecode rc = RD_E_NOTFOUND;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_TOK_SCOPE);
+    if (st) {
+        bind_text(st, 1, hash);
+        int r = step(s, st);
+        if (r == SQLITE_ROW) {
+            col_text(st, 0, scope, 16);
+            rc = RD_E_OK;
+        } else if (r != SQLITE_DONE) {
+            rc = db_code(s, r);
+        }
+    } else {
+        rc = RD_E_DB;
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_token_list(rd_store *s, rd_token_row **rows, int *n, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int cap = 0, r;
+    *rows = NULL;
+    *n = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_TOK_LIST);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        rd_token_row *o = &(*rows)[(*n)++];
+        memset(o, 0, sizeof *o);
+        o->id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, o->name, sizeof o->name);
+        col_text(st, 2, o->scope, sizeof o->scope);
+        col_text(st, 3, o->created_at, sizeof o->created_at);
+        col_text(st, 4, o->revoked_at, sizeof o->revoked_at);
+    }
+    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "list tokens");
+out:
+    if (rc != RD_E_OK) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_token_revoke(rd_store *s, int64_t id, rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_TOK_REVOKE);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    bind_text(st, 2, now);
+    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "revoke token");
+    else if (sqlite3_changes(s->db) == 0) {
+        rd_err_set(err, RD_ERR_ARG, "no live token with id %lld", (long long)id);
+        rc = RD_E_NOTFOUND;
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+int rd_store_token_count(rd_store *s)
+{
+    int n = -1;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_TOK_COUNT);
+    if (st && step(s, st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
+    UNLOCK(s);
+    return n;
+}

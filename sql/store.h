@@ -1,0 +1,224 @@
+/* store.h — resadd's SQLite store: the one module that owns every query.
+ *
+ * One connection, opened in WAL mode with synchronous=FULL (a 2xx reply means
+ * the write is on disk) and a busy timeout, guarded by a mutex.  Why one
+ * guarded connection rather than one per thread: SQLite serializes writers
+ * anyway, every statement here is short (no callback ever runs under the
+ * lock: rows are copied out into C structs), and a single set of prepared
+ * statements keeps ownership simple.
+ * Schema: numbered migrations from sql/NNN_*.sql, applied in one transaction
+ * each, tracked with PRAGMA user_version.
+ *
+ * Every fallible function returns an rd_ecode (sql/ecode.h): RD_E_OK,
+ * RD_E_NOTFOUND, RD_E_CONFLICT, RD_E_FULL (SQLITE_FULL: the disk is full) or
+ * RD_E_DB, with err saying why.  Rows come back as plain structs; arrays are
+ * malloc'ed and freed by the caller with free().  Nothing here knows about
+ * HTTP or JSON. */
+#ifndef RD_STORE_H
+#define RD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ecode.h"
+#include "status.h"
+
+#define RD_STORE_NAME_MAX 64
+#define RD_STORE_DESC_MAX 4096
+#define RD_STORE_EXTID_MAX 256
+
+typedef struct rd_store rd_store;
+
+/* Opens (creating) path and applies pending migrations.  ":memory:" gives a
+ * private in-memory database (unit tests). */
+rd_store *rd_store_open(const char *path, rd_err *err);
+void rd_store_close(rd_store *s);
+int rd_store_schema_version(rd_store *s);
+/* 1 when the database can be written: a write lock can be taken and no write
+ * failed for lack of disk since the last successful probe.  After SQLITE_FULL
+ * each call probes with a small committed write (and, for a file database,
+ * min_free bytes free on its filesystem) and reports writable again once the
+ * probe succeeds. */
+int rd_store_writable(rd_store *s);
+/* Free bytes wanted on the database's filesystem before it counts as writable
+ * again after a full disk (default 8 MiB). */
+void rd_store_set_min_free(rd_store *s, uint64_t bytes);
+
+/* "2026-01-02T03:04:05.678Z" for now. */
+void rd_store_now(char buf[32]);
+
+/* ---- fault injection (unit tests) ----
+ * The next `count` statement steps fail with the SQLite result code rc (e.g.
+ * SQLITE_FULL = 13, SQLITE_IOERR = 10) as if SQLite had returned it. */
+void rd_store_inject(rd_store *s, int rc, int count);
+/* PRAGMA max_page_count = n (0 = SQLite's default): a database that is
+ * really full after n pages. */
+void rd_store_set_max_pages(rd_store *s, long n);
+
+/* ---- classes ---- */
+typedef struct rd_class_row {
+    int64_t id;
+    char name[RD_STORE_NAME_MAX + 8];
+    char description[RD_STORE_DESC_MAX + 1];
+    int references;
+    int threshold_manual; /* 1: threshold holds the manual value */
+    double threshold;
+    char created_at[32], updated_at[32];
+} rd_class_row;
+
+rd_ecode rd_store_class_create(rd_store *s, const char *name, const char *desc, rd_err *err);
+/* desc NULL = unchanged; set_threshold: 0 unchanged, 1 set to threshold, 2 back to auto. */
+rd_ecode rd_store_class_update(rd_store *s, const char *name, const char *desc, int set_threshold,
+                               double threshold, rd_err *err);
+rd_ecode rd_store_class_delete(rd_store *s, const char *name, rd_err *err);
+rd_ecode rd_store_class_get(rd_store *s, const char *name, rd_class_row *out, rd_err *err);
+/* All classes by name; *rows (free()) holds *n rows. */
+rd_ecode rd_store_class_list(rd_store *s, rd_class_row **rows, int *n, rd_err *err);
+
+/* ---- references ---- */
+typedef struct rd_ref_row {
+    int64_t id;
+    char sha256[65];
+    char content_type[64];
+    int64_t size;
+    int width, height;
+    char created_at[32];
+} rd_ref_row;
+
+typedef struct rd_store_ref_new {
+    const uint8_t *image;
+    size_t len;
+    const char *content_type;
+    const char *sha256;
+    int width, height;
+    const uint8_t *feats;
+    size_t feats_len;
+    int64_t id_out;      /* filled: new id, or the existing one when duplicate */
+    int duplicate_out;   /* filled: 1 if the class already had this sha256 */
+} rd_store_ref_new;
+
+/* Adds n references in one transaction (duplicates by sha256 are skipped). */
+rd_ecode rd_store_refs_add(rd_store *s, const char *cls, rd_store_ref_new *refs, int n, const char *model_id,
+                           rd_err *err);
+/* 1 if the class already has a reference with this sha256. */
+int rd_store_ref_exists(rd_store *s, const char *cls, const char *sha256);
+rd_ecode rd_store_ref_list(rd_store *s, const char *cls, rd_ref_row **rows, int *n, rd_err *err);
+/* The stored bytes (malloc'ed into *data) of one reference of cls. */
+rd_ecode rd_store_ref_image(rd_store *s, const char *cls, int64_t id, uint8_t **data, size_t *len, char ctype[64],
+                            rd_err *err);
+rd_ecode rd_store_ref_delete(rd_store *s, const char *cls, int64_t id, rd_err *err);
+int rd_store_ref_count(rd_store *s, const char *cls); /* -1 on error */
+
+/* The stored features of every reference of a class (id order), copied out:
+ * feats[i] (free each and the array with rd_store_feats_free). */
+typedef struct rd_ref_feats {
+    int64_t id;
+    char model_id[80];
+    uint8_t *feats;
+    size_t feats_len;
+} rd_ref_feats;
+rd_ecode rd_store_ref_feats(rd_store *s, const char *cls, rd_ref_feats **out, int *n, rd_err *err);
+void rd_store_feats_free(rd_ref_feats *f, int n);
+rd_ecode rd_store_ref_set_feats(rd_store *s, int64_t id, const char *model_id, const uint8_t *feats, size_t len,
+                                rd_err *err);
+/* Threshold override of a class: RD_E_OK with *manual 1 and *t, or *manual 0. */
+rd_ecode rd_store_class_threshold(rd_store *s, const char *cls, int *manual, double *t, rd_err *err);
+
+/* ---- inspections ---- */
+/* A queued inspection; with image != NULL its bytes are stored in the same
+ * transaction (async jobs: re-run after a crash). */
+rd_ecode rd_store_insp_queue(rd_store *s, const char *cls, const char *external_id, const uint8_t *image,
+                             size_t len, const char *content_type, int64_t *id, rd_err *err);
+typedef struct rd_store_insp_done {
+    double score, threshold;
+    int anomalous, shots, width, height;
+    const char *scorer;
+    const char *model_sha256; /* learned model file, NULL/"" for residual-norm */
+    const char *timings_json;
+    double total_ms;
+    const uint8_t *png[3]; /* overlay, raw, mask */
+    size_t png_len[3];
+} rd_store_insp_done;
+/* Records the result (and drops any stored job image) in one transaction. */
+rd_ecode rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done *d, rd_err *err);
+rd_ecode rd_store_insp_fail(rd_store *s, int64_t id, const char *code, const char *msg, rd_err *err);
+/* Marks failed every queued inspection without stored image bytes (sync
+ * requests whose client is gone after a restart); returns how many, or -1. */
+int rd_store_insp_fail_orphans(rd_store *s, const char *msg);
+/* Queued inspections that have stored bytes, oldest first (restart recovery). */
+typedef struct rd_store_job {
+    int64_t id;
+    char cls[RD_STORE_NAME_MAX + 8];
+    uint8_t *image;
+    size_t len;
+} rd_store_job;
+rd_ecode rd_store_jobs_pending(rd_store *s, rd_store_job **jobs, int *n, rd_err *err);
+void rd_store_jobs_free(rd_store_job *jobs, int n);
+
+/* Columns of an inspection row; bit (1u << RD_INSP_x) of rd_insp_row.present
+ * says the column is not NULL. */
+enum {
+    RD_INSP_ID, RD_INSP_CLASS, RD_INSP_EXTID, RD_INSP_STATUS, RD_INSP_SCORE, RD_INSP_THRESHOLD,
+    RD_INSP_ANOMALOUS, RD_INSP_SCORER, RD_INSP_SHOTS, RD_INSP_WIDTH, RD_INSP_HEIGHT, RD_INSP_TIMINGS,
+    RD_INSP_ERRCODE, RD_INSP_ERROR, RD_INSP_CREATED, RD_INSP_FINISHED, RD_INSP_MODEL, RD_INSP_COLS_COUNT
+};
+typedef struct rd_insp_row {
+    unsigned present;
+    int64_t id;
+    char cls[RD_STORE_NAME_MAX + 8];
+    char external_id[RD_STORE_EXTID_MAX + 1];
+    char status[8]; /* queued | done | failed */
+    double score, threshold;
+    int anomalous;
+    char scorer[32];
+    int shots, width, height;
+    char timings[1024]; /* JSON object text of per-stage milliseconds */
+    char error_code[32];
+    char error[RD_ERR_MSG_MAX];
+    char created_at[32], finished_at[32];
+    char model_sha256[65];
+} rd_insp_row;
+
+rd_ecode rd_store_insp_get(rd_store *s, int64_t id, rd_insp_row *out, rd_err *err);
+typedef struct rd_insp_query {
+    const char *cls;      /* NULL = all */
+    int anomalous;        /* -1 any */
+    const char *since;    /* ISO time or NULL */
+    int64_t after_id, before_id; /* 0 = unset */
+    int limit;
+} rd_insp_query;
+typedef struct rd_insp_page {
+    rd_insp_row *rows; /* newest first; free() */
+    int n;
+    int64_t last_id;        /* the largest id seen (after_id when empty) */
+    int64_t next_before_id; /* 0 = no older page */
+} rd_insp_page;
+rd_ecode rd_store_insp_list(rd_store *s, const rd_insp_query *q, rd_insp_page *page, rd_err *err);
+rd_ecode rd_store_heatmap(rd_store *s, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err);
+
+typedef struct rd_stats {
+    int64_t total, done, failed, queued, anomalous;
+    int have_latency;          /* 0: no done inspection, percentiles unset */
+    double p50, p90, p99, max; /* total_ms of done inspections */
+} rd_stats;
+rd_ecode rd_store_stats(rd_store *s, const char *cls, const char *since, rd_stats *out, rd_err *err);
+/* Deletes inspections older than max_age_s (0 = no age bound) and beyond the
+ * newest max_count (0 = no count bound); returns rows deleted or -1. */
+int rd_store_prune(rd_store *s, long max_age_s, long max_count);
+
+/* ---- tokens ---- */
+typedef struct rd_token_row {
+    int64_t id;
+    char name[128];
+    char scope[16];
+    char created_at[32], revoked_at[32]; /* revoked_at "" = live */
+} rd_token_row;
+rd_ecode rd_store_token_add(rd_store *s, const char *name, const char *scope, const char *hash, int64_t *id,
+                            rd_err *err);
+/* Scope of a live token with this hash into scope (16 bytes); RD_E_NOTFOUND otherwise. */
+rd_ecode rd_store_token_scope(rd_store *s, const char *hash, char scope[16]);
+rd_ecode rd_store_token_list(rd_store *s, rd_token_row **rows, int *n, rd_err *err);
+rd_ecode rd_store_token_revoke(rd_store *s, int64_t id, rd_err *err);
+int rd_store_token_count(rd_store *s);
+
+#endif
