@@ -8,6 +8,16 @@ manifest entry exists and carries its parameters, split.json lists the classes
 by their classes.json split, the same seed gives byte-identical files and
 another seed does not.  Also checks classes.json itself: ≥ 24 texture and ≥ 6
 object classes, and no texture family shared between known and unseen.
+
+Camera variant (--geometry camera and --geometry 384x288): the same classes and
+split.json as the square build; every image and mask at its class's camera
+geometry (16:9 512×288 / 4:3 384×288 alternating along the class table, or the
+one asked for), recorded in the manifest; defects reach the side borders (some
+mask within 8 px of the left or right edge); deterministic.  The square build
+is unchanged by the camera code: with the Pillow/numpy/scipy versions it was
+recorded with, the --small seed-0 build hashes to SQUARE_SMALL_DIGEST (the
+digest of the build before camera frames existed); with other versions that
+check is skipped (the same-seed determinism check still runs).
 Skips (77) when openarena-081-textures is not installed.
 """
 import hashlib, json, os, subprocess, sys, tempfile
@@ -19,6 +29,10 @@ src = os.environ.get("top_srcdir", ".")
 BUILD = os.path.join(src, "tools", "dataset", "build.py")
 TABLE = json.load(open(os.path.join(src, "tools", "dataset", "classes.json")))
 fails = 0
+# sha256 over the sorted (path, sha256) list of `build.py --small --seed 0`,
+# recorded before --geometry existed, with these library versions
+SQUARE_SMALL_DIGEST = "5a587ba3f0ee7e1152f63f04dcc9c4006b473bd92447dee7a0bfae58d06ce0ce"
+SQUARE_SMALL_VERSIONS = ("9.4.0", "1.24.2", "1.10.1")  # Pillow, numpy, scipy (Debian 12)
 
 
 def check(c, msg):
@@ -35,6 +49,40 @@ def digest(d):
             p = os.path.join(root, f)
             h[os.path.relpath(p, d)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
     return h
+
+
+def check_camera(tmp, square_split):
+    index = {c["name"]: i for i, c in enumerate(TABLE["classes"])}
+    outs = []
+    for k, geo in enumerate(["camera", "camera", "384x288"]):
+        d = os.path.join(tmp, f"cam{k}")
+        p = subprocess.run([sys.executable, BUILD, "--out", d, "--small", "--seed", "0", "--geometry", geo,
+                            "--jobs", str(1 + k % 2)], capture_output=True, text=True)
+        check(p.returncode == 0, f"camera build failed: {p.stderr}")
+        outs.append(d)
+    check(digest(outs[0]) == digest(outs[1]), "camera build not deterministic")
+    near_border = 0
+    for d, geo in zip(outs[1:], ["camera", "384x288"]):
+        man = json.load(open(os.path.join(d, "manifest.json")))
+        check(json.load(open(os.path.join(d, "split.json"))) == square_split, f"{geo}: split differs from square")
+        check(man.get("geometry") == geo and "size" not in man, f"{geo}: manifest geometry {man.get('geometry')}")
+        for c in man["classes"]:
+            want = (384, 288) if geo == "384x288" else [(512, 288), (384, 288)][index[c["name"]] % 2]
+            g = c.get("geometry", {})
+            check((g.get("width"), g.get("height")) == want and g.get("defects_reach_borders"),
+                  f"{geo} {c['name']}: manifest geometry {g}")
+            for e in c["images"]:
+                im = Image.open(os.path.join(d, e["file"]))
+                check(im.size == want and im.mode == "RGB", f"{geo} {e['file']}: {im.size}, want {want}")
+                if "mask" not in e:
+                    continue
+                m = np.asarray(Image.open(os.path.join(d, e["mask"]))) > 0
+                check(m.shape == want[::-1] and m.sum() >= 8, f"{geo} {e['mask']}: {m.shape}, {m.sum()} pixels")
+                xs = np.nonzero(m.any(0))[0]
+                near_border += bool(len(xs)) and (xs.min() < 8 or xs.max() >= want[0] - 8)
+    check(near_border >= 1, "no camera-frame defect reaches within 8 px of a side border")
+    print(f"camera variants: sizes, masks, manifest and split checked; {near_border} defects within 8 px of a "
+          "side border")
 
 
 def main():
@@ -93,6 +141,13 @@ def main():
     check(h0 == h1, "same seed (and different --jobs) gave different files")
     same = sum(h0[k] == h2.get(k) for k in h0 if k.endswith(".jpg"))
     check(same == 0, f"seed 1 reproduced {same} images of seed 0")
+    import PIL, scipy
+    if (PIL.__version__, np.__version__, scipy.__version__) == SQUARE_SMALL_VERSIONS:
+        got = hashlib.sha256(json.dumps(sorted(h0.items())).encode()).hexdigest()
+        check(got == SQUARE_SMALL_DIGEST, "the square --small build changed (was byte-identical before --geometry)")
+    else:
+        print("square digest check skipped: library versions differ from the recorded ones")
+    check_camera(tmp, split)
     print(f"{len(h0)} files, {ndef} defective images; deterministic; seeds differ")
     print("ok" if not fails else f"{fails} failures")
     return 1 if fails else 0

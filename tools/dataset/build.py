@@ -2,6 +2,7 @@
 """build.py — builds resadd's anomaly-detection benchmark (MVTec AD folder layout).
 
     /usr/bin/python3 tools/dataset/build.py --out DIR [--seed 0] [--size 256] [--small] [--jobs 2]
+                                            [--geometry square|camera|WxH]
 
 Texture classes are cut from the photographs in Debian's openarena-081-textures
 (the class table with source files and the known/unseen split is
@@ -19,6 +20,17 @@ DIR/manifest.json (sources, seed, every defect's parameters) and DIR/split.json.
 Images are JPEG quality 95 (PNG would be ~4x larger for noisy photographs);
 masks are PNG.  --small: 2 classes (one texture, one object), a few images, for
 `make check`.
+
+--geometry camera: camera-shaped frames instead of squares, for whole-frame
+inspection — each class is 16:9 (512×288) or 4:3 (384×288), alternating along
+the class table, and its defects are placed anywhere in the frame up to and
+across the borders (textures), objects anywhere left to right so they and
+their defects touch the side borders.  --geometry WxH: every class W×H with
+border-reaching defects.  The default (square, --size × --size, defects kept
+away from the edges) is byte-identical to the dataset before camera frames
+existed: the same random draws in the same order.  The same classes, sources
+and known/unseen split are used either way; manifest.json records each class's
+geometry for the camera variants.
 """
 import argparse, io, json, math, os, sys, time, zipfile
 from multiprocessing import Pool
@@ -32,6 +44,24 @@ TEXTURE_DEFECTS = ["scratch", "crack", "hole", "stain", "contamination", "missin
 OBJECT_DEFECTS = ["missing_part", "bent", "misprint", "wrong_color", "contamination"]
 COUNTS = {"full": dict(train=24, test_good=16, per_defect_tex=2, per_defect_obj=4),
           "small": dict(train=4, test_good=3, per_defect_tex=1, per_defect_obj=1)}
+
+
+CAMERA = [(512, 288), (384, 288)]  # (W, H): 16:9 and 4:3, alternating over the class table
+
+
+class Geo:
+    """Frame geometry: h×w pixels; edge = defects and objects may reach the borders
+    (the camera variants).  Square frames without edge draw exactly what the
+    original square builder drew."""
+
+    def __init__(self, h, w, edge):
+        self.h, self.w, self.edge = h, w, edge
+        self.xy = np.array([w, h], np.float64)  # (x, y) scale for points
+
+    def span(self, lo, hi):
+        """Range of a centre as a fraction of the side: the square builder's, or
+        the whole side (up to the border) for camera frames."""
+        return (0.0, 1.0) if self.edge else (lo, hi)
 
 
 def rng_for(seed, ci, part, i):
@@ -64,26 +94,28 @@ def load_sources(archive, files):
     return out
 
 
-def texture_crop(rng, srcs, size, params):
+def texture_crop(rng, srcs, G, params):
     si = int(rng.integers(len(srcs)))
     src = srcs[si]
     h, w = src.shape[0] // 2, src.shape[1] // 2
-    scale = float(rng.uniform(0.5, 0.7)) * min(h, w) / size  # source pixels per output pixel
+    short = min(G.h, G.w)
+    scale = float(rng.uniform(0.5, 0.7)) * min(h, w) / short  # source pixels per output pixel
     ang = float(rng.uniform(-6, 6))
-    c = int(math.ceil(size * scale * 1.15))
+    cy, cx = int(math.ceil(G.h * scale * 1.15)), int(math.ceil(G.w * scale * 1.15))
     y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
-    patch = src[y0:y0 + c, x0:x0 + c]
-    if patch.shape[0] < c or patch.shape[1] < c:
-        patch = np.tile(src, (2, 2, 1))[y0:y0 + c, x0:x0 + c]
+    patch = src[y0:y0 + cy, x0:x0 + cx]
+    if patch.shape[0] < cy or patch.shape[1] < cx:
+        patch = np.tile(src, (2, 2, 1))[y0:y0 + cy, x0:x0 + cx]
     im = Image.fromarray(patch).rotate(ang, Image.BICUBIC)
-    m = (c - size * scale) / 2
-    im = im.resize((size, size), Image.BICUBIC, box=(m, m, c - m, c - m))
+    my, mx = (cy - G.h * scale) / 2, (cx - G.w * scale) / 2
+    im = im.resize((G.w, G.h), Image.BICUBIC, box=(mx, my, cx - mx, cy - my))
     fh, fv = bool(rng.integers(2)), bool(rng.integers(2))
     if fh:
         im = im.transpose(Image.FLIP_LEFT_RIGHT)
     if fv:
         im = im.transpose(Image.FLIP_TOP_BOTTOM)
-    params.update(source=si, crop=[y0, x0, c], scale=round(scale, 4), angle=round(ang, 3), flip=[fh, fv])
+    params.update(source=si, crop=[y0, x0, cy] if cy == cx else [y0, x0, cy, cx], scale=round(scale, 4),
+                  angle=round(ang, 3), flip=[fh, fv])
     return np.asarray(im).astype(np.float32)
 
 
@@ -108,8 +140,8 @@ def camera(rng, img, params, blur=None, noise=None, gains=None):
 
 
 # ---------------------------------------------------------------- shapes
-def curve_points(rng, size, length, smooth=0.25):
-    p = rng.uniform(0.15, 0.85, 2) * size
+def curve_points(rng, G, length, smooth=0.25):
+    p = rng.uniform(*G.span(0.15, 0.85), 2) * G.xy
     a = rng.uniform(0, 2 * math.pi)
     pts = [tuple(p)]
     step = 3.0
@@ -120,14 +152,14 @@ def curve_points(rng, size, length, smooth=0.25):
     return pts
 
 
-def blob_mask(rng, size, r, cy=None, cx=None, rough=0.35):
-    cy = rng.uniform(0.2, 0.8) * size if cy is None else cy
-    cx = rng.uniform(0.2, 0.8) * size if cx is None else cx
+def blob_mask(rng, G, r, cy=None, cx=None, rough=0.35):
+    cy = rng.uniform(*G.span(0.2, 0.8)) * G.h if cy is None else cy
+    cx = rng.uniform(*G.span(0.2, 0.8)) * G.w if cx is None else cx
     n = 24
     ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
     rad = r * (1 + rough * nd.gaussian_filter1d(rng.normal(0, 1, n), 2, mode="wrap"))
     pts = [(cx + rr * math.cos(t), cy + rr * math.sin(t)) for rr, t in zip(rad, ang)]
-    m = Image.new("L", (size, size), 0)
+    m = Image.new("L", (G.w, G.h), 0)
     ImageDraw.Draw(m).polygon(pts, fill=255)
     return np.asarray(m) > 127, (cy, cx)
 
@@ -137,27 +169,27 @@ def soft(mask, s):
 
 
 # ---------------------------------------------------------------- texture defects
-def d_scratch(rng, img, size, p, low=False):
+def d_scratch(rng, img, G, p, low=False):
     n = int(rng.integers(1, 4))
-    alpha = Image.new("L", (size * 2, size * 2), 0)
+    alpha = Image.new("L", (G.w * 2, G.h * 2), 0)
     d = ImageDraw.Draw(alpha)
     widths = []
     for _ in range(n):
-        pts = curve_points(rng, size, rng.uniform(40, 180), smooth=0.08)
+        pts = curve_points(rng, G, rng.uniform(40, 180), smooth=0.08)
         wd = int(rng.integers(1, 4))
         widths.append(wd)
         d.line([(x * 2, y * 2) for x, y in pts], fill=255, width=wd * 2, joint="curve")
-    a = np.asarray(alpha.resize((size, size), Image.BILINEAR)).astype(np.float32) / 255
+    a = np.asarray(alpha.resize((G.w, G.h), Image.BILINEAR)).astype(np.float32) / 255
     delta = float(rng.uniform(12, 22) if low else rng.uniform(35, 90)) * (1 if rng.random() < 0.6 else -1)
     out = img + delta * a[..., None]
     p.update(strokes=n, widths=widths, delta=round(delta, 2))
     return out, a > 0.25
 
 
-def d_crack(rng, img, size, p, low=False):
-    alpha = Image.new("L", (size * 2, size * 2), 0)
+def d_crack(rng, img, G, p, low=False):
+    alpha = Image.new("L", (G.w * 2, G.h * 2), 0)
     d = ImageDraw.Draw(alpha)
-    stack = [(curve_points(rng, size, rng.uniform(60, 160), smooth=0.2), 2)]
+    stack = [(curve_points(rng, G, rng.uniform(60, 160), smooth=0.2), 2)]
     branches = 0
     while stack:
         pts, wd = stack.pop()
@@ -172,7 +204,7 @@ def d_crack(rng, img, size, p, low=False):
                     q.append((q[-1][0] + 3 * math.cos(a0), q[-1][1] + 3 * math.sin(a0)))
                 stack.append((q, wd - 1))
                 branches += 1
-    a = np.asarray(alpha.resize((size, size), Image.BILINEAR)).astype(np.float32) / 255
+    a = np.asarray(alpha.resize((G.w, G.h), Image.BILINEAR)).astype(np.float32) / 255
     a = np.clip(a * 1.6, 0, 1)
     dark = float(rng.uniform(0.7, 0.8) if low else rng.uniform(0.25, 0.55))
     out = img * (1 - (1 - dark) * a[..., None])
@@ -180,22 +212,25 @@ def d_crack(rng, img, size, p, low=False):
     return out, a > 0.25
 
 
-def d_hole(rng, img, size, p, low=False):
+def d_hole(rng, img, G, p, low=False):
     n = int(rng.integers(1, 3))
-    mask = np.zeros((size, size), bool)
+    mask = np.zeros((G.h, G.w), bool)
     out = img.copy()
-    yy, xx = np.mgrid[0:size, 0:size]
+    yy, xx = np.mgrid[0:G.h, 0:G.w]
     holes = []
     for _ in range(n):
         r = float(rng.uniform(5, 22))
-        cy, cx = rng.uniform(r + 4, size - r - 4, 2)
+        if G.edge:  # anywhere, partly outside the frame
+            cy, cx = rng.uniform(0, 1, 2) * [G.h, G.w]
+        else:
+            cy, cx = rng.uniform(r + 4, G.h - r - 4, 2)
         rr = np.hypot(yy - cy, xx - cx) / r
         inside = rr < 1
         dent = bool(rng.random() < 0.5)
         ang = rng.uniform(0, 2 * math.pi)
         shade = ((xx - cx) * math.cos(ang) + (yy - cy) * math.sin(ang)) / r
         k = 0.25 if low else 0.6
-        f = np.ones((size, size), np.float32)
+        f = np.ones((G.h, G.w), np.float32)
         f[inside] = 1 + k * shade[inside]  # lit on one side, shadowed on the other
         if not dent:
             f[inside] *= np.clip(0.35 + 0.65 * rr[inside] ** 3, 0, 1) if not low else 0.8
@@ -207,9 +242,9 @@ def d_hole(rng, img, size, p, low=False):
     return out, mask
 
 
-def d_stain(rng, img, size, p, low=False):
+def d_stain(rng, img, G, p, low=False):
     r = float(rng.uniform(10, 45))
-    m, c = blob_mask(rng, size, r, rough=0.45)
+    m, c = blob_mask(rng, G, r, rough=0.45)
     a = soft(m, rng.uniform(1.5, 4)) * float(rng.uniform(0.15, 0.25) if low else rng.uniform(0.4, 0.8))
     color = rng.uniform(0, 255, 3) if rng.random() < 0.5 else img.mean((0, 1)) * rng.uniform(0.3, 0.7)
     out = img * (1 - a[..., None]) + color * a[..., None]
@@ -218,15 +253,21 @@ def d_stain(rng, img, size, p, low=False):
     return out, a > 0.08 if not low else a > 0.05
 
 
-def d_contamination(rng, img, size, p, low=False):
+def d_contamination(rng, img, G, p, low=False):
     n = int(rng.integers(3, 16))
-    mask = np.zeros((size, size), bool)
-    a = np.zeros((size, size), np.float32)
-    yy, xx = np.mgrid[0:size, 0:size]
-    cy0, cx0 = rng.uniform(0.2, 0.8, 2) * size
+    mask = np.zeros((G.h, G.w), bool)
+    a = np.zeros((G.h, G.w), np.float32)
+    yy, xx = np.mgrid[0:G.h, 0:G.w]
+    if G.edge:
+        cy0, cx0 = rng.uniform(0, 1, 2) * [G.h, G.w]
+    else:
+        cy0, cx0 = rng.uniform(0.2, 0.8, 2) * G.h
     spread = rng.uniform(10, 50)
     for _ in range(n):
-        cy, cx = np.clip(rng.normal([cy0, cx0], spread), 3, size - 4)
+        if G.edge:  # specks up to the border pixel
+            cy, cx = np.clip(rng.normal([cy0, cx0], spread), 0, [G.h - 1, G.w - 1])
+        else:
+            cy, cx = np.clip(rng.normal([cy0, cx0], spread), 3, G.h - 4)
         r = rng.uniform(1, 3.5)
         d = np.hypot(yy - cy, xx - cx)
         a = np.maximum(a, np.clip(r + 0.5 - d, 0, 1))
@@ -239,9 +280,9 @@ def d_contamination(rng, img, size, p, low=False):
     return out, mask
 
 
-def d_missing(rng, img, size, p, low=False):
+def d_missing(rng, img, G, p, low=False):
     r = float(rng.uniform(10, 35))
-    m, c = blob_mask(rng, size, r, rough=0.25)
+    m, c = blob_mask(rng, G, r, rough=0.25)
     # a cut region: nearly flat backing material with a shaded rim
     fill = float(rng.uniform(10, 60) if rng.random() < 0.7 else rng.uniform(150, 220))
     rim = soft(m, 1.2) - soft(nd.binary_erosion(m, iterations=2), 1.2)
@@ -252,19 +293,22 @@ def d_missing(rng, img, size, p, low=False):
     return out, m
 
 
-def d_foreign(rng, img, size, p, other, low=False):
+def d_foreign(rng, img, G, p, other, low=False):
     r = float(rng.uniform(12, 40))
-    m, c = blob_mask(rng, size, r, rough=0.3)
+    m, c = blob_mask(rng, G, r, rough=0.3)
     a = soft(m, 0.8)
     out = img * (1 - a[..., None]) + other * a[..., None]
     p.update(radius=round(r, 2), center=[round(c[0], 1), round(c[1], 1)])
     return out, m
 
 
-def d_warp(rng, img, size, p, low=False):
+def d_warp(rng, img, G, p, low=False):
     r = float(rng.uniform(15, 40))
-    cy, cx = rng.uniform(r, size - r, 2)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    if G.edge:
+        cy, cx = rng.uniform(0, 1, 2) * [G.h, G.w]
+    else:
+        cy, cx = rng.uniform(r, G.h - r, 2)
+    yy, xx = np.mgrid[0:G.h, 0:G.w].astype(np.float32)
     dy, dx = yy - cy, xx - cx
     d = np.hypot(dy, dx) / r
     w = np.clip(1 - d, 0, 1) ** 2
@@ -290,33 +334,40 @@ TEX_FUNCS = {"scratch": d_scratch, "crack": d_crack, "hole": d_hole, "stain": d_
 
 
 # ---------------------------------------------------------------- objects
-def obj_background(rng, size):
+def obj_background(rng, G):
     base = rng.uniform(40, 70)
-    yy, xx = np.mgrid[0:size, 0:size] / size
+    yy, xx = np.mgrid[0:G.h, 0:G.w] / G.h
     g = base + 10 * (xx - 0.5) + 6 * (yy - 0.5)
     return np.repeat(g[..., None], 3, -1).astype(np.float32)
 
 
-def metal_fill(size, cy, cx, r, col, ang):
-    yy, xx = np.mgrid[0:size, 0:size]
+def metal_fill(G, cy, cx, r, col, ang):
+    yy, xx = np.mgrid[0:G.h, 0:G.w]
     sh = 1 + 0.25 * (((xx - cx) * math.cos(ang) + (yy - cy) * math.sin(ang)) / max(r, 1))
     return np.asarray(col, np.float32)[None, None, :] * sh[..., None]
 
 
-def draw_object(kind, rng, size, defect, p):
+# half-extent of each object kind (pixels, with its pose jitter), for placing it
+# anywhere left to right in camera frames
+OBJ_EXTENT = {"washer": 86, "screw_head": 86, "gear": 88, "hex_nut": 78, "label": 94, "pcb": 120}
+
+
+def draw_object(kind, rng, G, defect, p):
     """Renders one object; returns (image float32, object-region bool). `defect`
     is None or one of OBJECT_DEFECTS; the generator draws the same base parameters
     whatever the defect, so normal and defective renders share pose."""
-    bg = obj_background(rng, size)
-    cy, cx = size / 2 + rng.uniform(-6, 6, 2)
+    bg = obj_background(rng, G)
+    cy, cx = G.h / 2 + rng.uniform(-6, 6, 2)
+    if G.edge:  # anywhere from the left to the right border
+        cx = float(rng.uniform(OBJ_EXTENT[kind], G.w - OBJ_EXTENT[kind]))
     rot = float(rng.uniform(0, 2 * math.pi))
     light = float(rng.uniform(0, 2 * math.pi))
     S = 4  # supersampling for anti-aliased edges
-    L = Image.new("L", (size * S, size * S), 0)
+    L = Image.new("L", (G.w * S, G.h * S), 0)
     d = ImageDraw.Draw(L)
     col = np.array([175, 178, 182], np.float32) * rng.uniform(0.93, 1.07)
     extra = None  # second layer (print, tracks, slot) drawn darker/lighter
-    E = Image.new("L", (size * S, size * S), 0)
+    E = Image.new("L", (G.w * S, G.h * S), 0)
     de = ImageDraw.Draw(E)
     dpar = {}
 
@@ -349,7 +400,7 @@ def draw_object(kind, rng, size, defect, p):
                 de.polygon([P(*x) for x in q], fill=255)
             if defect == "misprint":  # slot off-centre (stamping error)
                 off = rng.uniform(12, 22)
-                de.rectangle([P(0, 0), P(size, size)], fill=0)
+                de.rectangle([P(0, 0), P(G.w, G.h)], fill=0)
                 c2 = (cx + off * math.cos(rot), cy + off * math.sin(rot))
                 for a in (rot, rot + math.pi / 2):
                     q = [(c2[0] + px * math.cos(a) - py * math.sin(a), c2[1] + px * math.sin(a) + py * math.cos(a))
@@ -462,9 +513,9 @@ def draw_object(kind, rng, size, defect, p):
         tint[int(rng.integers(3))] = 0.45
         col = col * tint
         dpar = dict(tint=[round(float(t), 3) for t in tint])
-    Lm = np.asarray(L.resize((size, size), Image.BOX)).astype(np.float32) / 255
-    Em = np.asarray(E.resize((size, size), Image.BOX)).astype(np.float32) / 255 * Lm
-    body = metal_fill(size, cy, cx, 80, col, light)
+    Lm = np.asarray(L.resize((G.w, G.h), Image.BOX)).astype(np.float32) / 255
+    Em = np.asarray(E.resize((G.w, G.h), Image.BOX)).astype(np.float32) / 255 * Lm
+    body = metal_fill(G, cy, cx, 80, col, light)
     if kind == "label":
         ink = np.array([25, 25, 30], np.float32)
     elif kind == "pcb":
@@ -477,33 +528,33 @@ def draw_object(kind, rng, size, defect, p):
     return img, Lm > 0.5
 
 
-def object_image(kind, ci, seed, part, idx, size, defect, p):
+def object_image(kind, ci, seed, part, idx, G, defect, p):
     """Normal (defect None) or defective object image; mask from the difference
     to the normal render of the same pose."""
     g = rng_for(seed, ci, part, idx)
     base_state = g.bit_generator.state
-    img0, obj = draw_object(kind, g, size, None, {})
+    img0, obj = draw_object(kind, g, G, None, {})
     if defect is None:
         img = img0
         mask = None
         draw_object_state = None  # noqa
     elif defect == "contamination" or (defect == "bent" and kind in ("label", "pcb")):
         img = img0
-        mask = np.zeros((size, size), bool)
+        mask = np.zeros((G.h, G.w), bool)
     else:
         g.bit_generator.state = base_state
-        img, _ = draw_object(kind, g, size, defect, p)
+        img, _ = draw_object(kind, g, G, defect, p)
         dif = np.abs(img - img0).max(-1)
         mask = nd.binary_opening(dif > 12, iterations=1)
         mask = nd.binary_closing(mask, iterations=1)
     cam = rng_for(seed, ci, part + 100, idx)
     if defect == "contamination":  # specks anywhere in view (on the part or in its hole)
-        img, mask = d_contamination(cam, img, size, p)
+        img, mask = d_contamination(cam, img, G, p)
     elif defect == "bent" and kind in ("label", "pcb"):  # a flat part bent: local warp on the part
-        img, mask = d_warp(cam, img, size, p)
+        img, mask = d_warp(cam, img, G, p)
         mask &= nd.binary_dilation(obj, iterations=3)
     if defect is not None and mask.sum() < 8:  # no visible change (e.g. rare tie): fall back to specks
-        img, mask = d_contamination(cam, img0, size, p)
+        img, mask = d_contamination(cam, img0, G, p)
     img = camera(cam, img, p, noise=float(cam.uniform(1, 3)))
     return img, mask
 
@@ -517,10 +568,10 @@ def save_mask(path, m):
     Image.fromarray((m.astype(np.uint8) * 255)).save(path, optimize=True)
 
 
-def texture_image(c, ci, seed, part, idx, size, archive, classes, defect, p):
+def texture_image(c, ci, seed, part, idx, G, archive, classes, defect, p):
     g = rng_for(seed, ci, part, idx)
     srcs = load_sources(archive, c["sources"])
-    img = texture_crop(g, srcs, size, p)
+    img = texture_crop(g, srcs, G, p)
     if defect is None:
         return camera(g, img, p), None
     low = defect == "subtle" or g.random() < 0.2  # a share of hard, low-contrast cases
@@ -530,23 +581,23 @@ def texture_image(c, ci, seed, part, idx, size, archive, classes, defect, p):
         kind = str(g.choice(["scratch", "stain", "hole", "warp", "crack"]))
         p["subtle_kind"] = kind
     n = 1 if kind in ("foreign", "missing", "warp") or g.random() < 0.7 else int(g.integers(2, 4))
-    mask = np.zeros((size, size), bool)
+    mask = np.zeros((G.h, G.w), bool)
     subs = []
     for _ in range(n):
         q = {}
         if kind == "foreign":
             others = [o for o in classes if o["kind"] == "texture" and o["name"] != c["name"]]
             o = others[int(g.integers(len(others)))]
-            other = texture_crop(g, load_sources(archive, o["sources"]), size, {})
+            other = texture_crop(g, load_sources(archive, o["sources"]), G, {})
             q["from_class"] = o["name"]
-            img, m = d_foreign(g, img, size, q, other, low)
+            img, m = d_foreign(g, img, G, q, other, low)
         else:
-            img, m = TEX_FUNCS[kind](g, img, size, q, low)
+            img, m = TEX_FUNCS[kind](g, img, G, q, low)
         mask |= m
         subs.append(q)
     if mask.sum() < 8:  # nothing left to see (e.g. a defect clipped away): add specks
         q = {"fallback": True}
-        img, m = d_contamination(g, img, size, q, low)
+        img, m = d_contamination(g, img, G, q, low)
         mask |= m
         subs.append(q)
     p["defects"] = subs
@@ -554,9 +605,12 @@ def texture_image(c, ci, seed, part, idx, size, archive, classes, defect, p):
 
 
 def build_class(args):
-    c, ci, seed, size, out, archive, classes, counts = args
+    c, ci, seed, geo, out, archive, classes, counts = args
+    G = Geo(*geo)
     cdir = os.path.join(out, c["name"])
     man = {"name": c["name"], "kind": c["kind"], "split": c["split"], "sources": c["sources"], "images": []}
+    if G.edge:
+        man["geometry"] = {"width": G.w, "height": G.h, "defects_reach_borders": True}
     is_tex = c["kind"] == "texture"
     defects = TEXTURE_DEFECTS if is_tex else OBJECT_DEFECTS
     if not is_tex and c["name"] not in ("label", "pcb", "screw_head"):
@@ -570,9 +624,9 @@ def build_class(args):
         part = 0 if split == "train" else (1 if defect is None else 2 + defects.index(defect))
         p = {}
         if is_tex:
-            img, mask = texture_image(c, ci, seed, part, i, size, archive, classes, defect, p)
+            img, mask = texture_image(c, ci, seed, part, i, G, archive, classes, defect, p)
         else:
-            img, mask = object_image(c["name"], ci, seed, part, i, size, defect, p)
+            img, mask = object_image(c["name"], ci, seed, part, i, G, defect, p)
         d = os.path.join(cdir, split, folder)
         os.makedirs(d, exist_ok=True)
         rel = f"{c['name']}/{split}/{folder}/{i:03d}.jpg"
@@ -598,9 +652,20 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--classes", default=os.path.join(HERE, "classes.json"))
     ap.add_argument("--archive", default=None)
+    ap.add_argument("--geometry", default="square",
+                    help="square (--size²), camera (16:9 512x288 / 4:3 384x288 by class) or WxH")
     a = ap.parse_args(argv)
     if a.size < 128 or a.size > 1024:
         ap.error("--size must be within 128..1024")
+    fixed = None
+    if a.geometry not in ("square", "camera"):
+        try:
+            fw, fh = (int(v) for v in a.geometry.lower().split("x"))
+        except ValueError:
+            ap.error("--geometry is square, camera or WxH (e.g. 512x288)")
+        if not (128 <= min(fw, fh) and max(fw, fh) <= 2048):
+            ap.error("--geometry WxH: sides within 128..2048")
+        fixed = (fw, fh)
     table = json.load(open(a.classes))
     archive = a.archive or table["source_archive"]
     if not os.path.exists(archive):
@@ -615,7 +680,13 @@ def main(argv=None):
     counts = COUNTS["small" if a.small else "full"]
     os.makedirs(a.out, exist_ok=True)
     t0 = time.time()
-    work = [(c, classes.index(c), a.seed, a.size, a.out, archive, classes, counts) for c in chosen]
+    def geo(ci):  # Geo(h, w, edge) arguments for class index ci of the table
+        if a.geometry == "square":
+            return (a.size, a.size, False)
+        fw, fh = fixed or CAMERA[ci % len(CAMERA)]
+        return (fh, fw, True)
+
+    work = [(c, classes.index(c), a.seed, geo(classes.index(c)), a.out, archive, classes, counts) for c in chosen]
     if a.jobs > 1:
         with Pool(a.jobs) as pool:
             mans = pool.map(build_class, work, chunksize=1)
@@ -624,6 +695,9 @@ def main(argv=None):
     manifest = {"generator": "tools/dataset/build.py", "seed": a.seed, "size": a.size, "small": a.small,
                 "source_package": table["source_package"], "source_archive": archive,
                 "image_format": "JPEG quality 95; masks PNG 0/255", "classes": mans}
+    if a.geometry != "square":
+        manifest["geometry"] = a.geometry
+        del manifest["size"]
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
     split = {"known": [c["name"] for c in chosen if c["split"] == "known"],
