@@ -93,7 +93,6 @@ int main(int argc, char **argv)
         rd_image im;
         rd_result res;
         rd_png_buf png = {0};
-        rd_heat_params hp;
         double a = now_ms();
         if (rd_image_decode(bytes, len, &lim, &im, &err)) return 1;
         double b = now_ms();
@@ -102,8 +101,7 @@ int main(int argc, char **argv)
             return 1;
         }
         double c = now_ms();
-        rd_result_heat_params(&res, &hp);
-        if (rd_heatmap_render(RD_HEAT_OVERLAY, res.map, &res.crop, &im, &hp, &png, &err)) return 1;
+        if (rd_result_render(&res, RD_HEAT_OVERLAY, &im, &png, &err)) return 1;
         double d = now_ms();
         if (it >= 0) {
             st[0][it] = b - a;

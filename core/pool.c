@@ -368,3 +368,129 @@ void rd_pool_nearest_naive(const rd_pool *p, const float *q, size_t nq, int32_t 
         dist2[i] = sqdist(x, p->rows + bj * (size_t)c, c);
     }
 }
+
+/* ---- local search (see pool.h) ---- */
+
+void rd_pool_grid_free(rd_pool_grid *g)
+{
+    if (!g) return;
+    rd_pool_free(g->global);
+    for (int i = 0; g->tile && i < g->ntx * g->nty; i++) {
+        rd_pool_free(g->tile[i]);
+        free(g->tile_idx[i]);
+    }
+    free(g->tile);
+    free(g->tile_idx);
+    if (!g->global) free(g->rows); /* else the global pool's own rows */
+    free(g);
+}
+
+rd_pool_grid *rd_pool_grid_new(const float *const *maps, int nmaps, int h, int w, int c, rd_pool_metric metric,
+                               int tc, rd_err *err)
+{
+    rd_pool_grid *g = NULL;
+    const float **blocks = NULL;
+    size_t *rows = NULL, n = (size_t)h * w, bytes;
+    if (nmaps < 1 || h < 1 || w < 1 || c < 1 || !rd_mul_size(n * (size_t)nmaps, (size_t)c * sizeof(float), &bytes)) {
+        rd_err_set(err, RD_ERR_ARG, "reference pool: bad map shape");
+        return NULL;
+    }
+    g = calloc(1, sizeof *g);
+    if (!g) goto nomem;
+    g->h = h, g->w = w, g->c = c, g->nmaps = nmaps;
+    if (tc <= 0 || (h <= 2 * tc && w <= 2 * tc)) {
+        size_t nr[64];
+        if (nmaps > 64) {
+            rd_err_set(err, RD_ERR_LIMIT, "reference pool: %d maps, at most 64", nmaps);
+            goto fail;
+        }
+        for (int i = 0; i < nmaps; i++) nr[i] = n;
+        if (!(g->global = rd_pool_new(maps, nr, nmaps, c, metric, err))) goto fail;
+        g->rows = g->global->rows; /* concatenated in map order: the same indices */
+        return g;
+    }
+    if (!(g->rows = malloc(bytes))) goto nomem;
+    for (int i = 0; i < nmaps; i++) memcpy(g->rows + (size_t)i * n * c, maps[i], n * (size_t)c * sizeof(float));
+    g->tc = tc;
+    g->ntx = (w + tc - 1) / tc;
+    g->nty = (h + tc - 1) / tc;
+    size_t nt = (size_t)g->ntx * g->nty, maxb = (size_t)nmaps * 3 * (size_t)tc;
+    g->tile = calloc(nt, sizeof *g->tile);
+    g->tile_idx = calloc(nt, sizeof *g->tile_idx);
+    blocks = malloc(maxb * sizeof *blocks);
+    rows = malloc(maxb * sizeof *rows);
+    if (!g->tile || !g->tile_idx || !blocks || !rows) goto nomem;
+    for (int ty = 0; ty < g->nty; ty++)
+        for (int tx = 0; tx < g->ntx; tx++) {
+            int y0 = (ty - 1) * tc, y1 = (ty + 2) * tc, x0 = (tx - 1) * tc, x1 = (tx + 2) * tc, nb = 0;
+            size_t k = 0;
+            if (y0 < 0) y0 = 0;
+            if (x0 < 0) x0 = 0;
+            if (y1 > h) y1 = h;
+            if (x1 > w) x1 = w;
+            int32_t *ix = malloc((size_t)nmaps * (y1 - y0) * (x1 - x0) * sizeof *ix);
+            if (!ix) goto nomem;
+            g->tile_idx[ty * g->ntx + tx] = ix;
+            for (int i = 0; i < nmaps; i++)
+                for (int y = y0; y < y1; y++) {
+                    size_t first = (size_t)i * n + (size_t)y * w + x0;
+                    blocks[nb] = g->rows + first * c;
+                    rows[nb++] = (size_t)(x1 - x0);
+                    for (int x = x0; x < x1; x++) ix[k++] = (int32_t)(first + (size_t)(x - x0));
+                }
+            if (!(g->tile[ty * g->ntx + tx] = rd_pool_new(blocks, rows, nb, c, metric, err))) goto fail;
+        }
+    free(blocks);
+    free(rows);
+    return g;
+nomem:
+    rd_err_set(err, RD_ERR_NOMEM, "out of memory building the reference pool");
+fail:
+    free(blocks);
+    free(rows);
+    rd_pool_grid_free(g);
+    return NULL;
+}
+
+size_t rd_pool_grid_scratch_bytes(const rd_pool_grid *g)
+{
+    size_t n = (size_t)g->h * g->w;
+    if (g->global) return rd_pool_scratch_bytes(g->c, n);
+    size_t tn = (size_t)g->tc * g->tc;
+    return rd_arena_need(tn * (size_t)g->c * sizeof(float)) + 2 * rd_arena_need(tn * sizeof(float)) +
+           rd_pool_scratch_bytes(g->c, tn);
+}
+
+rd_status rd_pool_grid_nearest(const rd_pool_grid *g, const float *q, int32_t *idx, float *dist2, rd_team *team,
+                               rd_arena *a, rd_err *err)
+{
+    const int c = g->c, tc = g->tc;
+    size_t mark = rd_arena_mark(a);
+    rd_status st = RD_OK;
+    if (g->global) return rd_pool_nearest(g->global, q, (size_t)g->h * g->w, idx, dist2, team, a, err);
+    const size_t tn = (size_t)tc * tc;
+    float *qt = rd_arena_floats(a, tn * (size_t)c), *dt = rd_arena_floats(a, tn);
+    int32_t *it = (int32_t *)rd_arena_alloc(a, tn * sizeof(int32_t));
+    if (!qt || !dt || !it) return rd_err_set(err, RD_ERR_INTERNAL, "pool search: scratch arena too small");
+    for (int ty = 0; ty < g->nty && st == RD_OK; ty++)
+        for (int tx = 0; tx < g->ntx && st == RD_OK; tx++) {
+            int y0 = ty * tc, x0 = tx * tc, y1 = y0 + tc, x1 = x0 + tc;
+            size_t nq = 0;
+            if (y1 > g->h) y1 = g->h;
+            if (x1 > g->w) x1 = g->w;
+            const int rw = x1 - x0;
+            for (int y = y0; y < y1; y++, nq += (size_t)rw)
+                memcpy(qt + nq * c, q + ((size_t)y * g->w + x0) * c, (size_t)rw * c * sizeof(float));
+            const int t = ty * g->ntx + tx;
+            st = rd_pool_nearest(g->tile[t], qt, nq, it, dt, team, a, err);
+            nq = 0;
+            for (int y = y0; st == RD_OK && y < y1; y++)
+                for (int x = x0; x < x1; x++, nq++) {
+                    idx[(size_t)y * g->w + x] = g->tile_idx[t][it[nq]];
+                    dist2[(size_t)y * g->w + x] = dt[nq];
+                }
+        }
+    rd_arena_rewind(a, mark);
+    return st;
+}
+

@@ -67,6 +67,41 @@ const char *rd_pool_kernel(void);
 /* Forces the sgemm-tiles path (tests compare both); not thread-safe. */
 void rd_pool_force_sgemm(int on);
 
+/* ---- local search over aligned reference maps (whole-frame inspection) ----
+ *
+ * The global search costs (query positions) × (pool rows) = k·(h·w)²: quadratic
+ * in the working pixels.  For aligned parts (a fixed camera) a feature's
+ * nearest normal neighbour lies near the same position, so rd_pool_grid cuts
+ * the h×w level grid into tc×tc-cell tiles and gives each tile a pool of the
+ * references' rows in that tile and its 8 neighbours (≤ 9·k·tc² rows): every
+ * query compares against a bounded number of rows, and the cost is linear in
+ * h·w (memory: ≤ 9× the plain pool).  A query whose nearest normal feature lies
+ * more than a tile away is not matched to it — the price of linearity, and
+ * why tiles are large (224 working pixels by default).  With at most 2 tiles
+ * along each axis every neighbourhood is the whole grid: then it is one plain
+ * pool, and the result is exactly the global search's. */
+typedef struct rd_pool_grid {
+    int h, w, c, nmaps;
+    float *rows;        /* nmaps·h·w × c: all maps (residuals index these) */
+    rd_pool *global;    /* the whole pool, when tiling would not restrict anything */
+    rd_pool **tile;     /* nty·ntx per-tile pools (local) */
+    int32_t **tile_idx; /* per tile: its pool rows' indices into rows */
+    int tc, ntx, nty;
+} rd_pool_grid;
+
+/* nmaps maps of h×w×c floats (copied).  tc ≤ 0: always global. */
+rd_pool_grid *rd_pool_grid_new(const float *const *maps, int nmaps, int h, int w, int c, rd_pool_metric metric,
+                               int tc, rd_err *err);
+void rd_pool_grid_free(rd_pool_grid *g);
+static inline int rd_pool_grid_is_local(const rd_pool_grid *g) { return g->tile != NULL; }
+/* Scratch bytes of rd_pool_grid_nearest (q of g->h·g->w rows). */
+size_t rd_pool_grid_scratch_bytes(const rd_pool_grid *g);
+/* For each of the h·w rows of the query map q (h×w×c), the index into g->rows
+ * of its nearest row within its tile's neighbourhood, and the squared L2
+ * distance (as rd_pool_nearest). */
+rd_status rd_pool_grid_nearest(const rd_pool_grid *g, const float *q, int32_t *idx, float *dist2, rd_team *team,
+                               rd_arena *scratch, rd_err *err) RD_WARN_UNUSED;
+
 /* Brute-force reference of rd_pool_nearest, for tests. */
 void rd_pool_nearest_naive(const rd_pool *p, const float *q, size_t nq, int32_t *idx, float *dist2);
 

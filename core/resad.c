@@ -72,21 +72,12 @@ struct rd_worker {
     rd_arena pre; /* preprocessing scratch, grown to the largest image */
 };
 
-/* A level's reference pool: one pool over every position (global search), or
- * one per tile of tc×tc cells holding the references' rows of the tile and
- * its 8 neighbours (local search; see geometry.h). */
-typedef struct lvl_pool {
-    rd_pool *global;
-    rd_pool **tile; /* nty·ntx, row-major */
-    int tc, ntx, nty;
-} lvl_pool;
-
 struct rd_refset {
     atomic_int refs;
     int k, nlevels;
     rd_geometry geo;
     const rd_grid *grid;
-    lvl_pool pool[RD_MAX_LEVELS];
+    rd_pool_grid *pool[RD_MAX_LEVELS]; /* global, or local per tile (pool.h) */
     float mu[RD_MAX_LEVELS], sigma[RD_MAX_LEVELS];
     float *loo;      /* k leave-one-out image scores */
     float threshold;
@@ -778,122 +769,26 @@ nomem:
     return rd_err_set(err, RD_ERR_NOMEM, "out of memory loading stored features");
 }
 
-/* ---- reference pools: global or local (tiled) search ---- */
-
-static void lvl_pool_free(lvl_pool *lp)
-{
-    rd_pool_free(lp->global);
-    if (lp->tile)
-        for (int i = 0; i < lp->ntx * lp->nty; i++) rd_pool_free(lp->tile[i]);
-    free(lp->tile);
-    memset(lp, 0, sizeof *lp);
-}
-
-/* Pool of the nb maps maps[i] (lh×lw×c each).  tc > 0 and more than 2 tiles
- * along an axis: one pool per tile with its 3×3 tile neighbourhood. */
-static rd_status lvl_pool_build(lvl_pool *lp, const float *const *maps, int nb, int lh, int lw, int c,
-                                rd_pool_metric metric, int tc, rd_err *err)
-{
-    memset(lp, 0, sizeof *lp);
-    if (tc <= 0 || (lh <= 2 * tc && lw <= 2 * tc)) {
-        size_t rows[64];
-        for (int i = 0; i < nb; i++) rows[i] = (size_t)lh * lw;
-        lp->global = rd_pool_new(maps, rows, nb, c, metric, err);
-        return lp->global ? RD_OK : (err ? err->code : RD_ERR_NOMEM);
-    }
-    lp->tc = tc;
-    lp->ntx = (lw + tc - 1) / tc;
-    lp->nty = (lh + tc - 1) / tc;
-    lp->tile = calloc((size_t)lp->ntx * lp->nty, sizeof *lp->tile);
-    /* blocks: one per reference and cell row of the neighbourhood */
-    size_t maxb = (size_t)nb * 3 * tc;
-    const float **blocks = malloc(maxb * sizeof *blocks);
-    size_t *rows = malloc(maxb * sizeof *rows);
-    rd_status st = RD_OK;
-    if (!lp->tile || !blocks || !rows) {
-        st = rd_err_set(err, RD_ERR_NOMEM, "out of memory building the reference pool");
-        goto out;
-    }
-    for (int ty = 0; ty < lp->nty; ty++)
-        for (int tx = 0; tx < lp->ntx; tx++) {
-            int y0 = (ty - 1) * tc, y1 = (ty + 2) * tc, x0 = (tx - 1) * tc, x1 = (tx + 2) * tc, n = 0;
-            if (y0 < 0) y0 = 0;
-            if (x0 < 0) x0 = 0;
-            if (y1 > lh) y1 = lh;
-            if (x1 > lw) x1 = lw;
-            for (int i = 0; i < nb; i++)
-                for (int y = y0; y < y1; y++) {
-                    blocks[n] = maps[i] + ((size_t)y * lw + x0) * c;
-                    rows[n++] = (size_t)(x1 - x0);
-                }
-            if (!(lp->tile[ty * lp->ntx + tx] = rd_pool_new(blocks, rows, n, c, metric, err))) {
-                st = err ? err->code : RD_ERR_NOMEM;
-                goto out;
-            }
-        }
-out:
-    free(blocks);
-    free(rows);
-    if (st != RD_OK) lvl_pool_free(lp);
-    return st;
-}
-
-/* Residuals r (n×c) of level features x (lh×lw×c) against their nearest pool rows. */
-static rd_status lvl_pool_residuals(const lvl_pool *lp, const float *x, int lh, int lw, int c, rd_resid mode,
-                                    float *r, rd_team *team, rd_arena *a, rd_err *err)
-{
-    size_t mark = rd_arena_mark(a), n = (size_t)lh * lw;
-    rd_status st = RD_OK;
-    if (lp->global) {
-        int32_t *idx = (int32_t *)rd_arena_alloc(a, n * sizeof(int32_t));
-        float *d2 = rd_arena_floats(a, n);
-        if (!idx || !d2) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (search)");
-        st = rd_pool_nearest(lp->global, x, n, idx, d2, team, a, err);
-        if (st == RD_OK) rd_residuals(x, lp->global->rows, idx, n, c, mode, r);
-        rd_arena_rewind(a, mark);
-        return st;
-    }
-    const size_t tn = (size_t)lp->tc * lp->tc;
-    float *q = rd_arena_floats(a, tn * (size_t)c), *rq = rd_arena_floats(a, tn * (size_t)c);
-    int32_t *idx = (int32_t *)rd_arena_alloc(a, tn * sizeof(int32_t));
-    float *d2 = rd_arena_floats(a, tn);
-    if (!q || !rq || !idx || !d2) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (local search)");
-    for (int ty = 0; ty < lp->nty && st == RD_OK; ty++)
-        for (int tx = 0; tx < lp->ntx && st == RD_OK; tx++) {
-            int y0 = ty * lp->tc, x0 = tx * lp->tc, y1 = y0 + lp->tc, x1 = x0 + lp->tc;
-            size_t nq = 0, k = 0;
-            if (y1 > lh) y1 = lh;
-            if (x1 > lw) x1 = lw;
-            for (int y = y0; y < y1; y++, nq += (size_t)(x1 - x0))
-                memcpy(q + nq * c, x + ((size_t)y * lw + x0) * c, (size_t)(x1 - x0) * c * sizeof(float));
-            const rd_pool *p = lp->tile[ty * lp->ntx + tx];
-            st = rd_pool_nearest(p, q, nq, idx, d2, team, a, err);
-            if (st != RD_OK) break;
-            rd_residuals(q, p->rows, idx, nq, c, mode, rq);
-            for (int y = y0; y < y1; y++, k += (size_t)(x1 - x0))
-                memcpy(r + ((size_t)y * lw + x0) * c, rq + k * c, (size_t)(x1 - x0) * c * sizeof(float));
-        }
-    rd_arena_rewind(a, mark);
-    return st;
-}
-
 /* ---- scoring core shared by calibration and inspection ---- */
 
 /* Raw per-position scores of one level's features x (n×c) against pool. */
-static rd_status level_scores(const rd_model *m, rd_worker *w, const rd_grid *gd, int level, const lvl_pool *pool,
-                              const float *x, float *out, rd_timings *t, rd_err *err)
+static rd_status level_scores(const rd_model *m, rd_worker *w, const rd_grid *gd, int level,
+                              const rd_pool_grid *pool, const float *x, float *out, rd_timings *t, rd_err *err)
 {
     const int c = m->info.level_c[level], lh = gd->lh[level], lw = gd->lw[level];
     const size_t n = gd->ln[level];
     size_t mark = rd_arena_mark(&w->arena);
+    int32_t *idx = (int32_t *)rd_arena_alloc(&w->arena, n * sizeof(int32_t));
+    float *d2 = rd_arena_floats(&w->arena, n);
     float *r = rd_arena_floats(&w->arena, n * (size_t)c);
     double t0 = now_ms(), t1;
     rd_status st;
-    if (!r) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (scores)");
-    st = lvl_pool_residuals(pool, x, lh, lw, c, m->opts.resid, r, w->team, &w->arena, err);
+    if (!idx || !d2 || !r) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (scores)");
+    st = rd_pool_grid_nearest(pool, x, idx, d2, w->team, &w->arena, err);
     if (st != RD_OK) goto out;
     t1 = now_ms();
     if (t) t->nn += t1 - t0;
+    rd_residuals(x, pool->rows, idx, n, c, m->opts.resid, r);
     if (m->learned) {
         const float *e = r;
         if (m->cplan[level]) {
@@ -961,7 +856,7 @@ static float assemble(const rd_model *m, rd_worker *w, const rd_grid *gd, float 
 static void refset_free(rd_refset *r)
 {
     if (!r) return;
-    for (int l = 0; l < RD_MAX_LEVELS; l++) lvl_pool_free(&r->pool[l]);
+    for (int l = 0; l < RD_MAX_LEVELS; l++) rd_pool_grid_free(r->pool[l]);
     free(r->loo);
     free(r);
 }
@@ -1046,15 +941,14 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
     for (int i = 0; i < k; i++) {
         for (int l = 0; l < L; l++) {
             int nb = 0;
-            lvl_pool p;
             for (int j = 0; j < k; j++)
                 if (j != i) blocks[nb++] = refs[j]->data[l];
-            if (lvl_pool_build(&p, blocks, nb, gd->lh[l], gd->lw[l], in->level_c[l], m->opts.metric,
-                               tile_cells(&r->geo, gd, l), err) != RD_OK)
-                goto fail;
-            rd_status st = level_scores(m, w, gd, l, &p, refs[i]->data[l], scores[l] + (size_t)i * gd->ln[l], NULL,
+            rd_pool_grid *p = rd_pool_grid_new(blocks, nb, gd->lh[l], gd->lw[l], in->level_c[l], m->opts.metric,
+                                               tile_cells(&r->geo, gd, l), err);
+            if (!p) goto fail;
+            rd_status st = level_scores(m, w, gd, l, p, refs[i]->data[l], scores[l] + (size_t)i * gd->ln[l], NULL,
                                         err);
-            lvl_pool_free(&p);
+            rd_pool_grid_free(p);
             if (st != RD_OK) goto fail;
         }
     }
@@ -1084,8 +978,8 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
     }
     for (int l = 0; l < L; l++) {
         for (int j = 0; j < k; j++) blocks[j] = refs[j]->data[l];
-        if (lvl_pool_build(&r->pool[l], blocks, k, gd->lh[l], gd->lw[l], in->level_c[l], m->opts.metric,
-                           tile_cells(&r->geo, gd, l), err) != RD_OK)
+        if (!(r->pool[l] = rd_pool_grid_new(blocks, k, gd->lh[l], gd->lw[l], in->level_c[l], m->opts.metric,
+                                            tile_cells(&r->geo, gd, l), err)))
             goto fail;
     }
     goto out;
@@ -1120,7 +1014,7 @@ const rd_geometry *rd_refset_geometry(const rd_refset *r) { return &r->geo; }
 int rd_refset_local_search(const rd_refset *r)
 {
     for (int l = 0; l < r->nlevels; l++)
-        if (r->pool[l].tile) return 1;
+        if (rd_pool_grid_is_local(r->pool[l])) return 1;
     return 0;
 }
 
@@ -1135,7 +1029,7 @@ static rd_status score_levels(const rd_model *m, rd_worker *w, const rd_refset *
     for (int l = 0; l < in->nlevels; l++) {
         scores[l] = rd_arena_floats(&w->arena, gd->ln[l]);
         if (!scores[l]) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (maps)");
-        st = level_scores(m, w, gd, l, &r->pool[l], lv[l], scores[l], &out->t, err);
+        st = level_scores(m, w, gd, l, r->pool[l], lv[l], scores[l], &out->t, err);
         if (st != RD_OK) return st;
     }
     double t1 = now_ms();
