@@ -292,8 +292,8 @@ static rd_model *load_model(cli *c)
     if (!c->mo.backbone_path) {
         if (!rd_default_backbone(path, sizeof path)) {
             fprintf(stderr,
-                    "resad: the default backbone %s is missing; build it with `make` (it is\n"
-                    "       converted from the npm package nsfwjs) or pass --backbone FILE\n",
+                    "resad: the default backbone %s is missing (models/mobilenet_v2.safetensors\n"
+                    "       of the source tree, installed by make install); or pass --backbone FILE\n",
                     path);
             return NULL;
         }
@@ -304,6 +304,23 @@ static rd_model *load_model(cli *c)
         fprintf(stderr, "resad: cannot load backbone %s%s%s: %s\n", c->mo.backbone_path,
                 c->mo.model_path ? " with learned model " : "", c->mo.model_path ? c->mo.model_path : "", err.msg);
     return m;
+}
+
+/* --version: the version, then the default backbone and learned model, each
+ * with its path and sha256 (what `resad score` would load). */
+static int cmd_version(cli *c)
+{
+    printf("resad %s\n", PACKAGE_VERSION);
+    rd_model *m = load_model(c);
+    if (!m) return EXIT_SETUP;
+    const rd_model_info *in = rd_model_get_info(m);
+    printf("backbone %s sha256 %s\n", c->mo.backbone_path, in->backbone_sha256);
+    if (c->mo.model_path)
+        printf("model %s sha256 %s\n", c->mo.model_path, in->model_sha256);
+    else
+        printf("model none (scorer residual-norm)\n");
+    rd_model_free(m);
+    return EXIT_OK;
 }
 
 static int cmd_info(cli *c)
@@ -610,10 +627,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_OK;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("resad %s\n", PACKAGE_VERSION);
-        return EXIT_OK;
-    }
+    if (!strcmp(argv[1], "--version")) return cmd_version(&c);
     if (!strcmp(argv[1], "eval")) return rd_cli_eval(argc, argv);
     if (!strcmp(argv[1], "train")) return rd_cli_train(argc, argv);
     if (strcmp(argv[1], "score") && strcmp(argv[1], "info")) {
