@@ -20,17 +20,18 @@ static int h_healthz(rd_req *r) { return rd_reply_json(r, 200, json_pack("{s:s}"
 
 static int h_readyz(rd_req *r)
 {
+    const rd_model_info *in = rd_engine_info(r->e);
     int db = rd_engine_writable(r->e), loading = rd_engine_loading(r->e);
-    int ready = db && !loading;
-    json_t *o = json_pack("{s:s, s:b, s:b, s:i, s:s, s:i}", "status", ready ? "ready" : "not_ready", "model_loaded", 1,
-                          "db_writable", db, "classes_loading", loading, "model_id", rd_engine_info(r->e)->model_id,
-                          "queue_depth", rd_engine_queue_depth(r->e));
+    int ready = db && in && !loading;
+    json_t *o = json_pack("{s:s, s:b, s:b, s:i, s:s?, s:i}", "status", ready ? "ready" : "not_ready", "model_loaded",
+                          in != NULL, "db_writable", db, "classes_loading", loading, "model_id",
+                          in ? in->model_id : NULL, "queue_depth", rd_engine_queue_depth(r->e));
     return rd_reply_json(r, ready ? 200 : 503, o);
 }
 
 static int h_metrics(rd_req *r)
 {
-    char *t = rd_metrics_render(r->e, rd_engine_writable(r->e) && !rd_engine_loading(r->e));
+    char *t = rd_metrics_render(r->e, rd_engine_info(r->e) && rd_engine_writable(r->e) && !rd_engine_loading(r->e));
     if (!t) return rd_reply_err(r, 500, "internal", "out of memory");
     return rd_reply_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8", t, strlen(t), 1);
 }
@@ -40,7 +41,12 @@ static int h_openapi(rd_req *r)
     return rd_reply_buf(r, 200, "application/json", (void *)rd_openapi_json, strlen(rd_openapi_json), 0);
 }
 
-static int h_model(rd_req *r) { return rd_reply_json(r, 200, rd_view_model(rd_engine_info(r->e))); }
+static int h_model(rd_req *r)
+{
+    const rd_model_info *in = rd_engine_info(r->e);
+    if (!in) return rd_reply_err(r, 503, "busy", "the model is still loading; retry shortly");
+    return rd_reply_json(r, 200, rd_view_model(in));
+}
 
 /* ---- classes ---- */
 static int h_class_list(rd_req *r)

@@ -305,9 +305,14 @@ int main(int argc, char **argv)
     }
     if (cfg.auth != RD_AUTH_OFF && !rd_config_is_loopback(&cfg) && rd_store_token_count(store) == 0)
         rd_log(RD_LOG_WARN, "auth is on and no token exists: create one with `resadd token create --scope admin`");
-    for (;;) {
-        struct timespec ts = {30, 0};
+    for (int tick = 0;; tick++) {
+        /* 1 s ticks: retention every 30, and a model that failed to load stops resadd */
+        struct timespec ts = {1, 0};
         int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (rd_engine_failed(eng, &err)) {
+            rd_log(RD_LOG_ERR, "stopping: %s", err.msg);
+            goto out;
+        }
         if (sig == SIGTERM || sig == SIGINT) {
             rd_log(RD_LOG_INFO, "signal %d: stopping", sig);
             break;
@@ -317,7 +322,7 @@ int main(int argc, char **argv)
             if (rd_log_reopen()) rd_log(RD_LOG_ERR, "cannot reopen log file %s", cfg.log_file);
             continue;
         }
-        if (sig < 0 && errno == EAGAIN) {
+        if (sig < 0 && errno == EAGAIN && tick % 30 == 29) {
             int n = rd_store_prune(store, cfg.retention_days * 86400L, cfg.retention_max);
             if (n > 0) rd_log(RD_LOG_INFO, "retention: %d old inspection(s) removed", n);
         }

@@ -75,6 +75,11 @@ struct rd_engine {
     int started;
     pthread_t loader;
     int loader_started;
+    rd_model_opts mo;          /* what the loader loads */
+    char bpath[4096], mpath[4096];
+    int model_ready;           /* under cmu: model and workers up */
+    int failed;                /* under cmu: the model did not load (msg in fail) */
+    rd_err fail;
     /* queue */
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
@@ -89,6 +94,10 @@ struct rd_engine {
     pthread_mutex_t mmu;
     rd_engine_count counts[MAX_COUNTS];
     int ncounts;
+    /* failed inspections whose failure could not be written (disk full):
+     * recorded once the database is writable again (under mmu) */
+    int64_t unrecorded[64];
+    int nunrecorded;
 };
 
 static double now_ms(void)
@@ -273,8 +282,69 @@ int rd_engine_queue_depth(rd_engine *e)
 }
 int rd_engine_queue_capacity(const rd_engine *e) { return e->cap; }
 int rd_engine_workers(const rd_engine *e) { return e->nworkers; }
-const rd_model_info *rd_engine_info(const rd_engine *e) { return e->info; }
-int rd_engine_writable(rd_engine *e) { return rd_store_writable(e->store); }
+const rd_model_info *rd_engine_info(rd_engine *e)
+{
+    pthread_mutex_lock(&e->cmu);
+    const rd_model_info *in = e->model_ready ? e->info : NULL;
+    pthread_mutex_unlock(&e->cmu);
+    return in;
+}
+
+int rd_engine_failed(rd_engine *e, rd_err *err)
+{
+    pthread_mutex_lock(&e->cmu);
+    int f = e->failed;
+    if (f && err) *err = e->fail;
+    pthread_mutex_unlock(&e->cmu);
+    return f;
+}
+
+/* Loads the model and starts the workers (the loader thread's first step). */
+static rd_status load_model(rd_engine *e, rd_err *err)
+{
+    e->model = rd_model_load(&e->mo, err);
+    if (!e->model) {
+        rd_err_prefix(err, "backbone %s%s%s", e->mo.backbone_path, e->mo.model_path ? " with learned model " : "",
+                      e->mo.model_path ? e->mo.model_path : "");
+        return err->code ? err->code : RD_ERR_IO;
+    }
+    e->info = rd_model_get_info(e->model);
+    rd_log(RD_LOG_INFO, "model %s: arch %s, scorer %s, size %d, %d levels, model id %.16s…", e->mo.backbone_path,
+           e->info->arch, e->info->scorer, e->info->size, e->info->nlevels, e->info->model_id);
+    rd_log(RD_LOG_INFO, "%d worker(s) × %d thread(s), queue %d", e->nworkers, e->mo.threads, e->cap);
+    for (int i = 0; i < e->nworkers; i++)
+        if (!(e->workers[i] = rd_worker_new(e->model, err))) return err->code ? err->code : RD_ERR_NOMEM;
+    for (int k = 0; k < e->nworkers; k++) {
+        warg *a = malloc(sizeof *a);
+        if (!a) return rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        a->e = e;
+        a->i = k;
+        if (pthread_create(&e->threads[k], NULL, worker_main, a) != 0) {
+            free(a);
+            return rd_err_set(err, RD_ERR_INTERNAL, "cannot start worker thread");
+        }
+        e->started = k + 1;
+    }
+    pthread_mutex_lock(&e->cmu);
+    e->model_ready = 1;
+    pthread_mutex_unlock(&e->cmu);
+    return RD_OK;
+}
+int rd_engine_writable(rd_engine *e)
+{
+    int w = rd_store_writable(e->store);
+    pthread_mutex_lock(&e->mmu);
+    for (int i = 0; w && i < e->nunrecorded;) {
+        if (rd_store_insp_fail(e->store, e->unrecorded[i], code_name(e, RD_E_FULL),
+                               "the disk was full when this inspection finished", NULL) != RD_E_OK) {
+            i++;
+            continue;
+        }
+        e->unrecorded[i] = e->unrecorded[--e->nunrecorded];
+    }
+    pthread_mutex_unlock(&e->mmu);
+    return w;
+}
 
 int rd_engine_loading(rd_engine *e)
 {
@@ -503,8 +573,11 @@ static void run_load(rd_engine *e, rd_worker *w, job *j)
     eclass *c = j->cls;
     rd_refset *rs = NULL;
     pthread_mutex_lock(&c->reg_mu);
+    pthread_mutex_lock(&e->qmu);
+    int stopping = e->stopping; /* a stop does not wait for every class to load */
+    pthread_mutex_unlock(&e->qmu);
     pthread_mutex_lock(&e->cmu);
-    int todo = c->loading && !c->deleted;
+    int todo = c->loading && !c->deleted && !stopping;
     pthread_mutex_unlock(&e->cmu);
     if (todo) {
         if (build_class(e, w, c->name, NULL, 0, &rs, &j->err) != RD_OK)
@@ -561,6 +634,18 @@ static void *loader_main(void *arg)
     double t0 = now_ms();
     int nclasses = 0, nj = 0;
     job **jobs = NULL;
+    if (load_model(e, &err) != RD_OK) {
+        rd_log(RD_LOG_ERR, "%s", err.msg);
+        pthread_mutex_lock(&e->cmu);
+        e->failed = 1;
+        e->fail = err;
+        for (eclass *c = e->classes; c; c = c->next) c->loading = 0;
+        e->nloading = 0;
+        pthread_mutex_unlock(&e->cmu);
+        return NULL;
+    }
+    rd_log(RD_LOG_INFO, "model loaded in %.0f ms", now_ms() - t0);
+    t0 = now_ms();
     pthread_mutex_lock(&e->cmu);
     for (eclass *c = e->classes; c; c = c->next) nclasses++;
     pthread_mutex_unlock(&e->cmu);
@@ -880,9 +965,14 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
     goto out;
 fail:
     rd_log(RD_LOG_WARN, "inspection %lld (class %s) failed: %s", (long long)j->id, j->cls->name, j->err.msg);
-    /* on a full disk this may fail too: the row then stays queued and is
-     * failed (or, with stored bytes, run again) at the next start */
-    rd_store_insp_fail(e->store, j->id, code_name(e, j->code), j->err.msg, NULL);
+    /* on a full disk this fails too: then it is written when the disk has
+     * room again (rd_engine_writable), not left queued */
+    if (rd_store_insp_fail(e->store, j->id, code_name(e, j->code), j->err.msg, NULL) != RD_E_OK) {
+        pthread_mutex_lock(&e->mmu);
+        if (e->nunrecorded < (int)(sizeof e->unrecorded / sizeof *e->unrecorded))
+            e->unrecorded[e->nunrecorded++] = j->id;
+        pthread_mutex_unlock(&e->mmu);
+    }
     count(e, j->cls->name, "failed");
 out:
     for (int k = 0; k < 3; k++) rd_png_buf_release(&png[k]);
@@ -988,8 +1078,6 @@ rd_ecode rd_engine_token_scope(rd_engine *e, const char *hash, char scope[16])
 /* ---- lifecycle ---- */
 rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
 {
-    rd_model_opts mo;
-    char path[4096], mpath[4096];
     rd_engine *e = calloc(1, sizeof *e);
     rd_class_row *rows = NULL;
     int nrows = 0;
@@ -1006,50 +1094,46 @@ rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
     pthread_cond_init(&e->qcv, NULL);
     pthread_mutex_init(&e->cmu, NULL);
     pthread_mutex_init(&e->mmu, NULL);
-    rd_model_opts_default(&mo);
+    /* the files are found now (a clear error at once); loaded in the background */
+    rd_model_opts_default(&e->mo);
     int default_backbone = !o->backbone || !o->backbone[0];
     if (!default_backbone) {
-        mo.backbone_path = o->backbone;
-    } else if (rd_default_backbone(path, sizeof path)) {
-        mo.backbone_path = path;
-    } else {
+        snprintf(e->bpath, sizeof e->bpath, "%s", o->backbone);
+    } else if (!rd_default_backbone(e->bpath, sizeof e->bpath)) {
         rd_err_set(err, RD_ERR_IO, "the default backbone %s is missing (install resadd with `make install`, or set "
-                   "model = PATH)", path);
+                   "model = PATH)", e->bpath);
         goto fail;
     }
+    e->mo.backbone_path = e->bpath;
     /* the learned model: configured, "none" (residual-norm), or the shipped one
      * (only beside the default backbone, which it was trained on) */
-    if (rd_choose_model(o->learned_model && o->learned_model[0] ? o->learned_model : NULL, default_backbone, mpath,
-                        sizeof mpath, &mo.model_path)) {
+    if (rd_choose_model(o->learned_model && o->learned_model[0] ? o->learned_model : NULL, default_backbone, e->mpath,
+                        sizeof e->mpath, &e->mo.model_path)) {
         rd_err_set(err, RD_ERR_IO, "the shipped learned model %s is missing (install resadd with `make install`, "
-                   "or set learned_model = none to score with residual-norm)", mpath);
+                   "or set learned_model = none to score with residual-norm)", e->mpath);
         goto fail;
     }
-    mo.max_shots = o->max_references;
+    if (e->mo.model_path && access(e->mo.model_path, R_OK) != 0) {
+        rd_err_set(err, RD_ERR_IO, "learned model %s: %s", e->mo.model_path, strerror(errno));
+        goto fail;
+    }
+    if (access(e->bpath, R_OK) != 0) {
+        rd_err_set(err, RD_ERR_IO, "backbone %s: %s", e->bpath, strerror(errno));
+        goto fail;
+    }
+    e->mo.max_shots = o->max_references;
     e->nworkers = o->workers;
-    mo.threads = o->threads_per_worker;
-    if (mo.threads <= 0) {
+    e->mo.threads = o->threads_per_worker;
+    if (e->mo.threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        mo.threads = nc > e->nworkers ? (int)(nc / e->nworkers) : 1;
+        e->mo.threads = nc > e->nworkers ? (int)(nc / e->nworkers) : 1;
     }
-    e->model = rd_model_load(&mo, err);
-    if (!e->model) {
-        rd_err_prefix(err, "backbone %s%s%s", mo.backbone_path, mo.model_path ? " with learned model " : "",
-                      mo.model_path ? mo.model_path : "");
-        goto fail;
-    }
-    e->info = rd_model_get_info(e->model);
-    rd_log(RD_LOG_INFO, "model %s: arch %s, scorer %s, size %d, %d levels, model id %.16s…", mo.backbone_path,
-           e->info->arch, e->info->scorer, e->info->size, e->info->nlevels, e->info->model_id);
-    rd_log(RD_LOG_INFO, "%d worker(s) × %d thread(s), queue %d", e->nworkers, mo.threads, e->cap);
     e->workers = calloc((size_t)e->nworkers, sizeof *e->workers);
     e->threads = calloc((size_t)e->nworkers, sizeof *e->threads);
     if (!e->workers || !e->threads) {
         rd_err_set(err, RD_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (int i = 0; i < e->nworkers; i++)
-        if (!(e->workers[i] = rd_worker_new(e->model, err))) goto fail;
     /* the classes exist at once (loading); their reference sets follow in the background */
     if (rd_store_class_list(store, &rows, &nrows, err) != RD_E_OK) goto fail;
     for (int i = nrows - 1; i >= 0; i--)
@@ -1061,21 +1145,6 @@ rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
     rows = NULL;
     int failed = rd_store_insp_fail_orphans(store, "resadd stopped before this inspection ran");
     if (failed > 0) rd_log(RD_LOG_WARN, "%d queued inspection(s) from the previous run marked failed", failed);
-    for (int k = 0; k < e->nworkers; k++) {
-        warg *a = malloc(sizeof *a);
-        if (!a) {
-            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        a->e = e;
-        a->i = k;
-        if (pthread_create(&e->threads[k], NULL, worker_main, a) != 0) {
-            free(a);
-            rd_err_set(err, RD_ERR_INTERNAL, "cannot start worker thread");
-            goto fail;
-        }
-        e->started = k + 1;
-    }
     if (pthread_create(&e->loader, NULL, loader_main, e) != 0) {
         rd_err_set(err, RD_ERR_INTERNAL, "cannot start the loader thread");
         goto fail;

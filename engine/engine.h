@@ -10,8 +10,9 @@
  * structs (mostly the store's rows), errors an rd_ecode (sql/ecode.h) plus a
  * message in rd_err; nothing here knows about HTTP or JSON.
  *
- * Start-up: rd_engine_new loads the model and starts the workers at once;
- * every class's reference set is then built in the background from its stored
+ * Start-up: rd_engine_new finds the model files and returns at once (so HTTP
+ * can answer liveness); a loader thread loads the model, starts the workers,
+ * then builds every class's reference set from its stored
  * features (recomputed from the stored image bytes only when the backbone
  * changed), and async inspections left queued by a crash are run again.
  * rd_engine_loading() counts the classes still loading (for /readyz). */
@@ -78,14 +79,18 @@ typedef struct rd_engine_count {
     unsigned long n;
 } rd_engine_count;
 
-/* Loads the model, starts the workers and the background class loader.
+/* Checks the model files and starts the background loader (model, workers,
+ * classes, recovered jobs).
  * opts and store must outlive the engine. */
 rd_engine *rd_engine_new(const rd_engine_opts *opts, rd_store *store, rd_err *err);
 /* Stops taking work, runs what is queued to completion, joins the threads. */
 void rd_engine_stop(rd_engine *e);
 void rd_engine_free(rd_engine *e);
 
-const rd_model_info *rd_engine_info(const rd_engine *e);
+/* The model's description; NULL while it is still loading. */
+const rd_model_info *rd_engine_info(rd_engine *e);
+/* 1 (and err) when the model failed to load in the background. */
+int rd_engine_failed(rd_engine *e, rd_err *err);
 int rd_engine_queue_depth(rd_engine *e);
 int rd_engine_queue_capacity(const rd_engine *e);
 int rd_engine_workers(const rd_engine *e);
