@@ -205,7 +205,9 @@ log_level = info
 learned_model = none
 """)
     put("config", "v6.conf", b"listen = [::1]:0\nauth = on\nlog_file = /tmp/x.log\n")
-    put("config", "override.conf", b"workers=256\n")
+    put("config", "override.conf", b"256\n")
+    put("config", "v6-override.conf", b"[fe80::1]:65535\n")
+    put("config", "path-override.conf", b"/var/lib/resadd-2\n")
     put("config", "bad-int.conf", b"workers = 99999999999999999999999\n")
     put("config", "no-eq.conf", b"   \t# comment\nlisten\n")
     put("config", "long-line.conf", b"data_dir = " + b"a" * 5000 + b"\n")
