@@ -21,12 +21,15 @@
  *   search    nearest-neighbour search: 0 = over the whole pool (the paper),
  *             T > 0 = local: the grid is cut into T×T-working-pixel tiles and a
  *             query searches only the references' positions in its own and the
- *             8 neighbouring tiles (aligned objects), so the cost grows linearly
- *             with the working pixels; on a grid of at most 2 tiles per axis the
- *             neighbourhood is the whole grid and the result equals the global
- *             search bit for bit.  Default RD_GEO_SEARCH_TILE.
+ *             8 neighbouring tiles (aligned objects: the match lies within
+ *             T..2T working pixels), so the cost grows linearly with the working
+ *             pixels.  While a level has at most 18 tiles' worth of positions
+ *             the search stays global (the neighbourhood would be half the grid
+ *             anyway; then the result is the paper's exactly): with the default
+ *             T = 112 that is every level up to 16:9 at S = 320 (576×320), so
+ *             the default working size is searched globally.  See pool.h.
  * It serializes to one line of text (rd_geometry_format / rd_geometry_parse):
- *   "frame=1920x1080 roi=0,0,1920,1080 work=400x224 s=224 stride=16 fit=none alpha=composite search=224"
+ *   "frame=1920x1080 roi=0,0,1920,1080 work=400x224 s=224 stride=16 fit=none alpha=composite search=112"
  * which the daemon can store per class.
  *
  * rd_view maps one image onto a geometry: the source rectangle of the image
@@ -46,7 +49,7 @@
 
 #define RD_GEO_MAX_SIDE 4096            /* working grid side */
 #define RD_GEO_MAX_PIXELS (2048u * 2048u) /* working grid pixels */
-#define RD_GEO_SEARCH_TILE 224          /* default local-search tile (working pixels) */
+#define RD_GEO_SEARCH_TILE 112          /* default local-search tile (working pixels) */
 #define RD_GEO_ASPECT_TOL 0.01          /* relative aspect difference still "the same aspect" */
 #define RD_GEO_TEXT_MAX 256
 

@@ -371,6 +371,11 @@ void rd_pool_nearest_naive(const rd_pool *p, const float *q, size_t nq, int32_t 
 
 /* ---- local search (see pool.h) ---- */
 
+int rd_pool_grid_global(int h, int w, int tc)
+{
+    return tc <= 0 || (h <= 2 * tc && w <= 2 * tc) || (double)h * w <= 18.0 * tc * tc;
+}
+
 void rd_pool_grid_free(rd_pool_grid *g)
 {
     if (!g) return;
@@ -398,7 +403,7 @@ rd_pool_grid *rd_pool_grid_new(const float *const *maps, int nmaps, int h, int w
     g = calloc(1, sizeof *g);
     if (!g) goto nomem;
     g->h = h, g->w = w, g->c = c, g->nmaps = nmaps;
-    if (tc <= 0 || (h <= 2 * tc && w <= 2 * tc)) {
+    if (rd_pool_grid_global(h, w, tc)) {
         size_t nr[64];
         if (nmaps > 64) {
             rd_err_set(err, RD_ERR_LIMIT, "reference pool: %d maps, at most 64", nmaps);

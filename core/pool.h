@@ -77,9 +77,10 @@ void rd_pool_force_sgemm(int on);
  * query compares against a bounded number of rows, and the cost is linear in
  * h·w (memory: ≤ 9× the plain pool).  A query whose nearest normal feature lies
  * more than a tile away is not matched to it — the price of linearity, and
- * why tiles are large (224 working pixels by default).  With at most 2 tiles
- * along each axis every neighbourhood is the whole grid: then it is one plain
- * pool, and the result is exactly the global search's. */
+ * why the neighbourhood spans 3×3 tiles.  A grid of at most 18 tiles' worth of
+ * positions (h·w ≤ 18·tc²; then a neighbourhood would be half of it or more)
+ * keeps one plain pool: the result is exactly the global search's, and the
+ * rows a query is compared with stay below 18·k·tc² in every case. */
 typedef struct rd_pool_grid {
     int h, w, c, nmaps;
     float *rows;        /* nmaps·h·w × c: all maps (residuals index these) */
@@ -89,6 +90,8 @@ typedef struct rd_pool_grid {
     int tc, ntx, nty;
 } rd_pool_grid;
 
+/* 1 if an h×w grid with tc×tc tiles is searched globally (tc ≤ 0: always). */
+int rd_pool_grid_global(int h, int w, int tc);
 /* nmaps maps of h×w×c floats (copied).  tc ≤ 0: always global. */
 rd_pool_grid *rd_pool_grid_new(const float *const *maps, int nmaps, int h, int w, int c, rd_pool_metric metric,
                                int tc, rd_err *err);

@@ -3,8 +3,8 @@
  *
  * Random maps: for every query position, the answer must be the nearest row
  * among all maps' positions in the query's tile and its 8 neighbours (brute
- * force in double), with its exact squared distance; with at most 2 tiles per
- * axis it must equal the global search over the whole pool, index for index;
+ * force in double), with its exact squared distance; on a grid of at most 18
+ * tiles' worth of positions it must equal the global search, index for index;
  * the sgemm-tiles kernel and the fused kernel agree; the scratch bound holds. */
 #include <math.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@ static void check_grid(int nmaps, int h, int w, int c, int tc, rd_pool_metric me
     rd_pool_grid *g = rd_pool_grid_new(maps, nmaps, h, w, c, metric, tc, &err);
     RD_CHECK(g != NULL, "grid: %s", err.msg);
     if (!g) return;
-    const int local = tc > 0 && (h > 2 * tc || w > 2 * tc);
+    const int local = tc > 0 && (h > 2 * tc || w > 2 * tc) && h * w > 18 * tc * tc;
     RD_CHECK(rd_pool_grid_is_local(g) == local, "%dx%d tile %d: local %d", h, w, tc, rd_pool_grid_is_local(g));
     RD_CHECK(rd_arena_init(&a, rd_pool_grid_scratch_bytes(g), &err) == RD_OK, "arena");
     RD_CHECK(rd_pool_grid_nearest(g, q, idx, d2, team, &a, &err) == RD_OK, "%s", err.msg);
@@ -107,8 +107,9 @@ int main(void)
         rd_pool_force_sgemm(pass);
         check_grid(3, 23, 37, 8, 5, RD_POOL_L2, team, 11u + pass);      /* 5×8 tiles, ragged edges */
         check_grid(2, 30, 12, 24, 4, RD_POOL_COSINE, team, 21u + pass); /* 8×3 tiles */
-        check_grid(4, 14, 25, 16, 7, RD_POOL_L2, team, 31u + pass);     /* 2×4 tiles: local along x */
+        check_grid(4, 14, 70, 16, 7, RD_POOL_L2, team, 31u + pass);     /* 2×10 tiles: local along x */
         check_grid(4, 14, 14, 16, 7, RD_POOL_L2, team, 41u + pass);     /* 2×2: global */
+        check_grid(2, 21, 42, 8, 7, RD_POOL_L2, team, 61u + pass);      /* 3×6 tiles, 18 tiles' worth: global */
         check_grid(2, 9, 9, 8, 0, RD_POOL_L2, team, 51u + pass);        /* tile 0: global */
     }
     rd_pool_force_sgemm(0);
