@@ -123,6 +123,13 @@ void rd_pool_free(rd_pool *p)
 
 static size_t fused_scratch_bytes(size_t nq, int c);
 
+/* Row ranges [r[2i], r[2i+1]) of a pool a search visits (local search); the
+ * whole pool is one range.  Range starts are multiples of RD_POOL_PANEL. */
+typedef struct row_ranges {
+    size_t r[6];
+    int n;
+} row_ranges;
+
 size_t rd_pool_scratch_bytes(int c, size_t nq)
 {
     size_t a = rd_arena_need((size_t)QTILE * PTILE * sizeof(float)) +
@@ -132,8 +139,8 @@ size_t rd_pool_scratch_bytes(int c, size_t nq)
     return a > b ? a : b;
 }
 
-static rd_status nearest_sgemm(const rd_pool *p, const float *q, size_t nq, int32_t *idx, float *dist2,
-                               rd_arena *scratch, rd_err *err);
+static rd_status nearest_sgemm(const rd_pool *p, const row_ranges *rr, const float *q, size_t nq, int32_t *idx,
+                               float *dist2, rd_arena *scratch, rd_err *err);
 
 static float sqdist(const float *a, const float *b, int c)
 {
@@ -152,8 +159,9 @@ static float sqdist(const float *a, const float *b, int c)
  * masked compare keeps the running best value and row index per lane.  The
  * similarity matrix exists only in registers.  Pool rows are visited in
  * chunks that fit L1, so each chunk is reused by every query group. */
-__attribute__((target("avx512f"))) static void fused_search(const rd_pool *p, const float *qrows, size_t nq,
-                                                             int32_t *idx, float *state)
+__attribute__((target("avx512f"))) static void fused_search(const rd_pool *p, const row_ranges *rr,
+                                                             const float *qrows, size_t nq, int32_t *idx,
+                                                             float *state)
 {
     const int c = p->c;
     const size_t chunk_panels = (size_t)(24576 / (4 * RD_POOL_PANEL * c)) > 0
@@ -166,8 +174,10 @@ __attribute__((target("avx512f"))) static void fused_search(const rd_pool *p, co
         _mm512_storeu_ps(bv_all + i * 16, _mm512_set1_ps(-INFINITY));
         _mm512_storeu_si512((void *)(bi_all + i * 16), _mm512_setzero_si512());
     }
-    for (size_t b0 = 0; b0 < p->npanels; b0 += chunk_panels) {
-        const size_t b1 = b0 + chunk_panels < p->npanels ? b0 + chunk_panels : p->npanels;
+    for (int ri = 0; ri < rr->n; ri++) {
+    const size_t pa = rr->r[2 * ri] / RD_POOL_PANEL, pe = (rr->r[2 * ri + 1] + RD_POOL_PANEL - 1) / RD_POOL_PANEL;
+    for (size_t b0 = pa; b0 < pe; b0 += chunk_panels) {
+        const size_t b1 = b0 + chunk_panels < pe ? b0 + chunk_panels : pe;
         for (size_t g = 0; g < nq; g += QGROUP) {
             const float *qp[QGROUP];
             __m512 bv[QGROUP];
@@ -204,6 +214,7 @@ __attribute__((target("avx512f"))) static void fused_search(const rd_pool *p, co
             }
         }
     }
+    }
     for (size_t i = 0; i < nq; i++) {
         const float *v = bv_all + i * 16;
         int32_t ids[16];
@@ -226,6 +237,7 @@ static size_t fused_scratch_bytes(size_t nq, int c)
 
 typedef struct search_job {
     const rd_pool *p;
+    const row_ranges *rr;
     const float *q;  /* original queries */
     const float *qk; /* search keys of the queries (normalized for cosine) */
     size_t nq;
@@ -241,7 +253,7 @@ static void search_task(void *ctx, int task)
     const int c = j->p->c;
     size_t q0 = (size_t)task * TASK_QUERIES;
     size_t n = j->nq - q0 < TASK_QUERIES ? j->nq - q0 : TASK_QUERIES;
-    fused_search(j->p, j->qk + q0 * (size_t)c, n, j->idx + q0, j->state + q0 * 32);
+    fused_search(j->p, j->rr, j->qk + q0 * (size_t)c, n, j->idx + q0, j->state + q0 * 32);
     for (size_t i = q0; i < q0 + n; i++)
         j->dist2[i] = sqdist(j->q + i * (size_t)c, j->p->rows + (size_t)j->idx[i] * c, c);
 #else
@@ -250,12 +262,12 @@ static void search_task(void *ctx, int task)
 #endif
 }
 
-rd_status rd_pool_nearest(const rd_pool *p, const float *q, size_t nq, int32_t *idx, float *dist2,
-                          rd_team *team, rd_arena *scratch, rd_err *err)
+static rd_status nearest_ranges(const rd_pool *p, const row_ranges *rr, const float *q, size_t nq, int32_t *idx,
+                                float *dist2, rd_team *team, rd_arena *scratch, rd_err *err)
 {
     if (have_avx512() && p->panels) {
         size_t mark = rd_arena_mark(scratch);
-        search_job j = {p, q, q, nq, idx, dist2, rd_arena_floats(scratch, nq * 32)};
+        search_job j = {p, rr, q, q, nq, idx, dist2, rd_arena_floats(scratch, nq * 32)};
         if (!j.state) return rd_err_set(err, RD_ERR_INTERNAL, "pool search: scratch arena too small");
         if (p->metric == RD_POOL_COSINE) {
             float *qn = rd_arena_floats(scratch, nq * (size_t)p->c);
@@ -273,11 +285,18 @@ rd_status rd_pool_nearest(const rd_pool *p, const float *q, size_t nq, int32_t *
         rd_arena_rewind(scratch, mark);
         return RD_OK;
     }
-    return nearest_sgemm(p, q, nq, idx, dist2, scratch, err);
+    return nearest_sgemm(p, rr, q, nq, idx, dist2, scratch, err);
 }
 
-static rd_status nearest_sgemm(const rd_pool *p, const float *q, size_t nq, int32_t *idx, float *dist2,
-                               rd_arena *scratch, rd_err *err)
+rd_status rd_pool_nearest(const rd_pool *p, const float *q, size_t nq, int32_t *idx, float *dist2,
+                          rd_team *team, rd_arena *scratch, rd_err *err)
+{
+    row_ranges all = {{0, p->n}, 1};
+    return nearest_ranges(p, &all, q, nq, idx, dist2, team, scratch, err);
+}
+
+static rd_status nearest_sgemm(const rd_pool *p, const row_ranges *rr, const float *q, size_t nq, int32_t *idx,
+                               float *dist2, rd_arena *scratch, rd_err *err)
 {
     const int c = p->c;
     size_t mark = rd_arena_mark(scratch);
@@ -304,10 +323,11 @@ static rd_status nearest_sgemm(const rd_pool *p, const float *q, size_t nq, int3
         }
         for (int i = 0; i < qb; i++) {
             best[i] = -FLT_MAX;
-            idx[q0 + i] = 0;
+            idx[q0 + i] = (int32_t)rr->r[0];
         }
-        for (size_t p0 = 0; p0 < p->n; p0 += PTILE) {
-            const int pb = (int)(p->n - p0 < PTILE ? p->n - p0 : PTILE);
+        for (int ri = 0; ri < rr->n; ri++)
+        for (size_t p0 = rr->r[2 * ri], pend = rr->r[2 * ri + 1]; p0 < pend; p0 += PTILE) {
+            const int pb = (int)(pend - p0 < PTILE ? pend - p0 : PTILE);
             /* tile[qb×pb] = Q · Kᵀ */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qb, pb, c, 1.0f, qrows, c,
                         p->keys + p0 * (size_t)c, c, 0.0f, tile, pb);
@@ -379,24 +399,20 @@ int rd_pool_grid_global(int h, int w, int tc)
 void rd_pool_grid_free(rd_pool_grid *g)
 {
     if (!g) return;
-    rd_pool_free(g->global);
-    for (int i = 0; g->tile && i < g->ntx * g->nty; i++) {
-        rd_pool_free(g->tile[i]);
-        free(g->tile_idx[i]);
-    }
-    free(g->tile);
-    free(g->tile_idx);
-    if (!g->global) free(g->rows); /* else the global pool's own rows */
+    rd_pool_free(g->pool);
+    free(g->tile_row);
     free(g);
 }
 
+/* Tile t's rows: [tile_row[t], tile_row[t + 1]) of the banded pool. */
 rd_pool_grid *rd_pool_grid_new(const float *const *maps, int nmaps, int h, int w, int c, rd_pool_metric metric,
                                int tc, rd_err *err)
 {
     rd_pool_grid *g = NULL;
     const float **blocks = NULL;
-    size_t *rows = NULL, n = (size_t)h * w, bytes;
-    if (nmaps < 1 || h < 1 || w < 1 || c < 1 || !rd_mul_size(n * (size_t)nmaps, (size_t)c * sizeof(float), &bytes)) {
+    size_t *rows = NULL, n = (size_t)h * w;
+    float *zero = NULL;
+    if (nmaps < 1 || nmaps > 64 || h < 1 || w < 1 || c < 1) {
         rd_err_set(err, RD_ERR_ARG, "reference pool: bad map shape");
         return NULL;
     }
@@ -405,54 +421,69 @@ rd_pool_grid *rd_pool_grid_new(const float *const *maps, int nmaps, int h, int w
     g->h = h, g->w = w, g->c = c, g->nmaps = nmaps;
     if (rd_pool_grid_global(h, w, tc)) {
         size_t nr[64];
-        if (nmaps > 64) {
-            rd_err_set(err, RD_ERR_LIMIT, "reference pool: %d maps, at most 64", nmaps);
-            goto fail;
-        }
         for (int i = 0; i < nmaps; i++) nr[i] = n;
-        if (!(g->global = rd_pool_new(maps, nr, nmaps, c, metric, err))) goto fail;
-        g->rows = g->global->rows; /* concatenated in map order: the same indices */
+        if (!(g->pool = rd_pool_new(maps, nr, nmaps, c, metric, err))) goto fail;
+        g->rows = g->pool->rows;
         return g;
     }
-    if (!(g->rows = malloc(bytes))) goto nomem;
-    for (int i = 0; i < nmaps; i++) memcpy(g->rows + (size_t)i * n * c, maps[i], n * (size_t)c * sizeof(float));
+    /* Banded layout: tile after tile (row-major over tiles), each tile's rows
+     * of every map, padded to a whole panel with rows that never win.  The
+     * 3×3 neighbourhood of a tile is then 3 contiguous row ranges, one per
+     * band, of a single pool: nothing is stored twice. */
     g->tc = tc;
     g->ntx = (w + tc - 1) / tc;
     g->nty = (h + tc - 1) / tc;
-    size_t nt = (size_t)g->ntx * g->nty, maxb = (size_t)nmaps * 3 * (size_t)tc;
-    g->tile = calloc(nt, sizeof *g->tile);
-    g->tile_idx = calloc(nt, sizeof *g->tile_idx);
+    const size_t nt = (size_t)g->ntx * g->nty, maxb = (size_t)nmaps * tc * nt + nt;
+    g->tile_row = calloc(nt + 1, sizeof *g->tile_row);
     blocks = malloc(maxb * sizeof *blocks);
     rows = malloc(maxb * sizeof *rows);
-    if (!g->tile || !g->tile_idx || !blocks || !rows) goto nomem;
+    zero = calloc((size_t)RD_POOL_PANEL * c, sizeof *zero);
+    if (!g->tile_row || !blocks || !rows || !zero) goto nomem;
+    size_t nb = 0, at = 0;
     for (int ty = 0; ty < g->nty; ty++)
         for (int tx = 0; tx < g->ntx; tx++) {
-            int y0 = (ty - 1) * tc, y1 = (ty + 2) * tc, x0 = (tx - 1) * tc, x1 = (tx + 2) * tc, nb = 0;
-            size_t k = 0;
-            if (y0 < 0) y0 = 0;
-            if (x0 < 0) x0 = 0;
-            if (y1 > h) y1 = h;
-            if (x1 > w) x1 = w;
-            int32_t *ix = malloc((size_t)nmaps * (y1 - y0) * (x1 - x0) * sizeof *ix);
-            if (!ix) goto nomem;
-            g->tile_idx[ty * g->ntx + tx] = ix;
+            int y0 = ty * tc, x0 = tx * tc, y1 = y0 + tc > h ? h : y0 + tc, x1 = x0 + tc > w ? w : x0 + tc;
+            g->tile_row[ty * g->ntx + tx] = at;
             for (int i = 0; i < nmaps; i++)
                 for (int y = y0; y < y1; y++) {
-                    size_t first = (size_t)i * n + (size_t)y * w + x0;
-                    blocks[nb] = g->rows + first * c;
+                    blocks[nb] = maps[i] + ((size_t)y * w + x0) * c;
                     rows[nb++] = (size_t)(x1 - x0);
-                    for (int x = x0; x < x1; x++) ix[k++] = (int32_t)(first + (size_t)(x - x0));
+                    at += (size_t)(x1 - x0);
                 }
-            if (!(g->tile[ty * g->ntx + tx] = rd_pool_new(blocks, rows, nb, c, metric, err))) goto fail;
+            size_t pad = (RD_POOL_PANEL - at % RD_POOL_PANEL) % RD_POOL_PANEL;
+            if (pad) {
+                blocks[nb] = zero;
+                rows[nb++] = pad;
+                at += pad;
+            }
         }
+    g->tile_row[nt] = at;
+    if (!(g->pool = rd_pool_new(blocks, rows, (int)nb, c, metric, err))) goto fail;
+    g->rows = g->pool->rows;
+    /* padding rows never win: bias −inf (the fused kernel's panel bias too) */
+    nb = 0;
+    for (size_t t = 0; t < nt; t++) {
+        size_t r = g->tile_row[t];
+        for (int i = 0; i < nmaps; i++) {
+            int ty = (int)(t / (size_t)g->ntx), tx = (int)(t % (size_t)g->ntx);
+            int y1 = (ty + 1) * tc > h ? h : (ty + 1) * tc, x1 = (tx + 1) * tc > w ? w : (tx + 1) * tc;
+            r += (size_t)(y1 - ty * tc) * (size_t)(x1 - tx * tc);
+        }
+        for (; r < g->tile_row[t + 1]; r++) {
+            g->pool->bias[r] = -INFINITY;
+            if (g->pool->panel_bias) g->pool->panel_bias[r] = -INFINITY;
+        }
+    }
     free(blocks);
     free(rows);
+    free(zero);
     return g;
 nomem:
     rd_err_set(err, RD_ERR_NOMEM, "out of memory building the reference pool");
 fail:
     free(blocks);
     free(rows);
+    free(zero);
     rd_pool_grid_free(g);
     return NULL;
 }
@@ -460,7 +491,7 @@ fail:
 size_t rd_pool_grid_scratch_bytes(const rd_pool_grid *g)
 {
     size_t n = (size_t)g->h * g->w;
-    if (g->global) return rd_pool_scratch_bytes(g->c, n);
+    if (!g->tc) return rd_pool_scratch_bytes(g->c, n);
     size_t tn = (size_t)g->tc * g->tc;
     return rd_arena_need(tn * (size_t)g->c * sizeof(float)) + 2 * rd_arena_need(tn * sizeof(float)) +
            rd_pool_scratch_bytes(g->c, tn);
@@ -472,7 +503,7 @@ rd_status rd_pool_grid_nearest(const rd_pool_grid *g, const float *q, int32_t *i
     const int c = g->c, tc = g->tc;
     size_t mark = rd_arena_mark(a);
     rd_status st = RD_OK;
-    if (g->global) return rd_pool_nearest(g->global, q, (size_t)g->h * g->w, idx, dist2, team, a, err);
+    if (!tc) return rd_pool_nearest(g->pool, q, (size_t)g->h * g->w, idx, dist2, team, a, err);
     const size_t tn = (size_t)tc * tc;
     float *qt = rd_arena_floats(a, tn * (size_t)c), *dt = rd_arena_floats(a, tn);
     int32_t *it = (int32_t *)rd_arena_alloc(a, tn * sizeof(int32_t));
@@ -480,22 +511,27 @@ rd_status rd_pool_grid_nearest(const rd_pool_grid *g, const float *q, int32_t *i
     for (int ty = 0; ty < g->nty && st == RD_OK; ty++)
         for (int tx = 0; tx < g->ntx && st == RD_OK; tx++) {
             int y0 = ty * tc, x0 = tx * tc, y1 = y0 + tc, x1 = x0 + tc;
+            int ta = tx > 0 ? tx - 1 : 0, tb = tx + 1 < g->ntx ? tx + 1 : tx;
             size_t nq = 0;
+            row_ranges rr = {{0}, 0};
             if (y1 > g->h) y1 = g->h;
             if (x1 > g->w) x1 = g->w;
+            for (int b = ty > 0 ? ty - 1 : 0; b <= ty + 1 && b < g->nty; b++) {
+                rr.r[2 * rr.n] = g->tile_row[b * g->ntx + ta];
+                rr.r[2 * rr.n + 1] = g->tile_row[b * g->ntx + tb + 1];
+                rr.n++;
+            }
             const int rw = x1 - x0;
             for (int y = y0; y < y1; y++, nq += (size_t)rw)
                 memcpy(qt + nq * c, q + ((size_t)y * g->w + x0) * c, (size_t)rw * c * sizeof(float));
-            const int t = ty * g->ntx + tx;
-            st = rd_pool_nearest(g->tile[t], qt, nq, it, dt, team, a, err);
+            st = nearest_ranges(g->pool, &rr, qt, nq, it, dt, team, a, err);
             nq = 0;
             for (int y = y0; st == RD_OK && y < y1; y++)
                 for (int x = x0; x < x1; x++, nq++) {
-                    idx[(size_t)y * g->w + x] = g->tile_idx[t][it[nq]];
+                    idx[(size_t)y * g->w + x] = it[nq];
                     dist2[(size_t)y * g->w + x] = dt[nq];
                 }
         }
     rd_arena_rewind(a, mark);
     return st;
 }
-

@@ -75,7 +75,9 @@ void rd_pool_force_sgemm(int on);
  * the h×w level grid into tc×tc-cell tiles and gives each tile a pool of the
  * references' rows in that tile and its 8 neighbours (≤ 9·k·tc² rows): every
  * query compares against a bounded number of rows, and the cost is linear in
- * h·w (memory: ≤ 9× the plain pool).  A query whose nearest normal feature lies
+ * h·w.  Nothing is stored twice: the pool is laid out tile by tile, so a
+ * neighbourhood is 3 contiguous row ranges (one per band of tiles) of one
+ * pool, searched by the same kernels.  A query whose nearest normal feature lies
  * more than a tile away is not matched to it — the price of linearity, and
  * why the neighbourhood spans 3×3 tiles.  A grid of at most 18 tiles' worth of
  * positions (h·w ≤ 18·tc²; then a neighbourhood would be half of it or more)
@@ -83,11 +85,11 @@ void rd_pool_force_sgemm(int on);
  * rows a query is compared with stay below 18·k·tc² in every case. */
 typedef struct rd_pool_grid {
     int h, w, c, nmaps;
-    float *rows;        /* nmaps·h·w × c: all maps (residuals index these) */
-    rd_pool *global;    /* the whole pool, when tiling would not restrict anything */
-    rd_pool **tile;     /* nty·ntx per-tile pools (local) */
-    int32_t **tile_idx; /* per tile: its pool rows' indices into rows */
-    int tc, ntx, nty;
+    rd_pool *pool;      /* global: the maps in order; local: banded (tile after tile, each
+                           tile's rows of every map, padded to a panel with rows that never win) */
+    const float *rows;  /* = pool->rows: what rd_pool_grid_nearest's indices point into */
+    size_t *tile_row;   /* local: tile t holds pool rows [tile_row[t], tile_row[t+1]) */
+    int tc, ntx, nty;   /* tc = 0: global */
 } rd_pool_grid;
 
 /* 1 if an h×w grid with tc×tc tiles is searched globally (tc ≤ 0: always). */
@@ -96,12 +98,12 @@ int rd_pool_grid_global(int h, int w, int tc);
 rd_pool_grid *rd_pool_grid_new(const float *const *maps, int nmaps, int h, int w, int c, rd_pool_metric metric,
                                int tc, rd_err *err);
 void rd_pool_grid_free(rd_pool_grid *g);
-static inline int rd_pool_grid_is_local(const rd_pool_grid *g) { return g->tile != NULL; }
+static inline int rd_pool_grid_is_local(const rd_pool_grid *g) { return g->tc > 0; }
 /* Scratch bytes of rd_pool_grid_nearest (q of g->h·g->w rows). */
 size_t rd_pool_grid_scratch_bytes(const rd_pool_grid *g);
 /* For each of the h·w rows of the query map q (h×w×c), the index into g->rows
- * of its nearest row within its tile's neighbourhood, and the squared L2
- * distance (as rd_pool_nearest). */
+ * of its nearest row within its tile's neighbourhood (local) or the whole pool
+ * (global), and the squared L2 distance (as rd_pool_nearest). */
 rd_status rd_pool_grid_nearest(const rd_pool_grid *g, const float *q, int32_t *idx, float *dist2, rd_team *team,
                                rd_arena *scratch, rd_err *err) RD_WARN_UNUSED;
 

@@ -68,7 +68,8 @@ static void check_grid(int nmaps, int h, int w, int c, int tc, rd_pool_metric me
             const float *p = data + (size_t)bi * c;
             double dd = 0;
             for (int k = 0; k < c; k++) dd += ((double)qq[k] - p[k]) * ((double)qq[k] - p[k]);
-            if (idx[at] != bi) wrong++;
+            if (local ? memcmp(g->rows + (size_t)idx[at] * c, data + (size_t)bi * c, c * sizeof(float)) : idx[at] != bi)
+                wrong++;
             worst = fmax(worst, fabs(d2[at] - dd));
         }
     RD_CHECK(wrong == 0, "%dx%d tile %d metric %d: %d of %zu queries not the neighbourhood's nearest", h, w, tc,
