@@ -18,7 +18,7 @@ URL=http://127.0.0.1:$PORT
 # shellcheck disable=SC2086
 "$build/resadd" --listen 127.0.0.1:$PORT --data-dir "$T/data" ${RESADD_ARGS:-} 2>"$T/log" &
 PID=$!
-for _ in $(seq 200); do curl -fs "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 600); do curl -fs "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.05; done  # ready: model loaded
 grep -E "OpenBLAS|worker" "$T/log" | sed 's/^<[0-9]>[a-z]*: /resadd: /'
 curl -fs -X POST "$URL/v1/classes" -H 'Content-Type: application/json' -d '{"name":"bench"}' >/dev/null
 curl -fs -X POST "$URL/v1/classes/bench/references" -F "a=@$T/img/ref1.jpg" -F "b=@$T/img/ref2.jpg" \

@@ -36,6 +36,7 @@ static const key keys[] = {
     {"queue_size", K_INT, F(queue_size), 1, 100000, 1},
     {"max_body_mb", K_SIZE, F(max_body), 1, 4096, 1u << 20},
     {"max_megapixels", K_U64, F(max_pixels), 1, 1000, 1000000u},
+    {"max_inflight_megapixels", K_U64, F(pixel_budget), 1, 100000, 1000000u},
     {"max_side", K_INT, F(max_side), 16, 100000, 1},
     {"max_json_kb", K_SIZE, F(max_json), 1, 16384, 1024},
     {"max_json_depth", K_INT, F(max_json_depth), 2, 1000, 1},
@@ -69,6 +70,7 @@ void rd_config_defaults(rd_config *c)
     c->metrics_auth = 1;
     c->max_body = 32u << 20;
     c->max_pixels = 40000000ull;
+    c->pixel_budget = 120000000ull;
     c->max_side = 30000;
     c->max_json = 65536;
     c->max_json_depth = 16;

@@ -26,6 +26,7 @@ typedef struct rd_config {
     int metrics_auth;          /* 1: /metrics needs a read token when auth is on */
     size_t max_body;           /* bytes */
     uint64_t max_pixels;
+    uint64_t pixel_budget;     /* decoded pixels in flight (requests + queued jobs) */
     int max_side;
     size_t max_json;           /* bytes of a JSON body */
     int max_json_depth;

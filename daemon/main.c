@@ -280,6 +280,7 @@ int main(int argc, char **argv)
                          .threads_per_worker = cfg.threads_per_worker,
                          .queue_size = cfg.queue_size,
                          .max_pixels = cfg.max_pixels,
+                         .pixel_budget = cfg.pixel_budget,
                          .max_side = cfg.max_side,
                          .max_references = cfg.max_references,
                          .request_timeout_s = cfg.request_timeout_s,

@@ -40,6 +40,7 @@ typedef struct eclass {
 typedef struct job job;
 struct job {
     void (*run)(rd_engine *e, rd_worker *w, job *j);
+    rd_engine *e;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int done;
@@ -83,6 +84,7 @@ struct rd_engine {
     /* queue */
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
+    pthread_cond_t pcv; /* pixels were given back */
     job *head, *tail;
     int qlen, running, cap, stopping;
     int reserved; /* slots promised to requests that are writing their row */
@@ -98,6 +100,8 @@ struct rd_engine {
      * recorded once the database is writable again (under mmu) */
     int64_t unrecorded[64];
     int nunrecorded;
+    /* decoded pixels held by requests and queued jobs (under qmu) */
+    uint64_t pixels;
 };
 
 static double now_ms(void)
@@ -144,26 +148,29 @@ int rd_engine_counts(rd_engine *e, rd_engine_count *out, int max)
 }
 
 /* ---- jobs and the queue ---- */
+static void unpixel(rd_engine *e, rd_image *img);
+
 static void job_unref(job *j)
 {
     pthread_mutex_lock(&j->mu);
     int last = --j->refs == 0;
     pthread_mutex_unlock(&j->mu);
     if (!last) return;
-    rd_image_release(&j->img);
+    if (j->e) unpixel(j->e, &j->img);
     rd_refset_unref(j->rs);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
 }
 
-static job *job_new(void (*run)(rd_engine *, rd_worker *, job *))
+static job *job_new(rd_engine *e, void (*run)(rd_engine *, rd_worker *, job *))
 {
     job *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     j->run = run;
+    j->e = e;
     j->refs = 1;
     j->threshold = NAN;
     return j;
@@ -485,17 +492,71 @@ rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err)
 }
 
 /* ---- images ---- */
+/* Decodes u into img, its pixels counted against the budget of decoded pixels
+ * in flight (pixel_budget) until unpixel().  The budget is enforced before
+ * decoding: a decode first reserves min(max_pixels, what is left) — waiting
+ * up to 5 s for room — and that reservation is the decoder's pixel limit,
+ * checked on the image header before any allocation; after the decode the
+ * reservation shrinks to the image's real size.  So a small PNG that decodes
+ * to 36 MP cannot be sent many times over: once the budget is held, the next
+ * one waits, then gets 503 busy, without a byte being allocated for it. */
 static rd_ecode decode(rd_engine *e, const rd_upload *u, rd_image *img, rd_err *err)
 {
     rd_image_format f = rd_image_sniff(u->data, u->len);
+    rd_image_limits lim = e->lim;
+    uint64_t budget = e->o->pixel_budget, take = lim.max_pixels;
     if (f == RD_IMG_UNKNOWN) {
         rd_err_set(err, RD_ERR_FORMAT, "the body is not a JPEG or PNG image");
         return RD_E_BADIMAGE;
     }
-    rd_status st = rd_image_decode(u->data, u->len, &e->lim, img, err);
+    if (budget) {
+        struct timespec dl;
+        int rc = 0;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += 5;
+        pthread_mutex_lock(&e->qmu);
+        while (e->pixels >= budget && !e->stopping && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&e->pcv, &e->qmu, &dl);
+        uint64_t left = budget > e->pixels ? budget - e->pixels : 0;
+        if (take > left) take = left;
+        e->pixels += take;
+        pthread_mutex_unlock(&e->qmu);
+        if (!take) {
+            rd_err_set(err, RD_ERR_LIMIT, "the decoding budget (%.0f megapixels in flight) is taken; retry shortly",
+                       (double)budget / 1e6);
+            return RD_E_BUSY;
+        }
+        lim.max_pixels = take;
+    }
+    rd_status st = rd_image_decode(u->data, u->len, &lim, img, err);
+    uint64_t real = st == RD_OK ? (uint64_t)img->w * (uint64_t)img->h : 0;
+    if (budget) {
+        pthread_mutex_lock(&e->qmu);
+        e->pixels -= take - (real < take ? real : take);
+        pthread_cond_broadcast(&e->pcv);
+        pthread_mutex_unlock(&e->qmu);
+    }
+    if (st == RD_ERR_LIMIT && take < e->lim.max_pixels) {
+        rd_err_set(err, RD_ERR_LIMIT, "the image is larger than the %.1f megapixels of decoding budget left now "
+                   "(other images are in flight); retry shortly", (double)take / 1e6);
+        return RD_E_BUSY;
+    }
     if (st == RD_ERR_LIMIT) return RD_E_TOOLARGE;
     if (st != RD_OK) return st == RD_ERR_NOMEM ? RD_E_INTERNAL : RD_E_BADIMAGE;
     return RD_E_OK;
+}
+
+/* Releases img and gives its pixels back to the budget. */
+static void unpixel(rd_engine *e, rd_image *img)
+{
+    if (!img->rgb) return;
+    if (e->o->pixel_budget) {
+        pthread_mutex_lock(&e->qmu);
+        uint64_t n = (uint64_t)img->w * (uint64_t)img->h;
+        e->pixels = e->pixels > n ? e->pixels - n : 0;
+        pthread_cond_broadcast(&e->pcv);
+        pthread_mutex_unlock(&e->qmu);
+    }
+    rd_image_release(img);
 }
 
 /* ---- reference sets from stored features ---- */
@@ -591,6 +652,21 @@ static void run_load(rd_engine *e, rd_worker *w, job *j)
 
 static void run_inspect(rd_engine *e, rd_worker *w, job *j);
 
+/* decode, waiting while the pixel budget is taken (start-up recovery must
+ * not fail a stored job for being busy). */
+static rd_ecode decode_wait(rd_engine *e, rd_upload *u, rd_image *img, rd_err *err)
+{
+    for (;;) {
+        rd_ecode c = decode(e, u, img, err);
+        pthread_mutex_lock(&e->qmu);
+        int stopping = e->stopping;
+        pthread_mutex_unlock(&e->qmu);
+        if (c != RD_E_BUSY || stopping) return c;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Queues an inspection row left queued by a crash (its bytes were stored). */
 static void recover_one(rd_engine *e, rd_store_job *sj)
 {
@@ -600,7 +676,7 @@ static void recover_one(rd_engine *e, rd_store_job *sj)
     double t = 0;
     eclass *c = class_find(e, sj->cls);
     rd_upload u = {sj->image, sj->len, NULL};
-    job *j = job_new(run_inspect);
+    job *j = job_new(e, run_inspect);
     if (!j) return;
     j->t_submit = now_ms();
     j->id = sj->id;
@@ -612,7 +688,7 @@ static void recover_one(rd_engine *e, rd_store_job *sj)
         code = RD_E_NOTREADY;
         rd_err_set(&err, RD_ERR_STATE, "class '%s' is not ready", sj->cls);
     } else if ((code = rd_store_class_threshold(e->store, sj->cls, &manual, &t, &err)) == RD_E_OK &&
-               (code = decode(e, &u, &j->img, &err)) == RD_E_OK) {
+               (code = decode_wait(e, &u, &j->img, &err)) == RD_E_OK) {
         if (manual) j->threshold = t;
         code = submit_r(e, j, SLOT_INTERNAL, &err);
         if (code == RD_E_OK) return; /* the queue owns j now */
@@ -654,7 +730,7 @@ static void *loader_main(void *arg)
     eclass *list = e->classes;
     pthread_mutex_unlock(&e->cmu);
     for (eclass *c = list; c && jobs; c = c->next) {
-        job *j = job_new(run_load);
+        job *j = job_new(e, run_load);
         if (!j) break;
         j->cls = c;
         j->refs = 2;
@@ -823,7 +899,7 @@ rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, i
             goto out;
         }
     }
-    j = job_new(run_register);
+    j = job_new(e, run_register);
     if (!j) {
         code = RD_E_INTERNAL;
         rd_err_set(err, RD_ERR_NOMEM, "out of memory");
@@ -845,7 +921,7 @@ rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, i
     else *err = j->err;
 out:
     if (j) job_unref(j);
-    for (int i = 0; imgs && i < n; i++) rd_image_release(&imgs[i]);
+    for (int i = 0; imgs && i < n; i++) unpixel(e, &imgs[i]);
     free(imgs);
     return code;
 }
@@ -880,7 +956,7 @@ rd_ecode rd_engine_ref_delete(rd_engine *e, const char *cls, int64_t id, int *re
         rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
         return RD_E_NOTFOUND;
     }
-    job *j = job_new(run_refdel);
+    job *j = job_new(e, run_refdel);
     if (!j) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), RD_E_INTERNAL;
     j->cls = c;
     j->del_id = id;
@@ -977,7 +1053,7 @@ fail:
 out:
     for (int k = 0; k < 3; k++) rd_png_buf_release(&png[k]);
     rd_result_release(&res);
-    rd_image_release(&j->img); /* free the pixels as soon as possible */
+    unpixel(e, &j->img); /* free the pixels as soon as possible */
 }
 
 rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, const char *external_id, int async,
@@ -991,7 +1067,7 @@ rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, co
         rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
         return RD_E_NOTFOUND;
     }
-    job *j = job_new(run_inspect);
+    job *j = job_new(e, run_inspect);
     if (!j) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), RD_E_INTERNAL;
     j->t_submit = now_ms();
     j->cls = c;
@@ -1092,6 +1168,7 @@ rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
     e->lim.max_side = o->max_side;
     pthread_mutex_init(&e->qmu, NULL);
     pthread_cond_init(&e->qcv, NULL);
+    pthread_cond_init(&e->pcv, NULL);
     pthread_mutex_init(&e->cmu, NULL);
     pthread_mutex_init(&e->mmu, NULL);
     /* the files are found now (a clear error at once); loaded in the background */
@@ -1164,6 +1241,7 @@ void rd_engine_stop(rd_engine *e)
     pthread_mutex_lock(&e->qmu);
     e->stopping = 1;
     pthread_cond_broadcast(&e->qcv);
+    pthread_cond_broadcast(&e->pcv);
     pthread_mutex_unlock(&e->qmu);
     if (e->loader_started) pthread_join(e->loader, NULL);
     e->loader_started = 0;
@@ -1187,6 +1265,7 @@ void rd_engine_free(rd_engine *e)
     rd_model_free(e->model);
     pthread_mutex_destroy(&e->qmu);
     pthread_cond_destroy(&e->qcv);
+    pthread_cond_destroy(&e->pcv);
     pthread_mutex_destroy(&e->cmu);
     pthread_mutex_destroy(&e->mmu);
     free(e);

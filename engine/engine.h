@@ -35,6 +35,7 @@ typedef struct rd_engine_opts {
     int threads_per_worker;    /* team size of each worker; 0 = cores / workers */
     int queue_size;            /* bounded queue of inference jobs */
     uint64_t max_pixels;       /* per image */
+    uint64_t pixel_budget;     /* decoded pixels held by requests and queued jobs; 0 = unbounded */
     int max_side;
     int max_references;        /* per class */
     int request_timeout_s;     /* a sync request waits this long for its result */

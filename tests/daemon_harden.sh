@@ -18,7 +18,7 @@
 make_images
 I=$T/img
 J=(-H 'Content-Type: application/json')
-printf 'request_deadline_s = 3\nmax_connections_per_client = 32\n' > "$T/h.conf"
+printf 'request_deadline_s = 3\nmax_connections_per_client = 32\nworkers = 1\nmax_inflight_megapixels = 20\n' > "$T/h.conf"
 start_resadd --config "$T/h.conf"
 req POST /v1/classes "${J[@]}" -d '{"name":"part"}'
 expect "create class" 201
@@ -53,6 +53,39 @@ req POST /v1/classes/part/inspections -H 'Content-Type: multipart/form-data; bou
 expect "1-character multipart boundary" 200
 req POST /v1/classes/part/inspections -H 'Content-Type: multipart/form-data; boundary=XyZ' --data-binary "@$T/mp2"
 expect "multipart with a CRLF preamble" 200
+
+# ---- decompression bombs: a small PNG of 16 MP, against a 20 MP budget of decoded pixels in flight ----
+$PY - "$T/bomb.png" <<'PY'
+import struct, sys, zlib
+w = h = 4000
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+raw = zlib.compress((b"\0" + b"\x80" * (3 * w)) * h, 9)
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                              chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+PY
+RSS0=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+$PY - "$URL" "$T/bomb.png" > "$T/bomb.out" <<'PY'
+import json, sys, threading, urllib.request, urllib.error
+url, body = sys.argv[1], open(sys.argv[2], "rb").read()
+res, lock = [], threading.Lock()
+def one():
+    r = urllib.request.Request(url + "/v1/classes/part/inspections?async=1", data=body, method="POST",
+                               headers={"Content-Type": "image/png"})
+    try:
+        with urllib.request.urlopen(r, timeout=120) as f: out = (f.status, "")
+    except urllib.error.HTTPError as e: out = (e.code, json.loads(e.read())["error"]["code"])
+    with lock: res.append(out)
+ts = [threading.Thread(target=one) for _ in range(8)]; [t.start() for t in ts]; [t.join() for t in ts]
+print(json.dumps({"bytes": len(body), "accepted": sum(r[0] == 202 for r in res),
+                  "busy": sum(r == (503, "busy") for r in res), "other": [r for r in res if r[0] not in (202, 503)]}))
+PY
+RSS1=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+echo "8 concurrent $(stat -c %s "$T/bomb.png")-byte PNGs of 16 MP: $(cat "$T/bomb.out"); RSS +$(((RSS1 - RSS0) / 1024)) MiB"
+check "pixel budget: at most 2 of 8 bombs held at once, the rest 503 busy" $PY -c "
+import json; d = json.load(open('$T/bomb.out')); assert 1 <= d['accepted'] <= 2 and d['busy'] == 8 - d['accepted'] and not d['other'], d"
+for _ in $(seq 600); do req GET /v1/stats; [ "$(jget 'j["queued"]')" = 0 ] && break; sleep 0.2; done
+req POST /v1/classes/part/inspections -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+expect "a normal image after the bombs" 200
 
 # ---- slow clients ----
 $PY - "$PORT" > "$T/slow.out" <<'PY'
