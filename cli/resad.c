@@ -342,6 +342,7 @@ static int cmd_info(cli *c)
         if (prov) json_object_set_new(o, "model_provenance", prov);
     }
     json_object_set_new(o, "size", json_integer(in->size));
+    json_object_set_new(o, "grid_stride", json_integer(in->stride));
     for (int l = 0; l < in->nlevels; l++)
         json_array_append_new(lv, json_pack("{s:s, s:i, s:i, s:i}", "name", in->level_names[l], "h",
                                             in->level_h[l], "w", in->level_w[l], "c", in->level_c[l]));

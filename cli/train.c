@@ -205,7 +205,7 @@ static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds
             rd_feats *f = NULL;
             const uint8_t *mp = NULL;
             st = rd_image_load(path, &lim, &img, err);
-            if (st == RD_OK) st = rd_extract(m, w, &img, &f, NULL, err);
+            if (st == RD_OK) st = rd_extract_center(m, w, &img, &f, NULL, err); /* trains on S×S */
             rd_image_release(&img);
             if (st == RD_OK && it && it->label && it->mask) {
                 st = rd_image_load(it->mask, &lim, &mk, err);

@@ -629,6 +629,21 @@ rd_status rd_extract(const rd_model *m, rd_worker *w, const rd_image *img, rd_fe
     return rd_extract_geo(m, w, &g, img, out, t, err);
 }
 
+rd_status rd_extract_center(const rd_model *m, rd_worker *w, const rd_image *img, rd_feats **out, rd_timings *t,
+                            rd_err *err)
+{
+    rd_geometry g;
+    rd_geo_opts o = {0};
+    *out = NULL;
+    if (!img || img->w < 1 || img->h < 1) return rd_err_set(err, RD_ERR_ARG, "bad image");
+    int side = img->w < img->h ? img->w : img->h;
+    o.roi = (rd_rect){(img->w - side) / 2, (img->h - side) / 2, side, side};
+    o.search_tile = -1;
+    rd_status st = rd_model_geometry(m, img->w, img->h, &o, &g, err);
+    if (st != RD_OK) return st;
+    return rd_extract_geo(m, w, &g, img, out, t, err);
+}
+
 void rd_feats_free(rd_feats *f)
 {
     if (!f) return;

@@ -128,6 +128,11 @@ typedef struct rd_feats {
  * rd_model_geometry with o = NULL).  *out is malloc'ed; free with rd_feats_free. */
 rd_status rd_extract(const rd_model *m, rd_worker *w, const rd_image *img, rd_feats **out,
                      rd_timings *t, rd_err *err) RD_WARN_UNUSED;
+/* Features of the centred square of img's short side at S×S — the geometry of
+ * torchvision's Resize(S) + CenterCrop(S), which the learned model is trained
+ * on (resad train); not for inspection, which covers the whole frame. */
+rd_status rd_extract_center(const rd_model *m, rd_worker *w, const rd_image *img, rd_feats **out, rd_timings *t,
+                            rd_err *err) RD_WARN_UNUSED;
 /* The same at geometry g (a class's): the image is mapped with rd_view_for_image,
  * so another aspect ratio is RD_ERR_MISMATCH unless g has a fit policy. */
 rd_status rd_extract_geo(const rd_model *m, rd_worker *w, const rd_geometry *g, const rd_image *img,
