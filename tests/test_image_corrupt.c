@@ -218,6 +218,8 @@ int main(void)
         put_be32(big + 29, (uint32_t)crc32(0, big + 12, 17));
         rd_status st;
         RD_CHECK(decode_fails(big, pl, &st) && st == RD_ERR_LIMIT, "100k×100k PNG: status %d, want limit", st);
+        rd_decode_opts o = {224, RD_ALPHA_IGNORE, 0};
+        RD_CHECK(decode_fails_opts(big, pl, &o, &st) && st == RD_ERR_LIMIT, "100k×100k PNG with options: %d", st);
         free(big);
     }
     /* a JPEG whose SOF claims 65000×65000 */
