@@ -37,7 +37,7 @@ const char rd_openapi_json[] =
     " \"security\": [{\"bearer\": []}],\n"
     " \"paths\": {\n"
     "  \"/healthz\": {\"get\": {\"summary\": \"process alive\", \"security\": [], \"responses\": {\"200\": " JSON_OK("alive") "}}},\n"
-    "  \"/readyz\": {\"get\": {\"summary\": \"model loaded and database writable\", \"security\": [], \"responses\": "
+    "  \"/readyz\": {\"get\": {\"summary\": \"model loaded, every class loaded and the database writable (not after a full disk until it has room)\", \"security\": [], \"responses\": "
     "{\"200\": " JSON_OK("ready") ", \"503\": " ERR "}}},\n"
     "  \"/metrics\": {\"get\": {\"summary\": \"Prometheus metrics (read; open when metrics_auth = off)\", \"responses\": {\"200\": "
     "{\"description\": \"text format 0.0.4\", \"content\": {\"text/plain\": {}}}}}},\n"
@@ -60,7 +60,7 @@ const char rd_openapi_json[] =
     "   \"get\": {\"summary\": \"list references (read)\", \"responses\": {\"200\": " JSON_OK("references") "}},\n"
     "   \"post\": {\"summary\": \"add reference images; pool and calibration rebuilt before the reply (admin)\", " IMG_BODY
     ", \"responses\": {\"201\": " JSON_OK("{added: [{id, sha256}], references}") ", \"413\": " ERR ", \"415\": " ERR
-    ", \"422\": " ERR ", \"503\": " ERR "}}},\n"
+    ", \"422\": " ERR ", \"503\": " ERR ", \"507\": " ERR "}}},\n"
     "  \"/v1/classes/{name}/references/{id}\": {\"parameters\": [" NAME_P ", " ID_P "],\n"
     "   \"get\": {\"summary\": \"the stored image bytes (read)\", \"responses\": {\"200\": {\"description\": \"image\", "
     "\"content\": {\"image/jpeg\": {}, \"image/png\": {}}}, \"404\": " ERR "}},\n"
@@ -69,7 +69,7 @@ const char rd_openapi_json[] =
     ", {\"name\": \"X-Request-Id\", \"in\": \"header\", \"schema\": {\"type\": \"string\"}}],\n"
     "   \"post\": {\"summary\": \"inspect one image (inspect)\", " IMG_BODY ", \"responses\": {\"200\": " JSON_OK("Inspection")
     ", \"202\": " JSON_OK("queued; Location: /v1/inspections/{id}") ", \"409\": " ERR ", \"413\": " ERR ", \"415\": " ERR
-    ", \"422\": " ERR ", \"503\": " ERR ", \"504\": " ERR "}}},\n"
+    ", \"422\": " ERR ", \"503\": " ERR ", \"504\": " ERR ", \"507\": " ERR "}}},\n"
     "  \"/v1/inspections\": {\"get\": {\"summary\": \"newest first, cursor-paged (read)\", \"parameters\": [" Q("class", "string")
     ", " Q("anomalous", "boolean") ", " Q("since", "string") ", " Q("after_id", "integer") ", " Q("before_id", "integer")
     ", " Q("limit", "integer") "], \"responses\": {\"200\": " JSON_OK("{inspections: [Inspection], last_id, next_before_id}") "}}},\n"

@@ -1247,6 +1247,23 @@ void rd_engine_stop(rd_engine *e)
     e->loader_started = 0;
     for (int i = 0; i < e->started; i++) pthread_join(e->threads[i], NULL);
     e->started = 0;
+    /* no worker ever ran (the model failed to load): answer what is queued */
+    pthread_mutex_lock(&e->qmu);
+    job *j = e->head;
+    e->head = e->tail = NULL;
+    e->qlen = 0;
+    pthread_mutex_unlock(&e->qmu);
+    while (j) {
+        job *next = j->next;
+        pthread_mutex_lock(&j->mu);
+        j->code = RD_E_SHUTDOWN;
+        rd_err_set(&j->err, RD_ERR_STATE, "resadd is shutting down");
+        j->done = 1;
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        job_unref(j);
+        j = next;
+    }
 }
 
 void rd_engine_free(rd_engine *e)
