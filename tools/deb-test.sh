@@ -12,7 +12,8 @@
 #     setpriv stands in for it; only --listen is added, to a free loopback
 #     port); scores the demo images through it with curl;
 #  4. `apt-get remove`, then `apt-get purge`, and checks nothing is left.
-# Needs root (it installs and removes the package).  Leaves nothing behind.
+# Needs root (it installs and removes the package).  Leaves nothing behind,
+# except a copy of the .deb, the build log and lintian's output in $DEB_OUT if set.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -53,9 +54,11 @@ start=$(date +%s)
    dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1) || { tail -60 "$work/build.log"; die "dpkg-buildpackage"; }
 deb=$(ls "$work"/resadd_"$ver"_*.deb)
 say "built $(basename "$deb") in $(( $(date +%s) - start )) s, $(du -k "$deb" | cut -f1) KiB"
+[ -z "${DEB_OUT:-}" ] || { mkdir -p "$DEB_OUT" && cp "$deb" "$work/build.log" "$DEB_OUT/"; }
 lintian --fail-on error,warning --display-info --pedantic "$work"/resadd_"$ver"_*.changes | tee "$work/lintian.log" ||
   die "lintian"
 say "lintian: $(grep -c . "$work/lintian.log" || true) tag(s) (info level, see above)"
+[ -z "${DEB_OUT:-}" ] || cp "$work/lintian.log" "$DEB_OUT/"
 
 # 2. install
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >"$work/install.log" 2>&1 ||
