@@ -272,8 +272,6 @@ int main(int argc, char **argv)
     rd_log(RD_LOG_INFO, "%s", rd_blas_describe());
     if (!(store = open_store(&cfg))) goto out;
     rd_log(RD_LOG_INFO, "database %s/resadd.db, schema version %d", cfg.data_dir, rd_store_schema_version(store));
-    int pruned = rd_store_prune(store, cfg.retention_days * 86400L, cfg.retention_max);
-    if (pruned > 0) rd_log(RD_LOG_INFO, "retention: %d old inspection(s) removed", pruned);
     rd_engine_opts eo = {.backbone = cfg.backbone,
                          .learned_model = cfg.learned_model,
                          .workers = cfg.workers,
@@ -304,6 +302,9 @@ int main(int argc, char **argv)
         rd_log(RD_LOG_ERR, "%s", err.msg);
         goto out;
     }
+    /* retention after HTTP listens: a long DELETE must not delay liveness */
+    int pruned = rd_store_prune(store, cfg.retention_days * 86400L, cfg.retention_max);
+    if (pruned > 0) rd_log(RD_LOG_INFO, "retention: %d old inspection(s) removed", pruned);
     if (cfg.auth != RD_AUTH_OFF && !rd_config_is_loopback(&cfg) && rd_store_token_count(store) == 0)
         rd_log(RD_LOG_WARN, "auth is on and no token exists: create one with `resadd token create --scope admin`");
     for (int tick = 0;; tick++) {
