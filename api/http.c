@@ -180,7 +180,7 @@ static int image_ctype(const char *ct)
 int rd_req_uploads(rd_req *r, rd_upload *u, int max)
 {
     rd_mpart parts[MAX_PARTS];
-    char boundary[80], msg[256];
+    char boundary[80], msg[256] = "";
     int np = 0, n = 0;
     if (!ctype_is(r->ctype, "multipart/form-data")) {
         if (!r->len) return rd_reply_err(r, 400, "no_image", "empty body"), -1;
