@@ -313,6 +313,22 @@ static int png_orientation(png_structp png, png_infop info)
     return 1;
 }
 
+/* Whether every chunk up to IEND fits in the buffer.  libpng allocates an
+ * eXIf chunk's declared length before reading it, past its chunk size limit
+ * (a benign error), so a 170-byte file claiming a 2 GB chunk cost 2 GB of
+ * address space; found by fuzz/fuzz_image. */
+static int png_chunks_fit(const uint8_t *buf, size_t len)
+{
+    size_t at = 8;
+    while (len - at >= 8) {
+        uint32_t n = (uint32_t)buf[at] << 24 | (uint32_t)buf[at + 1] << 16 | (uint32_t)buf[at + 2] << 8 | buf[at + 3];
+        if (len - at < 12 || n > len - at - 12) return 0;
+        if (!memcmp(buf + at + 4, "IEND", 4)) return 1;
+        at += 12 + (size_t)n;
+    }
+    return 1; /* a cut chunk header: libpng reports it */
+}
+
 static rd_status decode_png(const uint8_t *buf, size_t len, const rd_image_limits *lim, const rd_decode_opts *o,
                             rd_image *out, rd_err *err)
 {
@@ -323,6 +339,8 @@ static rd_status decode_png(const uint8_t *buf, size_t len, const rd_image_limit
     uint8_t *volatile row = NULL;
     volatile rd_status st = RD_OK;
 
+    if (!png_chunks_fit(buf, len))
+        return rd_err_set(err, RD_ERR_FORMAT, "corrupt or truncated PNG: a chunk is longer than the file");
     png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
     if (!png || !(info = png_create_info_struct(png))) {
         st = rd_err_set(err, RD_ERR_NOMEM, "out of memory starting PNG decoding");

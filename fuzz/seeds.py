@@ -76,6 +76,11 @@ def images():
     ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
     seeds["bomb-header.png"] = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) +
                                 png_chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + png_chunk(b"IEND", b""))
+    # found by fuzz_image: an eXIf chunk claiming 0x7500001a bytes in a 170-byte file made libpng
+    # allocate 1.9 GB (4 s under ASan); now refused before libpng starts
+    ihdr = struct.pack(">IIBBBBB", 10, 6, 8, 2, 0, 0, 0)
+    seeds["exif-chunk-2GB.png"] = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + struct.pack(">I", 0x7500001A) +
+                                   b"eXIf" + b"MM\0*\0\0\0\x08\0\x01" + b"\x0b" * 16 + b"\x01\x12\0\x03" + b"\0" * 100)
     j = bytearray(seeds["rgb.jpg"])
     sof = j.find(b"\xff\xc0")
     j[sof + 5:sof + 9] = struct.pack(">HH", 65000, 65000)
