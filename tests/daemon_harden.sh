@@ -53,6 +53,8 @@ req POST /v1/classes/part/inspections -H 'Content-Type: multipart/form-data; bou
 expect "1-character multipart boundary" 200
 req POST /v1/classes/part/inspections -H 'Content-Type: multipart/form-data; boundary=XyZ' --data-binary "@$T/mp2"
 expect "multipart with a CRLF preamble" 200
+req POST /v1/classes/part/inspections -H 'Content-Type: multipart/form-data' --data-binary "@$T/mp1"
+expect "multipart without a boundary" 400 bad_multipart
 
 # ---- decompression bombs: a small PNG of 16 MP, against a 20 MP budget of decoded pixels in flight ----
 $PY - "$T/bomb.png" <<'PY'
