@@ -13,7 +13,9 @@ shipped learned model:
   - a reference of another aspect ratio is refused;
   - --roi: inspected_fraction < 1, the raw map's alpha is 0 outside the ROI,
     the overlay there is greyed, the mask 0;
-  - --heatmap keeps a/000.jpg and b/000.jpg apart.
+  - --heatmap keeps a/000.jpg and b/000.jpg apart;
+  - a 1920×1080 frame with a defect centred 20 px from the left edge: detected,
+    and the raw heatmap's hottest pixel lies on it.
 """
 import io, json, os, random, subprocess, sys, tempfile, zipfile
 
@@ -45,9 +47,10 @@ def lines(p):
 
 
 def frames(tex, rng, w, h):
-    big = Image.new("RGB", (tex.size[0] * 4, tex.size[1] * 4))
-    for i in range(4):
-        for j in range(4):
+    nx, ny = w // tex.size[0] + 2, h // tex.size[1] + 2  # room for any offset below one tile
+    big = Image.new("RGB", (tex.size[0] * nx, tex.size[1] * ny))
+    for i in range(nx):
+        for j in range(ny):
             big.paste(tex, (i * tex.size[0], j * tex.size[1]))
 
     def one():
@@ -160,6 +163,32 @@ def main():
     check("ROI" in p.stderr and "512x288" in p.stderr, f"ROI outside the frame: {p.stderr}")
     p = run(["score", "--ref", *refs, "--image", good, "--size", "4000"], 3)
     check("exceeds the limits" in p.stderr, f"too large working size: {p.stderr}")
+    # a full-HD camera frame: a scratch + stain centred 20 px from the left edge
+    hd = tex.resize((512, 512), Image.BICUBIC)  # the plate at a camera's magnification
+    one_hd = frames(hd, rng, 1920, 1080)
+    hrefs = []
+    for i in range(4):
+        hrefs.append(os.path.join(tmp, f"hd_ref{i}.jpg"))
+        one_hd().save(hrefs[-1], quality=92)
+    hgood, hleft = os.path.join(tmp, "hd_good.jpg"), os.path.join(tmp, "hd_left.jpg")
+    one_hd().save(hgood, quality=92)
+    im = one_hd()
+    dr = ImageDraw.Draw(im)
+    dr.line([(10 + k * 0.6, 450 + k * 4) for k in range(45)], fill=(240, 240, 228), width=10)
+    st = Image.new("L", im.size, 0)
+    ImageDraw.Draw(st).ellipse((-25, 555, 65, 645), fill=180)
+    im = Image.composite(Image.new("RGB", im.size, (20, 15, 10)), im, st.filter(ImageFilter.GaussianBlur(10)))
+    im.save(hleft, quality=92)
+    p = run(["score", "--ref", *hrefs, "--image", hgood, hleft, "--heatmap", os.path.join(tmp, "hdheat")], 0)
+    hg, hl = lines(p)
+    print(f"1920x1080: good {hg['score']:.2f}  left-edge {hl['score']:.2f}  threshold {hg['threshold']:.2f}", file=sys.stderr)
+    check(hg["anomalous"] is False and hl["anomalous"] is True, "1920x1080 left-edge defect: verdicts")
+    check(hl["geometry"]["work"] == [400, 224], f"1920x1080 grid {hl['geometry']['work']}")
+    (v, bx, by), raw = hot_spot(hl["heatmaps"]["raw"])
+    check(raw.size == (1920, 1080) and bx <= 65 + 40 and 450 - 40 <= by <= 645 + 40,
+          f"1920x1080: hot spot ({bx},{by}) not on the defect at the left edge")
+    print(f"1920x1080: hot spot ({bx},{by}) value {v}", file=sys.stderr)
+
     # a larger working size keeps the defect
     p = run(["score", "--ref", *refs, "--image", good, lpath, "--size", "320"], 0)
     g2, l2 = lines(p)
