@@ -145,5 +145,12 @@ json_t *rd_view_tokens(const rd_token_row *t, int n)
 
 json_t *rd_view_error(const char *code, const char *msg)
 {
-    return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+    /* messages may echo client bytes (a path, a part's type): keep them
+     * printable ASCII so the envelope is always valid JSON text */
+    char clean[1024];
+    size_t i;
+    for (i = 0; msg[i] && i < sizeof clean - 1; i++)
+        clean[i] = (unsigned char)msg[i] < 0x20 || (unsigned char)msg[i] >= 0x7f ? '?' : msg[i];
+    clean[i] = '\0';
+    return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", clean);
 }

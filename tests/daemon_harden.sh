@@ -55,6 +55,10 @@ req POST /v1/classes/part/inspections -H 'Content-Type: multipart/form-data; bou
 expect "multipart with a CRLF preamble" 200
 req POST /v1/classes/part/inspections -H 'Content-Type: multipart/form-data' --data-binary "@$T/mp1"
 expect "multipart without a boundary" 400 bad_multipart
+req GET "/v1/%FF%00x"
+expect "a path with invalid UTF-8: still a JSON 404" 404 not_found
+req POST /v1/classes/part/inspections -F "a=@$I/good.jpg;type=image/$(printf '\xff\xfe')"
+expect "a part type with invalid UTF-8: still a JSON 415" 415 unsupported_media_type
 
 # ---- decompression bombs: a small PNG of 16 MP, against a 20 MP budget of decoded pixels in flight ----
 $PY - "$T/bomb.png" <<'PY'
