@@ -5,10 +5,11 @@
  * For each of "full" (decode at full size, then the pipeline's resize) and
  * "scaled" (decode at 1/2, 1/4 or 1/8 keeping the short side >= S), prints one
  * JSON line with per-stage medians over ITERS runs (after one warm-up): decode,
- * preprocess, backbone, nn, score, inspect (= rd_inspect's total), total
- * (decode + inspect) and the decode share of the total, the decoded size and
- * the scale; then a line with the full/scaled total ratio and the two image
- * scores.  The heatmap is not timed here (bench_pipeline does).
+ * preprocess, backbone, nn, score, inspect (= rd_inspect's total), heatmap
+ * (the overlay PNG over the whole frame at the decoded size, rd_result_render),
+ * total (decode + inspect + heatmap) and the decode share of the total, the
+ * decoded size and the scale; then a line with the full/scaled total ratio and
+ * the two image scores.
  * Not a test: bench/camera.sh drives it. */
 #include <math.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-enum { T_DECODE, T_PREP, T_BACKBONE, T_NN, T_SCORE, T_INSPECT, T_TOTAL, T_N };
+enum { T_DECODE, T_PREP, T_BACKBONE, T_NN, T_SCORE, T_INSPECT, T_HEAT, T_TOTAL, T_N };
 
 /* One mode: min_short 0 (full) or S (scaled).  Returns the total median (ms). */
 static double run_mode(const rd_model *m, rd_worker *w, const rd_refset *rs, const unsigned char *bytes, size_t len,
@@ -65,6 +66,13 @@ static double run_mode(const rd_model *m, rd_worker *w, const rd_refset *rs, con
             exit(1);
         }
         double c = now_ms();
+        rd_png_buf png = {0};
+        if (rd_result_render(&res, RD_HEAT_OVERLAY, &im, &png, &err) != RD_OK) {
+            fprintf(stderr, "bench_camera: %s\n", err.msg);
+            exit(1);
+        }
+        rd_png_buf_release(&png);
+        double e = now_ms();
         if (it >= 0) {
             t[T_DECODE][it] = b - a;
             t[T_PREP][it] = res.t.preprocess;
@@ -72,7 +80,8 @@ static double run_mode(const rd_model *m, rd_worker *w, const rd_refset *rs, con
             t[T_NN][it] = res.t.nn;
             t[T_SCORE][it] = res.t.score;
             t[T_INSPECT][it] = c - b;
-            t[T_TOTAL][it] = c - a;
+            t[T_HEAT][it] = e - c;
+            t[T_TOTAL][it] = e - a;
         }
         dw = im.w, dh = im.h, denom = im.scale_denom;
         rd_image_full_size(&im, &fw, &fh);
@@ -83,10 +92,11 @@ static double run_mode(const rd_model *m, rd_worker *w, const rd_refset *rs, con
     double md[T_N];
     for (int s = 0; s < T_N; s++) md[s] = median(t[s], iters);
     printf("{\"mode\":\"%s\",\"frame\":\"%dx%d\",\"decoded\":\"%dx%d\",\"scale\":\"1/%d\",\"decode\":%.2f,"
-           "\"preprocess\":%.2f,\"backbone\":%.2f,\"nn\":%.2f,\"score\":%.2f,\"inspect\":%.2f,\"total\":%.2f,"
+           "\"preprocess\":%.2f,\"backbone\":%.2f,\"nn\":%.2f,\"score\":%.2f,\"inspect\":%.2f,\"heatmap\":%.2f,"
+           "\"total\":%.2f,"
            "\"decode_share\":%.3f,\"image_score\":%.4f}\n",
            min_short ? "scaled" : "full", fw, fh, dw, dh, denom, md[T_DECODE], md[T_PREP], md[T_BACKBONE], md[T_NN],
-           md[T_SCORE], md[T_INSPECT], md[T_TOTAL], md[T_DECODE] / md[T_TOTAL], *score);
+           md[T_SCORE], md[T_INSPECT], md[T_HEAT], md[T_TOTAL], md[T_DECODE] / md[T_TOTAL], *score);
     for (int s = 0; s < T_N; s++) free(t[s]);
     return md[T_TOTAL];
 }

@@ -2,8 +2,9 @@
 # bench/camera.sh — a 5000×4000 camera frame (20 MP JPEG, quality 92) through
 # the inspection at the default resolution: decoding at full size and letting
 # the pipeline resize, against DCT-scaled decoding (rd_decode_opts.min_short =
-# the working size), both in the same run.  Prints each mode's stages, the
-# decode share of the total and the full/scaled ratio.
+# the working size), both in the same run, each with its overlay heatmap over
+# the whole frame at the decoded size.  Prints each mode's stages, the decode
+# share of the total and the full/scaled ratio.
 #
 #   bench/camera.sh [BUILDDIR]        (default: build/)
 set -euo pipefail
@@ -35,14 +36,14 @@ for t in 1 2; do
 done | /usr/bin/python3 -c '
 import json, sys
 rows = [json.loads(l) for l in sys.stdin]
-print("%-7s %3s %-10s %5s | %8s %6s %8s %6s %6s | %8s | %6s" % ("mode", "thr", "decoded", "scale", "decode", "prep",
-      "backbone", "nn", "score", "total", "decode share"))
+print("%-7s %-10s %5s | %8s %6s %8s %6s %6s %8s | %8s | %6s" % ("mode", "decoded", "scale", "decode", "prep",
+      "backbone", "nn", "score", "heatmap", "total ms", "decode share"))
 thr = None
 for r in rows:
     if "mode" not in r:
         print("%d thread(s): full-size decode / scaled decode total = %.1fx; image score %.3f (full) vs %.3f (scaled)"
               % (r["threads"], r["full_over_scaled"], r["score_full"], r["score_scaled"]))
         continue
-    print("%-7s %3s %-10s %5s | %8.1f %6.1f %8.1f %6.1f %6.1f | %8.1f | %5.1f%%" % (r["mode"], "", r["decoded"],
-          r["scale"], r["decode"], r["preprocess"], r["backbone"], r["nn"], r["score"], r["total"],
+    print("%-7s %-10s %5s | %8.1f %6.1f %8.1f %6.1f %6.1f %8.1f | %8.1f | %5.1f%%" % (r["mode"], r["decoded"],
+          r["scale"], r["decode"], r["preprocess"], r["backbone"], r["nn"], r["score"], r["heatmap"], r["total"],
           100 * r["decode_share"]))'
