@@ -42,6 +42,7 @@ typedef struct eval_opts {
     int seeds;
     int scorers[SC_COUNT], nscorers;
     int max_test;
+    int pixel_max; /* 0: pixel metrics at the masks' geometry; else its long side reduced to ≤ this */
     rd_model_opts mo;
     const char *model; /* learned model: adds the "resad" scorer */
 } eval_opts;
@@ -58,7 +59,7 @@ static void eval_usage(FILE *f)
     fputs("usage: resad eval --data DIR [--classes A,B|known|unseen] [--shots 2,4,8] [--seeds N]\n"
           "                  [--scorer resad|residual-norm|knn|all] [--model FILE|none]\n"
           "                  [--backbone FILE] [--json OUT] [--max-test N] [--size S]\n"
-          "                  [--topk F] [--threads N] [--dump DIR]\n"
+          "                  [--topk F] [--threads N] [--dump DIR] [--pixel-max N]\n"
           "\n"
           "Few-shot evaluation: for each class and seed, k references are drawn from\n"
           "train/good and every test image is scored; prints image/pixel AUROC, PRO,\n"
@@ -73,7 +74,9 @@ static void eval_usage(FILE *f)
           "map instead of its max.\n"
           "Pixel metrics are over the whole frame at the masks' geometry; pixels the\n"
           "pipeline did not inspect count as the map's lowest inspected value, and the\n"
-          "inspected share is printed.  --dump DIR writes each run's image scores and\n"
+          "inspected share is printed.  --pixel-max N evaluates pixels on the masks'\n"
+          "geometry reduced by an integer factor to a long side <= N (memory on large\n"
+          "frames, e.g. VisA).  --dump DIR writes each run's image scores and\n"
           "whole-frame maps (DIR/CLASS.SCORER.kK.sSEED.{json,maps.f32,gt.u8}).\n"
           "Defaults: every class, --shots 4, --seeds 1, --scorer = the shipped model's\n"
           "(resad; residual-norm without a model).\n",
@@ -226,6 +229,11 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
             if (st != RD_OK) goto out;
             fw[i] = mk.w, fh[i] = mk.h;
         }
+        const int mw = fw[i], mh = fh[i]; /* the mask's (or image's) own geometry */
+        if (o->pixel_max > 0 && (mw > o->pixel_max || mh > o->pixel_max)) {
+            const int f = ((mw > mh ? mw : mh) + o->pixel_max - 1) / o->pixel_max;
+            fw[i] = (mw + f - 1) / f, fh[i] = (mh + f - 1) / f;
+        }
         off[i + 1] = off[i] + (size_t)fw[i] * fh[i];
         uint8_t *ng = realloc(gt, off[i + 1]);
         if (!ng) {
@@ -233,8 +241,14 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
             goto nomem;
         }
         gt = ng;
-        if (mk.rgb) {
-            for (size_t p = 0, np = (size_t)fw[i] * fh[i]; p < np; p++) gt[off[i] + p] = mk.rgb[3 * p] > 127;
+        if (mk.rgb) { /* nearest at each evaluated pixel's centre (identity at the mask's own size) */
+            for (int y = 0; y < fh[i]; y++) {
+                const size_t sy = (size_t)((y + 0.5) * mh / fh[i]);
+                for (int x = 0; x < fw[i]; x++) {
+                    const size_t sx = (size_t)((x + 0.5) * mw / fw[i]);
+                    gt[off[i] + (size_t)y * fw[i] + x] = mk.rgb[(sy * (size_t)mw + sx) * 3] > 127;
+                }
+            }
             rd_image_release(&mk);
         } else {
             /* a defect without a mask counts as fully anomalous; normals as clean */
@@ -385,6 +399,14 @@ int rd_cli_eval(int argc, char **argv)
             }
         } else if (!strcmp(a, "--max-test")) {
             o.max_test = atoi(v);
+        } else if (!strcmp(a, "--pixel-max")) {
+            char *end;
+            long x = strtol(v, &end, 10);
+            if (*end || x < 16 || x > 65536) {
+                fprintf(stderr, "resad eval: --pixel-max is a side of 16 to 65536 pixels\n");
+                return 2;
+            }
+            o.pixel_max = (int)x;
         } else if (!strcmp(a, "--size")) {
             o.mo.size = atoi(v);
         } else if (!strcmp(a, "--threads")) {

@@ -15,7 +15,8 @@ within 24 px of the left or right border — outside any centred square —
 evaluated with --dump: every map is at the mask's geometry (320×180), every
 frame pixel is inspected, the pixel and image metrics in the JSON equal
 sklearn's roc_auc_score / average_precision_score recomputed from the dumped
-whole-frame maps and scores, and the border scratches are found.
+whole-frame maps and scores, and the border scratches are found; with
+--pixel-max 160 the maps and masks are 160×90 and still agree with sklearn.
 """
 import io, json, os, random, subprocess, sys, tempfile, zipfile
 
@@ -123,6 +124,20 @@ def check_whole_frame(tmp):
         if run["scorer"] != "knn":
             check(want["image_auroc"] >= 0.75, f"{run['scorer']}: border scratches missed "
                   f"(image AUROC {want['image_auroc']:.3f})")
+    # --pixel-max: the masks' geometry reduced by an integer factor (320x180 -> 160x90)
+    dump2 = tmp + "/dump2"
+    os.makedirs(dump2)
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/cam", "--shots", "4", "--model", "none", "--pixel-max", "160",
+                        "--dump", dump2], capture_output=True, text=True, timeout=600)
+    check(p.returncode == 0, f"--pixel-max eval failed: {p.stderr[-1000:]}")
+    if p.returncode == 0:
+        base = f"{dump2}/edge.residual-norm.k4.s0"
+        d = json.load(open(base + ".json"))
+        n = len(d["scores"])
+        maps, gt = np.fromfile(base + ".maps.f32", "<f4"), np.fromfile(base + ".gt.u8", np.uint8)
+        check(d["w"] == [160] * n and d["h"] == [90] * n and maps.size == gt.size == n * 160 * 90,
+              f"--pixel-max 160: maps {d['w'][:1]}x{d['h'][:1]}")
+        check(abs(d["metrics"]["pixel_auroc"] - roc_auc_score(gt, maps)) < 1e-6, "--pixel-max: pixel AUROC vs sklearn")
 
 
 def main():
