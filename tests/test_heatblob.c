@@ -1,0 +1,168 @@
+/* test_heatblob.c — lazy heatmaps' stored form (core/heatblob.h) and the
+ * image copy (core/jpegenc.h):
+ *  - encode → decode gives the map back within (hi − lo)/510 inside [lo, hi];
+ *  - raw, mask and overlay rendered from the decoded map match the ones
+ *    rendered from the float map (what resadd stored before issue 13) within
+ *    one grey level (raw), a handful of border pixels (mask), a few levels
+ *    (overlay), at a camera-shaped view with padding;
+ *  - a 224×224 smooth map costs well under 16 KB;
+ *  - malformed blobs (every truncation, flipped header fields) fail cleanly;
+ *  - the JPEG copy decodes back to the image within JPEG's error. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heatblob.h"
+#include "heatmap.h"
+#include "image.h"
+#include "jpegenc.h"
+#include "testutil.h"
+
+/* A smooth map: a few Gaussian blobs over a low background, 0 outside dst. */
+static void smooth_map(float *m, const rd_view *v, unsigned seed)
+{
+    float r[12];
+    rd_fill_uniform(r, 12, seed, 0.0f, 1.0f);
+    for (int y = 0; y < v->work_h; y++)
+        for (int x = 0; x < v->work_w; x++) {
+            float s = 0.3f + 0.2f * sinf((float)x * 0.05f) * cosf((float)y * 0.07f);
+            for (int b = 0; b < 4; b++) {
+                float cx = r[3 * b] * (float)v->work_w, cy = r[3 * b + 1] * (float)v->work_h, a = 1 + 3 * r[3 * b + 2];
+                float d2 = ((float)x - cx) * ((float)x - cx) + ((float)y - cy) * ((float)y - cy);
+                s += a * expf(-d2 / 400.0f);
+            }
+            m[(size_t)y * v->work_w + x] = rd_view_grid_inspected(v, x, y) ? s : 0.0f;
+        }
+}
+
+static int decode_png(const rd_png_buf *b, rd_image *img)
+{
+    rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
+    rd_err err;
+    return rd_image_decode(b->data, b->len, &lim, img, &err) == RD_OK ? 0 : -1;
+}
+
+static void compare_kind(rd_heat_kind k, const float *map, const rd_heatblob *hb, const rd_view *v,
+                         const rd_heat_params *p, const rd_image *img, int maxdiff, double maxfrac)
+{
+    rd_png_buf a = {0}, b = {0};
+    rd_image ia = {0}, ib = {0};
+    rd_err err;
+    RD_CHECK(rd_heatmap_render_view(k, map, v, img, p, &a, &err) == RD_OK, "%s", err.msg);
+    RD_CHECK(rd_heatmap_render_view(k, hb->map, &hb->view, img, &hb->p, &b, &err) == RD_OK, "%s", err.msg);
+    if (a.data && b.data && !decode_png(&a, &ia) && !decode_png(&b, &ib)) {
+        RD_CHECK(ia.w == ib.w && ia.h == ib.h, "size %dx%d vs %dx%d", ia.w, ia.h, ib.w, ib.h);
+        size_t n = (size_t)ia.w * ia.h * 3, off = 0;
+        int worst = 0;
+        for (size_t i = 0; i < n && ia.w == ib.w && ia.h == ib.h; i++) {
+            int d = abs((int)ia.rgb[i] - (int)ib.rgb[i]);
+            if (d > worst) worst = d;
+            if (d > maxdiff) off++;
+        }
+        RD_CHECK((double)off / (double)n <= maxfrac, "kind %d: %zu of %zu values differ by more than %d (worst %d)",
+                 (int)k, off, n, maxdiff, worst);
+        printf("kind %d: worst difference %d, %.4f%% over %d\n", (int)k, worst, 100.0 * (double)off / (double)n,
+               maxdiff);
+    } else {
+        RD_CHECK(0, "rendering or decoding failed");
+    }
+    rd_image_release(&ia);
+    rd_image_release(&ib);
+    rd_png_buf_release(&a);
+    rd_png_buf_release(&b);
+}
+
+static void round_trip(int img_w, int img_h, const rd_view *v, size_t max_bytes)
+{
+    size_t n = (size_t)v->work_w * v->work_h;
+    float *map = malloc(n * sizeof *map);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    rd_err err;
+    rd_heatblob hb;
+    rd_image img = {img_w, img_h, malloc((size_t)img_w * img_h * 3), 0, 0, 0, 0};
+    for (size_t i = 0; i < (size_t)img_w * img_h * 3; i++) img.rgb[i] = (uint8_t)((i * 7919u) >> 5);
+    smooth_map(map, v, (unsigned)(img_w * 31 + img_h));
+    float mx = 0;
+    for (size_t i = 0; i < n; i++) mx = fmaxf(mx, map[i]);
+    rd_heat_params p = {0.0f, fmaxf(2.0f * 2.0f, mx), 2.0f, img_w, img_h};
+    RD_CHECK(rd_heatblob_encode(map, v, &p, &blob, &len, &err) == RD_OK, "%s", err.msg);
+    printf("%dx%d frame, %dx%d grid: blob %zu bytes\n", img_w, img_h, v->work_w, v->work_h, len);
+    RD_CHECK(len <= max_bytes, "blob %zu bytes > %zu", len, max_bytes);
+    RD_CHECK(rd_heatblob_decode(blob, len, &hb, &err) == RD_OK, "%s", err.msg);
+    if (hb.map) {
+        float tol = (p.hi - p.lo) / 510.0f * 1.0001f, worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            float want = fminf(fmaxf(map[i], p.lo), p.hi);
+            worst = fmaxf(worst, fabsf(hb.map[i] - want));
+        }
+        RD_CHECK(worst <= tol, "decoded map off by %g > %g", worst, tol);
+        RD_CHECK(!memcmp(&hb.view.dst_x, &v->dst_x, 4 * sizeof(int)) && hb.view.src_w == v->src_w &&
+                     hb.view.src_x == v->src_x && hb.view.work_w == v->work_w && hb.p.out_w == img_w &&
+                     hb.p.threshold == p.threshold && hb.p.hi == p.hi,
+                 "view/params not restored");
+        compare_kind(RD_HEAT_RAW, map, &hb, v, &p, NULL, 1, 0.0);
+        compare_kind(RD_HEAT_MASK, map, &hb, v, &p, NULL, 0, 0.003);
+        compare_kind(RD_HEAT_OVERLAY, map, &hb, v, &p, &img, 4, 0.0);
+        rd_heatblob_release(&hb);
+    }
+    /* malformed: every truncation of the header and a few of the PNG, and flipped fields */
+    for (size_t cut = 0; cut < len; cut += cut < 400 ? 1 : 97) {
+        rd_heatblob bad;
+        RD_CHECK(rd_heatblob_decode(blob, cut, &bad, &err) != RD_OK, "truncated at %zu accepted", cut);
+    }
+    const char *flips[] = {"grid=", "dst=", "hi=", "out="};
+    for (int f = 0; f < 4; f++) {
+        uint8_t *c = malloc(len);
+        memcpy(c, blob, len);
+        char *at = strstr((char *)c, flips[f]);
+        if (at) at[strlen(flips[f])] = 'x';
+        rd_heatblob bad;
+        rd_status st = rd_heatblob_decode(c, len, &bad, &err);
+        RD_CHECK(st != RD_OK, "flipped %s accepted", flips[f]);
+        if (st == RD_OK) rd_heatblob_release(&bad);
+        free(c);
+    }
+    free(blob);
+    free(map);
+    rd_image_release(&img);
+}
+
+static void jpeg_copy(void)
+{
+    int w = 200, h = 120;
+    rd_image img = {w, h, malloc((size_t)w * h * 3), 0, 0, 0, 0}, back = {0};
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *px = img.rgb + ((size_t)y * w + x) * 3;
+            px[0] = (uint8_t)(x + y), px[1] = (uint8_t)(2 * x), px[2] = (uint8_t)(255 - y);
+        }
+    rd_png_buf j = {0};
+    rd_err err;
+    RD_CHECK(rd_jpeg_encode(&img, 90, &j, &err) == RD_OK, "%s", err.msg);
+    RD_CHECK(rd_image_sniff(j.data, j.len) == RD_IMG_JPEG, "not a JPEG");
+    if (j.data && decode_png(&j, &back) == 0) {
+        double se = 0;
+        for (size_t i = 0; i < (size_t)w * h * 3; i++) se += pow((double)back.rgb[i] - img.rgb[i], 2);
+        double psnr = 10 * log10(255.0 * 255.0 / (se / (w * h * 3.0)));
+        printf("jpeg copy q90: %zu bytes, PSNR %.1f dB\n", j.len, psnr);
+        RD_CHECK(back.w == w && back.h == h && psnr > 30, "jpeg round trip PSNR %.1f", psnr);
+    } else {
+        RD_CHECK(0, "jpeg copy does not decode");
+    }
+    rd_image_release(&back);
+    rd_png_buf_release(&j);
+    rd_image_release(&img);
+}
+
+int main(void)
+{
+    /* 256² frame, 224² grid, whole frame */
+    rd_view sq = {256, 256, 224, 224, 0, 0, 1, 1, 0, 0, 224, 224, 1, 0, 0};
+    round_trip(256, 256, &sq, 16384);
+    /* 1920×1080 frame on 400×224, fit pad on a 4:3 ROI-like rectangle: padding bars not inspected */
+    rd_view cam = {1920, 1080, 400, 224, 0.1, 0, 0.8, 1, 50, 0, 300, 224, 0.8, 0, 1};
+    round_trip(1920, 1080, &cam, 16384);
+    jpeg_copy();
+    return rd_test_done("test_heatblob");
+}
