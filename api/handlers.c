@@ -11,6 +11,7 @@
 
 #include "bodies.h"
 #include "metrics.h"
+#include "dashboard.h"
 #include "req.h"
 #include "views.h"
 
@@ -329,3 +330,6 @@ const rd_route rd_api_routes[] = {
     {"GET", "/v1/stats", RD_SCOPE_READ, RD_BODY_NONE, h_stats},
 };
 const int rd_api_nroutes = (int)(sizeof rd_api_routes / sizeof rd_api_routes[0]);
+    {"GET", "/", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
+    {"GET", "/dashboard/app.js", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
+    {"GET", "/dashboard/style.css", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},

@@ -70,7 +70,10 @@ static const tcase cases[] = {
     {"GET", "/v1/openapi.json", RD_MATCH_OK, "/v1/openapi.json", "", 0, NULL},
     {"GET", "/v2/nothing", RD_MATCH_NOPATH, NULL, "", 0, NULL},
     {"GET", "", RD_MATCH_NOPATH, NULL, "", 0, NULL},
-    {"GET", "/", RD_MATCH_NOPATH, NULL, "", 0, NULL},
+    {"GET", "/", RD_MATCH_OK, "/", "", 0, NULL}, /* the dashboard */
+    {"POST", "/", RD_MATCH_METHOD, NULL, "", 0, "GET"},
+    {"GET", "/dashboard/app.js", RD_MATCH_OK, "/dashboard/app.js", "", 0, NULL},
+    {"GET", "//", RD_MATCH_NOPATH, NULL, "", 0, NULL},
     {"GET", "/a/b/c/d/e/f/g/h/i/j/k", RD_MATCH_NOPATH, NULL, "", 0, NULL},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
