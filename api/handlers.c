@@ -309,6 +309,9 @@ static int h_stats(rd_req *r)
  * /metrics is RD_SCOPE_READ; http.c lets it through without a token when
  * metrics_public is set. */
 const rd_route rd_api_routes[] = {
+    {"GET", "/", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
+    {"GET", "/dashboard/app.js", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
+    {"GET", "/dashboard/style.css", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
     {"GET", "/healthz", RD_SCOPE_NONE, RD_BODY_NONE, h_healthz},
     {"GET", "/readyz", RD_SCOPE_NONE, RD_BODY_NONE, h_readyz},
     {"GET", "/metrics", RD_SCOPE_READ, RD_BODY_NONE, h_metrics},
@@ -330,6 +333,3 @@ const rd_route rd_api_routes[] = {
     {"GET", "/v1/stats", RD_SCOPE_READ, RD_BODY_NONE, h_stats},
 };
 const int rd_api_nroutes = (int)(sizeof rd_api_routes / sizeof rd_api_routes[0]);
-    {"GET", "/", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
-    {"GET", "/dashboard/app.js", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
-    {"GET", "/dashboard/style.css", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
