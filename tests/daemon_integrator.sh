@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# tests/daemon_integrator.sh — what an MES integrator relies on, over real HTTP:
+#  - verdict fields: confidence exactly 0.5 when ?threshold= equals the score,
+#    higher for a lower threshold; anomalous_area in [0, 1]; the largest region's
+#    box matches the drawn defect's box; ?sensitivity= recorded; bad values 400;
+#  - idempotency: a repeated X-Request-Id returns the original (200, same id,
+#    Idempotent-Replay: true) and runs nothing; header and query differing is a
+#    400; GET /v1/inspections?class=C&external_id=X finds it; the id is echoed;
+#  - lossless polling: a reader following after_id/next while async inspections
+#    are posted concurrently sees every finished row exactly once, ascending.
+. "$(dirname "$0")/daemon_lib.sh"
+make_images
+I=$T/img
+start_resadd --workers 2
+
+req POST /v1/classes -H 'Content-Type: application/json' -d '{"name":"plate"}'
+expect "create class" 201
+req POST /v1/classes/plate/references -F "a=@$I/ref1.jpg" -F "b=@$I/ref2.jpg" -F "c=@$I/ref3.jpg" -F "d=@$I/ref4.jpg"
+expect "references" 201
+
+# ---- verdict fields ----
+req POST /v1/classes/plate/inspections -H 'Content-Type: image/jpeg' --data-binary "@$I/defect.jpg"
+expect "inspect defect" 200
+SCORE=$(jget 'repr(j["score"])')
+check "defect: fields present and bounded" [ "$(jget '0.5 < j["confidence"] < 1, 0 < j["anomalous_area"] <= 1, j["regions_total"] >= 1, len(j["regions"]) == min(j["regions_total"], 32), j["threshold_source"], j["seq"] >= 1')" = "(True, True, True, True, 'class', True)" ]
+check "largest region matches the drawn defect's box" $PY -c "
+import json
+j = json.load(open('$T/body')); box = json.load(open('$I/defect.json'))['defect_box']
+r = j['regions'][0]; x, y, w, h = r['bbox']
+areas = [g['area'] for g in j['regions']]
+assert areas == sorted(areas, reverse=True), areas
+x0, y0, x1, y1 = box
+ix = max(0, min(x + w, x1) - max(x, x0)); iy = max(0, min(y + h, y1) - max(y, y0))
+inter = ix * iy; union = w * h + (x1 - x0) * (y1 - y0) - inter
+px, py = r['peak_at']
+print('region', r['bbox'], 'defect', box, 'IoU %.2f' % (inter / union))
+assert inter / union >= 0.3, 'IoU too small'
+assert x <= px < x + w and y <= py < y + h and r['peak'] >= j['threshold'] and r['area'] <= w * h
+"
+req POST "/v1/classes/plate/inspections?threshold=$SCORE" -H 'Content-Type: image/jpeg' --data-binary "@$I/defect.jpg"
+expect "inspect with ?threshold= = the score" 200
+check "confidence exactly 0.5 at the threshold, recorded" [ "$(jget 'j["confidence"], j["threshold"] == j["score"], j["threshold_source"], j["anomalous"]')" = "(0.5, True, 'request', True)" ]
+TID=$(jget 'j["id"]')
+req GET "/v1/inspections/$TID"
+check "the override is stored with the inspection" [ "$(jget 'j["confidence"], j["threshold_source"]')" = "(0.5, 'request')" ]
+req POST "/v1/classes/plate/inspections?sensitivity=1" -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+expect "inspect with ?sensitivity=1" 200
+S1=$(jget 'j["threshold"]')
+req POST "/v1/classes/plate/inspections?sensitivity=0.5" -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+check "sensitivity 0.5 = the class threshold, 1 = half of it, recorded" [ "$(jget "abs(j['threshold'] / $S1 - 2) < 1e-4, j['threshold_source'], j['sensitivity']")" = "(True, 'sensitivity', 0.5)" ]
+req POST "/v1/classes/plate/inspections?sensitivity=2" -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+expect "sensitivity out of range" 400 bad_request
+req POST "/v1/classes/plate/inspections?threshold=abc" -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+expect "threshold not a number" 400 bad_request
+req POST "/v1/classes/plate/inspections?threshold=1&sensitivity=0.5" -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+expect "threshold and sensitivity together" 400 bad_request
+
+# ---- idempotency ----
+req POST /v1/classes/plate/inspections -H 'Content-Type: image/jpeg' -H 'X-Request-Id: mes-42' --data-binary "@$I/good.jpg" -D "$T/h1"
+expect "first request" 200
+ID1=$(jget 'j["id"]')
+check "request id echoed" grep -qi '^X-Request-Id: mes-42' "$T/h1"
+check "no replay header the first time" sh -c "! grep -qi '^Idempotent-Replay' '$T/h1'"
+req POST /v1/classes/plate/inspections -H 'Content-Type: image/jpeg' -H 'X-Request-Id: mes-42' --data-binary "@$I/defect.jpg" -D "$T/h2"
+expect "replayed request" 200
+check "replay returns the original" [ "$(jget 'j["id"], j["external_id"], j["anomalous"]')" = "($ID1, 'mes-42', False)" ]
+check "Idempotent-Replay: true" grep -qi '^Idempotent-Replay: true' "$T/h2"
+req POST "/v1/classes/plate/inspections?async=1&external_id=mes-42" -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+expect "replay via ?external_id= (async too)" 200
+check "same id" [ "$(jget 'j["id"]')" = "$ID1" ]
+req POST "/v1/classes/plate/inspections?external_id=other" -H 'Content-Type: image/jpeg' -H 'X-Request-Id: mes-42' --data-binary "@$I/good.jpg"
+expect "header and query differ" 400 bad_request
+req GET "/v1/inspections?class=plate&external_id=mes-42"
+check "look-up by external id" [ "$(jget '[i["id"] for i in j["inspections"]]')" = "[$ID1]" ]
+req GET "/v1/inspections?external_id=mes-42"
+expect "external_id without class" 400 bad_request
+
+# ---- lossless polling ----
+req GET "/v1/inspections?after_id=1&before_id=5"
+expect "after_id with before_id" 400 bad_request
+N=24
+[ "$SANITIZED" = 1 ] && N=12
+check "concurrent catch-up sees every row exactly once" $PY - "$URL" "$I/good.jpg" "$N" <<'PY'
+import json, sys, threading, time, urllib.request
+url, img, n = sys.argv[1], open(sys.argv[2], 'rb').read(), int(sys.argv[3])
+def get(p):
+    with urllib.request.urlopen(url + p, timeout=30) as r: return json.load(r)
+# the cursor starts where the reader is now
+cur = get('/v1/inspections?after_id=0&limit=1000')['next']
+posted, seen = [], []
+def post():
+    for _ in range(n):
+        rq = urllib.request.Request(url + '/v1/classes/plate/inspections?async=1', data=img,
+                                    headers={'Content-Type': 'image/jpeg'})
+        with urllib.request.urlopen(rq, timeout=30) as r: posted.append(json.load(r)['id'])
+ts = [threading.Thread(target=post) for _ in range(2)]
+for t in ts: t.start()
+deadline = time.time() + 120
+while time.time() < deadline:
+    p = get('/v1/inspections?class=plate&after_id=%d&limit=3' % cur)
+    seqs = [i['seq'] for i in p['inspections']]
+    assert seqs == sorted(seqs) and all(s > cur for s in seqs), (cur, seqs)
+    assert all(i['status'] != 'queued' for i in p['inspections'])
+    seen += [i['id'] for i in p['inspections']]
+    cur = p['next']
+    if not p['has_more']:
+        if not any(t.is_alive() for t in ts) and set(posted) <= set(seen): break
+        time.sleep(0.02)
+dup = len(seen) - len(set(seen))
+print('posted %d, seen %d, duplicates %d' % (len(posted), len(seen), dup))
+assert dup == 0 and set(seen) == set(posted) and len(posted) == 2 * n
+PY
+
+stop_resadd
+done_test
