@@ -11,7 +11,7 @@
  *   - overlay renders over the retained image copy; once that copy is gone
  *     (keep_images) it renders over a neutral mid-grey frame of the original
  *     size (RD_IMAGE_BG), so the colours still show the map, and *expired is
- *     set (the API says so in a response header).
+ *     set (api/ answers 200 either way; the OpenAPI says so).
  * The service owns one rd_heatcache; everything here is thread-safe. */
 #ifndef RD_ENGINE_HEATMAPS_H
 #define RD_ENGINE_HEATMAPS_H
