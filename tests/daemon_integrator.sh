@@ -7,11 +7,15 @@
 #    Idempotent-Replay: true) and runs nothing; header and query differing is a
 #    400; GET /v1/inspections?class=C&external_id=X finds it; the id is echoed;
 #  - lossless polling: a reader following after_id/next while async inspections
-#    are posted concurrently sees every finished row exactly once, ascending.
+#    are posted concurrently sees every finished row exactly once, ascending;
+#  - Server-Sent Events: a client on /v1/events?class= receives every inspection
+#    (and class changes), heartbeats, outlives the request deadline (3 s here),
+#    and resumes with Last-Event-ID without loss or repeats.
 . "$(dirname "$0")/daemon_lib.sh"
 make_images
 I=$T/img
-start_resadd --workers 2
+printf 'request_deadline_s = 3\nauth = off\n' > "$T/resadd.conf"
+start_resadd --workers 2 --config "$T/resadd.conf"
 
 req POST /v1/classes -H 'Content-Type: application/json' -d '{"name":"plate"}'
 expect "create class" 201
@@ -111,5 +115,67 @@ print('posted %d, seen %d, duplicates %d' % (len(posted), len(seen), dup))
 assert dup == 0 and set(seen) == set(posted) and len(posted) == 2 * n
 PY
 
+# ---- Server-Sent Events ----
+check "SSE: every inspection, heartbeats past the deadline, Last-Event-ID resume" $PY - "$URL" "$I/good.jpg" <<'PY'
+import http.client, json, sys, time, urllib.parse, urllib.request
+url, img = sys.argv[1], open(sys.argv[2], 'rb').read()
+host = urllib.parse.urlparse(url)
+def post(path, data, ctype):
+    rq = urllib.request.Request(url + path, data=data, headers={'Content-Type': ctype})
+    with urllib.request.urlopen(rq, timeout=30) as r: return json.load(r)
+class Stream:
+    def __init__(self, last=None):
+        self.c = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
+        h = {'Last-Event-ID': str(last)} if last is not None else {}
+        self.c.request('GET', '/v1/events?class=plate&heartbeat_s=1', headers=h)
+        self.r = self.c.getresponse()
+        assert self.r.status == 200 and self.r.getheader('Content-Type') == 'text/event-stream'
+        self.hb = 0
+    def next(self):  # the next event as (id, type, data)
+        ev = {}
+        while True:
+            line = self.r.fp.readline().decode()
+            assert line, 'stream ended'
+            line = line.rstrip('\n')
+            if line == '':
+                if 'data' in ev: return int(ev['id']), ev['event'], json.loads(ev['data'])
+                continue
+            if line.startswith(':'):
+                self.hb += 'heartbeat' in line
+                continue
+            k, _, v = line.partition(': ')
+            ev[k] = v
+s = Stream()
+time.sleep(0.3)
+ids = [post('/v1/classes/plate/inspections', img, 'image/jpeg')['id'] for _ in range(3)]
+post('/v1/classes', json.dumps({'name': 'other'}).encode(), 'application/json')   # another class: filtered out
+got = [s.next() for _ in range(3)]
+assert [g[2]['id'] for g in got] == ids and all(g[1] == 'inspection' and g[2]['status'] == 'done' for g in got), got
+assert all('confidence' in g[2] for g in got)
+t0 = time.time()
+req = urllib.request.Request(url + '/v1/classes/plate', data=json.dumps({'description': 'x'}).encode(),
+                             headers={'Content-Type': 'application/json'}, method='PATCH')
+time.sleep(4)  # past the 3 s request deadline: heartbeats keep the stream
+urllib.request.urlopen(req, timeout=30).read()
+cid, ctype, cdata = s.next()
+assert ctype == 'class' and cdata == {'class': 'plate', 'action': 'updated'}, (ctype, cdata)
+assert s.hb >= 2, 'heartbeats: %d' % s.hb
+last = cid
+s.c.close()
+ids2 = [post('/v1/classes/plate/inspections', img, 'image/jpeg')['id'] for _ in range(2)]
+s2 = Stream(last)
+got2 = [s2.next() for _ in range(2)]
+assert [g[2]['id'] for g in got2] == ids2 and all(g[0] > last for g in got2), (got2, last)
+print('events %s, class event %d, heartbeats %d, resumed after %d: %s' % ([g[0] for g in got], cid, s.hb, last,
+      [g[0] for g in got2]))
+PY
+
+# an open event stream does not hold up shutdown
+curl -sN "$URL/v1/events" >/dev/null 2>&1 &
+CURLPID=$!
+sleep 0.3
+T0=$(date +%s.%N)
 stop_resadd
+check "shutdown with an open event stream is prompt" $PY -c "assert $(date +%s.%N) - $T0 < 5"
+kill "$CURLPID" 2>/dev/null; wait "$CURLPID" 2>/dev/null
 done_test
