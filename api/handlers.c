@@ -12,6 +12,7 @@
 #include "bodies.h"
 #include "metrics.h"
 #include "dashboard.h"
+#include "tokens.h"
 #include "req.h"
 #include "views.h"
 
@@ -312,6 +313,9 @@ const rd_route rd_api_routes[] = {
     {"GET", "/", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
     {"GET", "/dashboard/app.js", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
     {"GET", "/dashboard/style.css", RD_SCOPE_NONE, RD_BODY_NONE, rd_dashboard_serve},
+    {"POST", "/v1/tokens", RD_SCOPE_ADMIN, RD_BODY_JSON, rd_tokens_create},
+    {"GET", "/v1/tokens", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_tokens_list},
+    {"DELETE", "/v1/tokens/{id}", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_tokens_revoke},
     {"GET", "/healthz", RD_SCOPE_NONE, RD_BODY_NONE, h_healthz},
     {"GET", "/readyz", RD_SCOPE_NONE, RD_BODY_NONE, h_readyz},
     {"GET", "/metrics", RD_SCOPE_READ, RD_BODY_NONE, h_metrics},

@@ -67,6 +67,9 @@ typedef struct conn {
     uint8_t *body;
     size_t len, cap;
     char route[64];
+    char method[8], url[256]; /* for the audit line */
+    int64_t who;              /* the token's id; 0 = none (auth off or an open route) */
+    char scope[16];
 } conn;
 
 static double now_s(void)
@@ -74,6 +77,21 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The audit log: one line for every change that succeeded (classes,
+ * thresholds, references, tokens, webhooks: every POST, PATCH, PUT or DELETE
+ * except inspections) with who made it; log lines carry when. */
+static void audit(const conn *c, int status)
+{
+    if (status >= 400 || !c->m.route || !strcmp(c->method, "GET") || !strcmp(c->method, "HEAD") ||
+        !strcmp(c->m.route->pattern, "/v1/classes/{name}/inspections"))
+        return;
+    if (c->who)
+        rd_log(RD_LOG_INFO, "audit: %s %s -> %d by token %lld (%s)", c->method, c->url, status, (long long)c->who,
+               c->scope);
+    else
+        rd_log(RD_LOG_INFO, "audit: %s %s -> %d by anyone (auth off)", c->method, c->url, status);
 }
 
 /* ---- replies ---- */
@@ -99,6 +117,7 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, int status, con
     enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, r);
     MHD_destroy_response(r);
     rd_metrics_request(c->route[0] ? c->route : "other", status, now_s() - c->t0);
+    audit(c, status);
     return ret;
 }
 
@@ -227,15 +246,16 @@ static int authorize(struct MHD_Connection *mc, conn *c, rd_scope need, enum MHD
     while (*tok == ' ') tok++;
     rd_ecode rc = RD_E_NOTFOUND;
     if (strlen(tok) <= 256 && rd_sha256_hex(tok, strlen(tok), hash) == 0)
-        rc = rd_engine_token_scope(c->h->e, hash, scope);
+        rc = rd_engine_token_auth(c->h->e, hash, scope, &c->who);
     if (rc != RD_E_OK && rc != RD_E_NOTFOUND) {
         *ret = queue_err(mc, c, rd_api_status(rc), rd_api_code_name(rc), NULL, "cannot check the token: database error");
         return -1;
     }
     if (rc != RD_E_OK) {
-        *ret = queue_err(mc, c, 401, "unauthorized", NULL, "unknown or revoked token");
+        *ret = queue_err(mc, c, 401, "unauthorized", NULL, "unknown, expired or revoked token");
         return -1;
     }
+    snprintf(c->scope, sizeof c->scope, "%s", scope);
     rd_scope have = !strcmp(scope, "admin") ? RD_SCOPE_ADMIN : !strcmp(scope, "inspect") ? RD_SCOPE_INSPECT : RD_SCOPE_READ;
     if (have < need) {
         *ret = queue_err(mc, c, 403, "forbidden", NULL, "this needs a token with scope '%s' (yours: '%s')", names[need],
@@ -322,6 +342,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (!c) return MHD_NO;
         c->h = h;
         c->t0 = now_s();
+        snprintf(c->method, sizeof c->method, "%s", method);
+        snprintf(c->url, sizeof c->url, "%s", url);
         *con_cls = c;
         return on_headers(mc, c, url, method);
     }
@@ -491,8 +513,17 @@ rd_http *rd_http_start(const rd_api_opts *o, rd_engine *e, rd_err *err)
         goto fail;
     }
     h->wd_started = 1;
+    struct MHD_OptionItem tls[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert},
+                                   {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key},
+                                   {MHD_OPTION_END, 0, NULL}};
+    int use_tls = o->tls_cert && o->tls_key;
+    if (use_tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        rd_err_set(err, RD_ERR_ARG, "tls_cert/tls_key are set but this libmicrohttpd has no TLS support");
+        goto fail;
+    }
+    if (use_tls) flags |= MHD_USE_TLS;
     h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                            h, MHD_OPTION_SOCK_ADDR, sa,
+                            h, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_ARRAY, use_tls ? tls : &tls[2],
                             MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_per_client,
@@ -502,7 +533,8 @@ rd_http *rd_http_start(const rd_api_opts *o, rd_engine *e, rd_err *err)
         rd_err_set(err, RD_ERR_IO, "cannot listen on %s:%d: %s", o->host, o->port, strerror(errno));
         goto fail;
     }
-    rd_log(RD_LOG_INFO, "listening on %s:%d, auth %s, /metrics %s", o->host, o->port, o->auth ? "on" : "off",
+    rd_log(RD_LOG_INFO, "listening on %s://%s:%d, auth %s, /metrics %s", use_tls ? "https" : "http", o->host, o->port,
+           o->auth ? "on" : "off",
            o->auth && !o->metrics_public ? "needs a read token" : "open");
     return h;
 fail:

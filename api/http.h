@@ -22,6 +22,9 @@ typedef struct rd_api_opts {
     int max_connections;
     int max_per_client;     /* connections from one client address */
     int request_deadline_s; /* headers + body must arrive within this */
+    const char *tls_cert;   /* PEM text; with tls_key: HTTPS (NULL: plain HTTP) */
+    const char *tls_key;
+    const char *cors_origins; /* "" or NULL: no CORS headers; "*" or space-separated origins */
 } rd_api_opts;
 
 typedef struct rd_http rd_http;

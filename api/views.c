@@ -137,9 +137,10 @@ json_t *rd_view_tokens(const rd_token_row *t, int n)
 {
     json_t *a = json_array();
     for (int i = 0; i < n; i++)
-        json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:s, s:o}", "id", (json_int_t)t[i].id, "name", t[i].name,
-                                           "scope", t[i].scope, "created_at", t[i].created_at, "revoked_at",
-                                           t[i].revoked_at[0] ? json_string(t[i].revoked_at) : json_null()));
+        json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)t[i].id, "name",
+                                           t[i].name, "scope", t[i].scope, "created_at", t[i].created_at,
+                                           "revoked_at", t[i].revoked_at[0] ? json_string(t[i].revoked_at) : json_null(),
+                                           "expires_at", t[i].expires_at[0] ? json_string(t[i].expires_at) : json_null()));
     return a;
 }
 

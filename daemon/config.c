@@ -50,6 +50,9 @@ static const key keys[] = {
     {"retention_max_inspections", K_LONG, F(retention_max), 0, 1000000000, 1},
     {"auth", K_AUTH, F(auth), 0, 0, 0},
     {"metrics_auth", K_ONOFF, F(metrics_auth), 0, 0, 0},
+    {"tls_cert", K_STR, F(tls_cert), 0, 0, 0},
+    {"tls_key", K_STR, F(tls_key), 0, 0, 0},
+    {"cors_origins", K_STR, F(cors_origins), 0, 0, 0},
     {"log_level", K_LOGLEVEL, F(log_level), 0, 0, 0},
 };
 #undef F

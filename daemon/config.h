@@ -40,6 +40,9 @@ typedef struct rd_config {
     long retention_max;        /* inspections kept; 0 = unbounded */
     int log_level;
     char log_file[1024];       /* "" = stderr */
+    char tls_cert[1024];       /* PEM certificate (chain); with tls_key: HTTPS */
+    char tls_key[1024];        /* PEM private key */
+    char cors_origins[1024];   /* "" = no CORS; "*" or space-separated origins */
 } rd_config;
 
 void rd_config_defaults(rd_config *c);

@@ -21,6 +21,7 @@
 #include "defaults.h"
 #include "engine/engine.h"
 #include "engine/log.h"
+#include "engine/tokens.h"
 #include "sha256.h"
 #include "sql/store.h"
 
@@ -147,16 +148,13 @@ static int cmd_token(rd_config *cfg, int argc, char **argv, int i)
     rd_store *s = open_store(cfg);
     if (!s) return 1;
     if (!strcmp(sub, "create")) {
-        unsigned char rnd[32];
-        char tok[3 + 65], hash[RD_SHA256_HEX];
+        char tok[RD_TOKEN_LEN + 1], hash[RD_SHA256_HEX];
         int64_t id;
-        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-            fprintf(stderr, "resadd: getrandom failed: %s\n", strerror(errno));
+        if (rd_token_generate(tok, hash)) {
+            fprintf(stderr, "resadd: cannot make a token (getrandom: %s)\n", strerror(errno));
             goto out;
         }
-        strcpy(tok, "rd_");
-        for (int k = 0; k < 32; k++) sprintf(tok + 3 + 2 * k, "%02x", rnd[k]);
-        if (rd_sha256_hex(tok, strlen(tok), hash) || rd_store_token_add(s, name, scope, hash, &id, &err) != RD_E_OK) {
+        if (rd_store_token_add(s, name, scope, hash, &id, &err) != RD_E_OK) {
             fprintf(stderr, "resadd: %s\n", err.msg[0] ? err.msg : "cannot hash token");
             goto out;
         }
@@ -183,6 +181,33 @@ static int cmd_token(rd_config *cfg, int argc, char **argv, int i)
 out:
     rd_store_close(s);
     return rc;
+}
+
+/* TLS: the PEM files' text, alive while the HTTP server runs. */
+static char *tls_pem[2];
+
+static int read_pem(const char *path, char **out, rd_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    char *b = malloc(1u << 20);
+    size_t n = 0;
+    if (!f || !b) {
+        rd_err_set(err, RD_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    n = fread(b, 1, (1u << 20) - 1, f);
+    if (n == (1u << 20) - 1 || !n || ferror(f)) {
+        rd_err_set(err, RD_ERR_ARG, "%s: empty, unreadable or over 1 MiB (want a PEM file)", path);
+        goto fail;
+    }
+    b[n] = '\0';
+    fclose(f);
+    *out = b;
+    return 0;
+fail:
+    if (f) fclose(f);
+    free(b);
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -294,6 +319,20 @@ int main(int argc, char **argv)
                       .max_connections = cfg.max_connections,
                       .max_per_client = cfg.max_connections_per_client,
                       .request_deadline_s = cfg.request_deadline_s};
+    if (!cfg.tls_cert[0] != !cfg.tls_key[0]) {
+        rd_log(RD_LOG_ERR, "tls_cert and tls_key go together: set both (HTTPS) or neither");
+        goto out;
+    }
+    if (cfg.tls_cert[0] && (read_pem(cfg.tls_cert, &tls_pem[0], &err) || read_pem(cfg.tls_key, &tls_pem[1], &err))) {
+        rd_log(RD_LOG_ERR, "%s", err.msg);
+        goto out;
+    }
+    ao.tls_cert = tls_pem[0];
+    ao.tls_key = tls_pem[1];
+    ao.cors_origins = cfg.cors_origins;
+    if (auth && !tls_pem[0] && !rd_config_is_loopback(&cfg))
+        rd_log(RD_LOG_WARN, "listening on %s without TLS: bearer tokens travel in clear; set tls_cert and tls_key "
+               "(etc/resadd.conf) or put a TLS proxy in front", cfg.listen_host);
     if (!(eng = rd_engine_new(&eo, store, &err))) {
         rd_log(RD_LOG_ERR, "%s", err.msg);
         goto out;
@@ -336,6 +375,8 @@ out:
     rd_http_stop(http);      /* in-flight replies are sent */
     rd_engine_free(eng);
     rd_store_close(store);
+    free(tls_pem[0]);
+    free(tls_pem[1]);
     rd_log(RD_LOG_INFO, "stopped");
     return rc;
 }

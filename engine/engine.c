@@ -22,6 +22,7 @@
 #include "heatmap.h"
 #include "log.h"
 #include "sha256.h"
+#include "tokens.h"
 
 #define MAX_COUNTS 256
 
@@ -1149,6 +1150,41 @@ rd_ecode rd_engine_stats(rd_engine *e, const char *cls, const char *since, rd_st
 rd_ecode rd_engine_token_scope(rd_engine *e, const char *hash, char scope[16])
 {
     return rd_store_token_scope(e->store, hash, scope);
+}
+
+rd_ecode rd_engine_token_auth(rd_engine *e, const char *hash, char scope[16], int64_t *id)
+{
+    return rd_store_token_lookup(e->store, hash, scope, id);
+}
+
+rd_ecode rd_engine_token_create(rd_engine *e, const char *name, const char *scope, const char *expires_at,
+                                char tok[68], rd_token_row *row, rd_err *err)
+{
+    char hash[65];
+    rd_token_row *rows = NULL;
+    int n = 0;
+    int64_t id;
+    if (rd_token_generate(tok, hash)) {
+        rd_err_set(err, RD_ERR_INTERNAL, "cannot make a token: no randomness");
+        return RD_E_INTERNAL;
+    }
+    rd_ecode rc = rd_store_token_add_exp(e->store, name, scope, hash, expires_at, &id, err);
+    if (rc == RD_E_OK) rc = rd_store_token_list(e->store, &rows, &n, err);
+    memset(row, 0, sizeof *row);
+    for (int i = 0; rc == RD_E_OK && i < n; i++)
+        if (rows[i].id == id) *row = rows[i];
+    free(rows);
+    return rc;
+}
+
+rd_ecode rd_engine_token_list(rd_engine *e, rd_token_row **rows, int *n, rd_err *err)
+{
+    return rd_store_token_list(e->store, rows, n, err);
+}
+
+rd_ecode rd_engine_token_revoke(rd_engine *e, int64_t id, rd_err *err)
+{
+    return rd_store_token_revoke(e->store, id, err);
 }
 
 /* ---- lifecycle ---- */

@@ -136,5 +136,13 @@ rd_ecode rd_engine_stats(rd_engine *e, const char *cls, const char *since, rd_st
 /* ---- tokens ---- */
 /* Scope ("admin", "inspect", "read") of the live token whose sha256 is hash. */
 rd_ecode rd_engine_token_scope(rd_engine *e, const char *hash, char scope[16]);
+/* The same, with the token's id (who, for the audit log). */
+rd_ecode rd_engine_token_auth(rd_engine *e, const char *hash, char scope[16], int64_t *id);
+/* A new token (engine/tokens.h): tok gets the secret, shown once; expires_at
+ * ISO 8601 UTC or NULL = never; *row the stored row. */
+rd_ecode rd_engine_token_create(rd_engine *e, const char *name, const char *scope, const char *expires_at,
+                                char tok[68], rd_token_row *row, rd_err *err);
+rd_ecode rd_engine_token_list(rd_engine *e, rd_token_row **rows, int *n, rd_err *err);
+rd_ecode rd_engine_token_revoke(rd_engine *e, int64_t id, rd_err *err);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
+#include <time.h>
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_fp;
@@ -66,7 +68,17 @@ void rd_log(int level, const char *fmt, ...)
     va_end(ap);
     pthread_mutex_lock(&log_mu);
     FILE *f = log_fp ? log_fp : stderr;
-    fprintf(f, "<%d>%s: %s\n", level, words[level & 7], line);
+    if (f != stderr) { /* a log_file has no journal to stamp its lines: UTC, milliseconds */
+        struct timeval tv;
+        struct tm tm;
+        char ts[32];
+        gettimeofday(&tv, NULL);
+        gmtime_r(&tv.tv_sec, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        fprintf(f, "%s.%03dZ %s: %s\n", ts, (int)(tv.tv_usec / 1000), words[level & 7], line);
+    } else {
+        fprintf(f, "<%d>%s: %s\n", level, words[level & 7], line);
+    }
     fflush(f);
     pthread_mutex_unlock(&log_mu);
 }

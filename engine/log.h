@@ -1,6 +1,7 @@
 /* log.h — resadd's log: one line per event on stderr (or a file), each line
  * prefixed with a syslog priority "<N>" that journald understands, then a
- * level word, so it reads well both under systemd and on a terminal. */
+ * level word, so it reads well both under systemd and on a terminal.  Lines
+ * written to a log_file start with a UTC timestamp instead of the prefix. */
 #ifndef RD_LOG_H
 #define RD_LOG_H
 

@@ -1189,14 +1189,22 @@ fail:
 }
 
 /* ---- tokens ---- */
-static const char SQL_TOK_INS[] = "INSERT INTO tokens(name, scope, hash, created_at) VALUES (?1, ?2, ?3, ?4)";
-static const char SQL_TOK_SCOPE[] = "SELECT scope FROM tokens WHERE hash = ?1 AND revoked_at IS NULL";
-static const char SQL_TOK_LIST[] = "SELECT id, name, scope, created_at, revoked_at FROM tokens ORDER BY id";
+static const char SQL_TOK_INS[] =
+    "INSERT INTO tokens(name, scope, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_TOK_SCOPE[] = "SELECT scope, id FROM tokens WHERE hash = ?1 AND revoked_at IS NULL "
+                                    "AND (expires_at IS NULL OR expires_at > ?2)";
+static const char SQL_TOK_LIST[] = "SELECT id, name, scope, created_at, revoked_at, expires_at FROM tokens ORDER BY id";
 static const char SQL_TOK_REVOKE[] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
 static const char SQL_TOK_COUNT[] = "SELECT count(*) FROM tokens WHERE revoked_at IS NULL";
 
 rd_ecode rd_store_token_add(rd_store *s, const char *name, const char *scope, const char *hash, int64_t *id,
                             rd_err *err)
+{
+    return rd_store_token_add_exp(s, name, scope, hash, NULL, id, err);
+}
+
+rd_ecode rd_store_token_add_exp(rd_store *s, const char *name, const char *scope, const char *hash,
+                                const char *expires_at, int64_t *id, rd_err *err)
 {
     char now[32];
     rd_ecode rc = RD_E_OK;
@@ -1212,6 +1220,8 @@ rd_ecode rd_store_token_add(rd_store *s, const char *name, const char *scope, co
     bind_text(st, 2, scope);
     bind_text(st, 3, hash);
     bind_text(st, 4, now);
+    if (expires_at) bind_text(st, 5, expires_at);
+    else sqlite3_bind_null(st, 5);
     if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "add token");
     else *id = sqlite3_last_insert_rowid(s->db);
 out:
@@ -1221,14 +1231,24 @@ out:
 
 rd_ecode rd_store_token_scope(rd_store *s, const char *hash, char scope[16])
 {
+    int64_t id;
+    return rd_store_token_lookup(s, hash, scope, &id);
+}
+
+rd_ecode rd_store_token_lookup(rd_store *s, const char *hash, char scope[16], int64_t *id)
+{
+    char now[32];
     rd_ecode rc = RD_E_NOTFOUND;
+    rd_store_now(now);
     LOCK(s);
     sqlite3_stmt *st = stmt(s, SQL_TOK_SCOPE);
     if (st) {
         bind_text(st, 1, hash);
+        bind_text(st, 2, now);
         int r = step(s, st);
         if (r == SQLITE_ROW) {
             col_text(st, 0, scope, 16);
+            *id = sqlite3_column_int64(st, 1);
             rc = RD_E_OK;
         } else if (r != SQLITE_DONE) {
             rc = db_code(s, r);
@@ -1265,6 +1285,7 @@ rd_ecode rd_store_token_list(rd_store *s, rd_token_row **rows, int *n, rd_err *e
         col_text(st, 2, o->scope, sizeof o->scope);
         col_text(st, 3, o->created_at, sizeof o->created_at);
         col_text(st, 4, o->revoked_at, sizeof o->revoked_at);
+        col_text(st, 5, o->expires_at, sizeof o->expires_at);
     }
     if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "list tokens");
 out:

@@ -212,11 +212,17 @@ typedef struct rd_token_row {
     char name[128];
     char scope[16];
     char created_at[32], revoked_at[32]; /* revoked_at "" = live */
+    char expires_at[32];                 /* "" = never (sql/007_tokens.sql) */
 } rd_token_row;
 rd_ecode rd_store_token_add(rd_store *s, const char *name, const char *scope, const char *hash, int64_t *id,
                             rd_err *err);
-/* Scope of a live token with this hash into scope (16 bytes); RD_E_NOTFOUND otherwise. */
+/* expires_at: ISO 8601 UTC as rd_store_now writes it, or NULL = never. */
+rd_ecode rd_store_token_add_exp(rd_store *s, const char *name, const char *scope, const char *hash,
+                                const char *expires_at, int64_t *id, rd_err *err);
+/* Scope of a live (not revoked, not expired) token with this hash into scope
+ * (16 bytes); RD_E_NOTFOUND otherwise.  _lookup also gives its id. */
 rd_ecode rd_store_token_scope(rd_store *s, const char *hash, char scope[16]);
+rd_ecode rd_store_token_lookup(rd_store *s, const char *hash, char scope[16], int64_t *id);
 rd_ecode rd_store_token_list(rd_store *s, rd_token_row **rows, int *n, rd_err *err);
 rd_ecode rd_store_token_revoke(rd_store *s, int64_t id, rd_err *err);
 int rd_store_token_count(rd_store *s);

@@ -57,6 +57,8 @@ TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
 
 def validate(v, s, where, errs):
     s = resolve(s)
+    for sub in s.get("allOf", []):
+        validate(v, sub, where, errs)
     if v is None:
         if not s.get("nullable"):
             errs.append(f"{where}: null but not nullable")
@@ -79,6 +81,8 @@ def validate(v, s, where, errs):
         errs.append(f"{where}: {v} < minimum {s['minimum']}")
     if "maximum" in s and v > s["maximum"]:
         errs.append(f"{where}: {v} > maximum {s['maximum']}")
+    if "maxLength" in s and isinstance(v, str) and len(v) > s["maxLength"]:
+        errs.append(f"{where}: longer than {s['maxLength']}")
     if "pattern" in s and isinstance(v, str) and not re.search(s["pattern"], v):
         errs.append(f"{where}: {v!r} does not match {s['pattern']}")
     if isinstance(v, dict):
@@ -197,6 +201,12 @@ call("list bad limit", "GET", "/v1/inspections?limit=0", want=400)
 call("stats", "GET", "/v1/stats", want=200)
 call("stats of a class", "GET", "/v1/stats?class=oa-part", want=200)
 call("stats bad since", "GET", "/v1/stats?since=yesterday", want=400)
+tok = call("create token", "POST", "/v1/tokens", json.dumps({"scope": "read", "name": "oa", "expires_in_s": 600}).encode(),
+           J, want=201)
+call("create token, bad scope", "POST", "/v1/tokens", json.dumps({"scope": "root"}).encode(), J, want=400)
+call("tokens", "GET", "/v1/tokens", want=200)
+call("revoke token", "DELETE", f"/v1/tokens/{tok['id']}", want=200)
+call("revoke again", "DELETE", f"/v1/tokens/{tok['id']}", want=404)
 call("delete reference", "DELETE", f"/v1/classes/oa-part/references/{rid}", want=200)
 call("delete class", "DELETE", "/v1/classes/oa-part", want=200)
 call("delete missing class", "DELETE", "/v1/classes/oa-part", want=404)

@@ -37,6 +37,7 @@ test  python3-sklearn        AUROC/AP oracles for the eval metrics
 test  mandoc                 man pages: mandoc -Tlint, and --help drift checks
 test  clang                  libFuzzer targets (tools/fuzz.sh, make fuzz)
 test  libclang-rt-14-dev     the libFuzzer runtime (only a Recommends of clang)
+test  chromium               the dashboard test in a real browser (headless; tests/daemon_dashboard.sh)
 package debhelper            dh, debian/rules
 package lintian              checks the built .deb
 package fakeroot             dpkg-buildpackage without root
