@@ -10,11 +10,14 @@
 #    are posted concurrently sees every finished row exactly once, ascending;
 #  - Server-Sent Events: a client on /v1/events?class= receives every inspection
 #    (and class changes), heartbeats, outlives the request deadline (3 s here),
-#    and resumes with Last-Event-ID without loss or repeats.
+#    and resumes with Last-Event-ID without loss or repeats;
+#  - webhooks: a loopback receiver (tests/webhook_receiver.py) answers 500 to the
+#    first delivery; the daemon is restarted while the retry is pending and the
+#    same delivery arrives after the restart, signed, with the inspection.
 . "$(dirname "$0")/daemon_lib.sh"
 make_images
 I=$T/img
-printf 'request_deadline_s = 3\nauth = off\n' > "$T/resadd.conf"
+printf 'request_deadline_s = 3\nauth = off\nwebhook_backoff_ms = 2000\n' > "$T/resadd.conf"
 start_resadd --workers 2 --config "$T/resadd.conf"
 
 req POST /v1/classes -H 'Content-Type: application/json' -d '{"name":"plate"}'
@@ -169,6 +172,47 @@ assert [g[2]['id'] for g in got2] == ids2 and all(g[0] > last for g in got2), (g
 print('events %s, class event %d, heartbeats %d, resumed after %d: %s' % ([g[0] for g in got], cid, s.hb, last,
       [g[0] for g in got2]))
 PY
+
+# ---- webhooks ----
+$PY "$top_srcdir/tests/webhook_receiver.py" "$T/recv.port" "$T/recv.log" 's3cret-key!' &
+RECV=$!
+for _ in $(seq 100); do [ -f "$T/recv.port" ] && break; sleep 0.05; done
+HOOK_URL="http://127.0.0.1:$(cat "$T/recv.port")/hook"
+req POST /v1/webhooks -H 'Content-Type: application/json' -d '{"url":"ftp://x","secret":"s3cret-key!"}'
+expect "webhook with a non-http url" 400 bad_request
+req POST /v1/webhooks -H 'Content-Type: application/json' -d "{\"url\":\"$HOOK_URL\",\"secret\":\"short\"}"
+expect "webhook with a short secret" 400 bad_request
+req POST /v1/webhooks -H 'Content-Type: application/json' -d "{\"url\":\"$HOOK_URL\",\"secret\":\"s3cret-key!\",\"events\":[\"inspection\"],\"class\":\"plate\"}"
+expect "create webhook" 201
+HID=$(jget 'j["id"]')
+check "webhook view" [ "$(jget 'j["events"], j["class"], j["deliveries"]["pending"], "secret" in j')" = "(['inspection'], 'plate', 0, False)" ]
+req POST /v1/classes/plate/inspections -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+WID=$(jget 'j["id"]')
+for _ in $(seq 200); do [ -s "$T/recv.log" ] && break; sleep 0.05; done
+check "first delivery answered 500" [ "$(wc -l < "$T/recv.log")" = 1 ]
+req GET "/v1/webhooks/$HID"
+check "pending after the 500, status visible" [ "$(jget 'j["deliveries"]["pending"], j["deliveries"]["last_status"], j["deliveries"]["last_error"]')" = "(1, 500, 'HTTP 500')" ]
+stop_resadd
+start_resadd --workers 2 --config "$T/resadd.conf"
+for _ in $(seq 200); do [ "$(wc -l < "$T/recv.log")" -ge 2 ] && break; sleep 0.05; done
+check "the retry arrived after the restart, signed, same delivery" $PY - "$T/recv.log" "$WID" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 2, recs
+a, b = recs
+assert a['code'] == 500 and b['code'] == 200 and a['sig_ok'] and b['sig_ok'], recs
+assert a['delivery'] == b['delivery'] and a['event'] == 'inspection' and a['body'] == b['body']
+assert b['body']['event'] == 'inspection' and b['body']['data']['id'] == int(sys.argv[2]), b['body']
+assert b['body']['data']['status'] == 'done' and 'confidence' in b['body']['data']
+print('delivery %s: 500 then 200 after the restart' % a['delivery'])
+PY
+req GET "/v1/webhooks"
+check "delivered, nothing pending" [ "$(jget '[(w["id"], w["deliveries"]["delivered"], w["deliveries"]["pending"], w["deliveries"]["last_status"]) for w in j["webhooks"]]')" = "[($HID, 1, 0, 200)]" ]
+req DELETE "/v1/webhooks/$HID"
+expect "delete webhook" 200
+req GET "/v1/webhooks/$HID"
+expect "deleted webhook" 404 not_found
+kill "$RECV" 2>/dev/null; wait "$RECV" 2>/dev/null
 
 # an open event stream does not hold up shutdown
 curl -sN "$URL/v1/events" >/dev/null 2>&1 &

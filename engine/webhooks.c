@@ -1,0 +1,235 @@
+/* webhooks.c — the delivery thread (see webhooks.h). */
+#include "webhooks.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define BATCH 16
+
+struct rd_webhooks {
+    rd_store *s;
+    rd_events *bus;
+    rd_webhook_opts o;
+    char *(*render)(void *ctx, const rd_event *ev);
+    void *ctx;
+    pthread_t th;
+    pthread_mutex_t mu;
+    int stopping, kicked;
+    rd_webhook_counts n;
+    int64_t cursor;
+};
+
+static double now_unix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static size_t discard(char *p, size_t sz, size_t n, void *u)
+{
+    (void)p, (void)u;
+    return sz * n;
+}
+
+/* One POST: the HTTP status (2xx = delivered), or 0 with why in errbuf. */
+static long post(const rd_webhooks *w, const rd_delivery *d, char errbuf[CURL_ERROR_SIZE])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    char sig[40 + 2 * EVP_MAX_MD_SIZE], hdr_id[64], hdr_ev[48];
+    size_t blen = strlen(d->body);
+    if (!HMAC(EVP_sha256(), d->secret, (int)strlen(d->secret), (const unsigned char *)d->body, blen, mac, &maclen)) {
+        snprintf(errbuf, CURL_ERROR_SIZE, "HMAC failed");
+        return 0;
+    }
+    int off = snprintf(sig, sizeof sig, "X-Resadd-Signature: sha256=");
+    for (unsigned i = 0; i < maclen; i++) off += snprintf(sig + off, sizeof sig - (size_t)off, "%02x", mac[i]);
+    snprintf(hdr_id, sizeof hdr_id, "X-Resadd-Delivery: %lld", (long long)d->id);
+    snprintf(hdr_ev, sizeof hdr_ev, "X-Resadd-Event: %s", d->event);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    long code = 0;
+    errbuf[0] = '\0';
+    if (!c) {
+        snprintf(errbuf, CURL_ERROR_SIZE, "curl_easy_init failed");
+        return 0;
+    }
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, sig);
+    h = curl_slist_append(h, hdr_id);
+    h = curl_slist_append(h, hdr_ev);
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, d->url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, d->body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)w->o.timeout_s);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)w->o.timeout_s);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "resadd-webhooks");
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    else if (!errbuf[0]) snprintf(errbuf, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+static void deliver_due(rd_webhooks *w, double *next_at)
+{
+    rd_delivery d[BATCH];
+    int n = 0;
+    rd_err err = {0};
+    if (rd_store_delivery_due(w->s, now_unix(), d, BATCH, &n, next_at, &err) != RD_E_OK) {
+        rd_log(RD_LOG_WARN, "webhooks: reading due deliveries: %s", err.msg);
+        *next_at = now_unix() + 1;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        char eb[CURL_ERROR_SIZE], msg[CURL_ERROR_SIZE + 32];
+        long code = post(w, &d[i], eb);
+        int ok = code >= 200 && code < 300, attempts = d[i].attempts + 1;
+        double next = -1;
+        if (!ok && attempts < w->o.max_attempts) next = now_unix() + w->o.backoff_s * pow(2.0, attempts - 1);
+        if (!ok && code) snprintf(msg, sizeof msg, "HTTP %ld", code);
+        else snprintf(msg, sizeof msg, "%s", ok ? "" : eb);
+        if (rd_store_delivery_result(w->s, d[i].id, ok, (int)code, msg, next, &err) != RD_E_OK)
+            rd_log(RD_LOG_WARN, "webhooks: recording delivery %lld: %s", (long long)d[i].id, err.msg);
+        pthread_mutex_lock(&w->mu);
+        if (ok) w->n.delivered++;
+        else if (next < 0) w->n.failed_attempts++, w->n.gave_up++;
+        else w->n.failed_attempts++;
+        pthread_mutex_unlock(&w->mu);
+        if (!ok)
+            rd_log(next < 0 ? RD_LOG_WARN : RD_LOG_INFO, "webhook %lld delivery %lld attempt %d: %s%s",
+                   (long long)d[i].webhook_id, (long long)d[i].id, attempts, msg, next < 0 ? "; giving up" : "");
+        if (next >= 0 && (*next_at == 0 || next < *next_at)) *next_at = next;
+    }
+    if (n == BATCH) *next_at = now_unix(); /* more may be due */
+    rd_store_delivery_free(d, n);
+}
+
+static void *loop(void *arg)
+{
+    rd_webhooks *w = arg;
+    double next_at = 0;
+    deliver_due(w, &next_at); /* what a previous run left pending */
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        int stop = w->stopping, kicked = w->kicked;
+        w->kicked = 0;
+        pthread_mutex_unlock(&w->mu);
+        if (stop) break;
+        int wait_ms = 1000;
+        double now = now_unix();
+        if (kicked) wait_ms = 0;
+        else if (next_at > 0) wait_ms = next_at <= now ? 0 : next_at - now < 1 ? (int)((next_at - now) * 1000) + 1 : 1000;
+        rd_event ev;
+        int lost = 0, r = rd_events_next(w->bus, w->cursor, NULL, wait_ms, &ev, &lost);
+        if (lost) rd_log(RD_LOG_WARN, "webhooks: events left the retention before they were queued");
+        if (r > 0) {
+            w->cursor = ev.id;
+            char *body = w->render(w->ctx, &ev);
+            if (body) {
+                int k = rd_store_delivery_enqueue(w->s, ev.type, ev.cls, body, now_unix());
+                if (k < 0) rd_log(RD_LOG_WARN, "webhooks: could not queue event %lld", (long long)ev.id);
+                else if (k > 0) {
+                    pthread_mutex_lock(&w->mu);
+                    w->n.enqueued += (unsigned long)k;
+                    pthread_mutex_unlock(&w->mu);
+                    next_at = now_unix();
+                }
+                free(body);
+            }
+        } else if (r < 0) {
+            pthread_mutex_lock(&w->mu);
+            int st = w->stopping;
+            pthread_mutex_unlock(&w->mu);
+            if (st) break;
+            struct timespec ts = {0, 50 * 1000000L}; /* the bus is closed: only deliveries left */
+            nanosleep(&ts, NULL);
+        }
+        if (kicked || (next_at > 0 && next_at <= now_unix())) deliver_due(w, &next_at);
+    }
+    /* the last events (jobs finished during shutdown) are queued, not lost */
+    rd_event ev;
+    int lost;
+    while (rd_events_next(w->bus, w->cursor, NULL, 0, &ev, &lost) > 0) {
+        w->cursor = ev.id;
+        char *body = w->render(w->ctx, &ev);
+        if (body && rd_store_delivery_enqueue(w->s, ev.type, ev.cls, body, now_unix()) < 0)
+            rd_log(RD_LOG_WARN, "webhooks: could not queue event %lld", (long long)ev.id);
+        free(body);
+    }
+    return NULL;
+}
+
+rd_webhooks *rd_webhooks_start(rd_store *s, rd_events *bus, const rd_webhook_opts *o,
+                               char *(*render)(void *ctx, const rd_event *ev), void *ctx, rd_err *err)
+{
+    rd_webhooks *w = calloc(1, sizeof *w);
+    if (!w) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), NULL;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(w);
+        rd_err_set(err, RD_ERR_STATE, "curl_global_init failed");
+        return NULL;
+    }
+    w->s = s;
+    w->bus = bus;
+    w->o = *o;
+    if (w->o.max_attempts < 1) w->o.max_attempts = 1;
+    w->render = render;
+    w->ctx = ctx;
+    w->cursor = rd_events_last(bus);
+    pthread_mutex_init(&w->mu, NULL);
+    if (pthread_create(&w->th, NULL, loop, w)) {
+        pthread_mutex_destroy(&w->mu);
+        curl_global_cleanup();
+        free(w);
+        rd_err_set(err, RD_ERR_STATE, "cannot start the webhook thread");
+        return NULL;
+    }
+    return w;
+}
+
+void rd_webhooks_kick(rd_webhooks *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->kicked = 1;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void rd_webhooks_stop(rd_webhooks *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->th, NULL);
+    pthread_mutex_destroy(&w->mu);
+    curl_global_cleanup();
+    free(w);
+}
+
+void rd_webhooks_counts(rd_webhooks *w, rd_webhook_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    *out = w->n;
+    pthread_mutex_unlock(&w->mu);
+}
