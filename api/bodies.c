@@ -59,6 +59,48 @@ static json_t *object(const char *text, size_t len, int max_depth, rd_body_err *
     return o;
 }
 
+/* "geometry": {"size": S, "fit": "none|pad|stretch|crop", "roi": [x, y, w, h]
+ * or null, "tile": T (0 = global search), "alpha": "composite|ignore"}; the
+ * types only (ranges are the engine's: 422 bad_geometry). */
+static int geometry(json_t *g, rd_geo_opts *o, rd_body_err *e)
+{
+    const char *key;
+    json_t *v;
+    memset(o, 0, sizeof *o);
+    if (!json_is_object(g)) return bad(e, "bad_request", "geometry must be an object {size, fit, roi, tile, alpha}");
+    json_object_foreach(g, key, v)
+    {
+        if (!strcmp(key, "size") || !strcmp(key, "tile")) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000)
+                return bad(e, "bad_request", "geometry %s must be a non-negative integer", key);
+            if (key[0] == 's') o->s = (int)json_integer_value(v);
+            else o->search_tile = json_integer_value(v) == 0 ? -1 : (int)json_integer_value(v);
+        } else if (!strcmp(key, "fit")) {
+            if (!json_is_string(v) || rd_fit_parse(json_string_value(v), &o->fit))
+                return bad(e, "bad_request", "geometry fit must be \"none\", \"pad\", \"stretch\" or \"crop\"");
+        } else if (!strcmp(key, "alpha")) {
+            const char *a = json_is_string(v) ? json_string_value(v) : "";
+            if (strcmp(a, "composite") && strcmp(a, "ignore"))
+                return bad(e, "bad_request", "geometry alpha must be \"composite\" or \"ignore\"");
+            o->alpha = !strcmp(a, "ignore");
+        } else if (!strcmp(key, "roi")) {
+            int *f[4] = {&o->roi.x, &o->roi.y, &o->roi.w, &o->roi.h};
+            if (json_is_null(v)) continue;
+            if (!json_is_array(v) || json_array_size(v) != 4)
+                return bad(e, "bad_request", "geometry roi must be [x, y, width, height] in frame pixels, or null");
+            for (int i = 0; i < 4; i++) {
+                json_t *n = json_array_get(v, (size_t)i);
+                if (!json_is_integer(n) || json_integer_value(n) < -1000000 || json_integer_value(n) > 1000000)
+                    return bad(e, "bad_request", "geometry roi must be [x, y, width, height] of integers");
+                *f[i] = (int)json_integer_value(n);
+            }
+        } else {
+            return bad(e, "bad_request", "unknown geometry field '%.64s' (size, fit, roi, tile, alpha)", key);
+        }
+    }
+    return 0;
+}
+
 int rd_body_class_create(const char *text, size_t len, int max_depth, rd_class_create_body *out, rd_body_err *e)
 {
     int rc = -1;
@@ -82,6 +124,11 @@ int rd_body_class_create(const char *text, size_t len, int max_depth, rd_class_c
     if (jd && strlen(json_string_value(jd)) != json_string_length(jd)) {
         bad(e, "bad_request", "description contains a NUL character");
         goto out;
+    }
+    json_t *jg = json_object_get(o, "geometry");
+    if (jg && !json_is_null(jg)) {
+        if (geometry(jg, &out->geo, e)) goto out;
+        out->has_geo = 1;
     }
     snprintf(out->name, sizeof out->name, "%s", json_string_value(jn));
     snprintf(out->description, sizeof out->description, "%s", jd ? json_string_value(jd) : "");
@@ -115,8 +162,12 @@ int rd_body_class_patch(const char *text, size_t len, int max_depth, rd_class_pa
             } else {
                 goto badtype;
             }
+        } else if (!strcmp(key, "geometry")) {
+            if (json_is_null(v)) memset(&out->geo, 0, sizeof out->geo);
+            else if (geometry(v, &out->geo, e)) goto out;
+            out->has_geo = 1;
         } else {
-            bad(e, "bad_request", "unknown field '%.64s' (description, threshold)", key);
+            bad(e, "bad_request", "unknown field '%.64s' (description, threshold, geometry)", key);
             goto out;
         }
     }

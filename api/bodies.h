@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "geometry.h"
+
 #define RD_BODY_DESC_MAX 4096
 
 typedef struct rd_body_err {
@@ -19,6 +21,8 @@ typedef struct rd_body_err {
 typedef struct rd_class_create_body {
     char name[72];
     char description[RD_BODY_DESC_MAX + 1];
+    int has_geo; /* "geometry": {"size", "fit", "roi", "tile", "alpha"} (all optional) */
+    rd_geo_opts geo;
 } rd_class_create_body;
 
 typedef struct rd_class_patch_body {
@@ -26,6 +30,8 @@ typedef struct rd_class_patch_body {
     char description[RD_BODY_DESC_MAX + 1];
     int set_threshold; /* 0 unchanged, 1 set to threshold, 2 back to auto (null) */
     double threshold;
+    int has_geo; /* "geometry" as in create: only while the class has no references */
+    rd_geo_opts geo;
 } rd_class_patch_body;
 
 /* Nesting depth of a JSON text (brackets outside strings). */

@@ -25,6 +25,8 @@ static const struct {
     {RD_E_FULL, 507, "insufficient_storage"},
     {RD_E_DB, 500, "database_error"},
     {RD_E_INTERNAL, 500, "internal"},
+    {RD_E_GEOMETRY, 422, "geometry_mismatch"},
+    {RD_E_BADGEO, 422, "bad_geometry"},
 };
 static_assert(sizeof table / sizeof table[0] == RD_E_COUNT, "every rd_ecode needs a row in api/errors.c");
 

@@ -8,6 +8,39 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A class's geometry: what it was created with, and once its first reference
+ * fixed it, the frame, aspect and working grid. */
+static json_t *view_geometry(const rd_engine_class *c)
+{
+    const rd_geo_opts *op = &c->opts;
+    json_t *o = json_object();
+    json_object_set_new(o, "fixed", json_boolean(c->has_geo));
+    if (c->has_geo) {
+        const rd_geometry *g = &c->geo;
+        char desc[160];
+        rd_geometry_describe(g, desc, sizeof desc);
+        json_object_set_new(o, "frame", json_pack("{s:i, s:i}", "width", g->frame_w, "height", g->frame_h));
+        json_object_set_new(o, "aspect", json_real((double)g->frame_w / g->frame_h));
+        json_object_set_new(o, "working", json_pack("{s:i, s:i}", "width", g->work_w, "height", g->work_h));
+        json_object_set_new(o, "size", json_integer(g->work_w < g->work_h ? g->work_w : g->work_h));
+        json_object_set_new(o, "stride", json_integer(g->stride));
+        json_object_set_new(o, "fit", json_string(rd_fit_name(g->fit)));
+        json_object_set_new(o, "roi", json_pack("[i, i, i, i]", g->roi.x, g->roi.y, g->roi.w, g->roi.h));
+        json_object_set_new(o, "alpha", json_string(g->alpha ? "ignore" : "composite"));
+        json_object_set_new(o, "search_tile", json_integer(g->search_tile));
+        json_object_set_new(o, "description", json_string(desc));
+    } else {
+        json_object_set_new(o, "size", op->s ? json_integer(op->s) : json_null());
+        json_object_set_new(o, "fit", json_string(rd_fit_name(op->fit)));
+        json_object_set_new(o, "roi", op->roi.w ? json_pack("[i, i, i, i]", op->roi.x, op->roi.y, op->roi.w, op->roi.h)
+                                                : json_null());
+        json_object_set_new(o, "alpha", json_string(op->alpha ? "ignore" : "composite"));
+        json_object_set_new(o, "search_tile", op->search_tile < 0 ? json_integer(0)
+                                              : op->search_tile ? json_integer(op->search_tile) : json_null());
+    }
+    return o;
+}
+
 json_t *rd_view_class(const rd_engine_class *c)
 {
     const rd_class_row *r = &c->row;
@@ -23,6 +56,7 @@ json_t *rd_view_class(const rd_engine_class *c)
     json_object_set_new(o, "threshold_auto", autov);
     json_object_set_new(o, "ready", json_boolean(c->ready));
     if (c->loading) json_object_set_new(o, "loading", json_true());
+    json_object_set_new(o, "geometry", view_geometry(c));
     return o;
 }
 
@@ -82,6 +116,17 @@ json_t *rd_view_inspection(const rd_insp_row *r)
     if (HAS(r, RD_INSP_CREATED)) json_object_set_new(o, "created_at", json_string(r->created_at));
     if (HAS(r, RD_INSP_FINISHED)) json_object_set_new(o, "finished_at", json_string(r->finished_at));
     if (HAS(r, RD_INSP_MODEL)) json_object_set_new(o, "model_sha256", json_string(r->model_sha256));
+    if (HAS(r, RD_INSP_GEOMETRY)) { /* what the inspection covered (sql/004_geometry.sql) */
+        rd_geometry g;
+        json_object_set_new(o, "inspected_fraction", json_real(r->inspected_fraction));
+        json_object_set_new(o, "left_out_fraction", json_real(r->left_out_fraction));
+        json_object_set_new(o, "fitted", json_boolean(r->fitted));
+        if (rd_geometry_parse(r->geometry, &g, NULL) == RD_OK)
+            json_object_set_new(o, "geometry", json_pack("{s:{s:i, s:i}, s:{s:i, s:i}, s:s, s:[i, i, i, i]}", "frame",
+                                                         "width", g.frame_w, "height", g.frame_h, "working", "width",
+                                                         g.work_w, "height", g.work_h, "fit", rd_fit_name(g.fit),
+                                                         "roi", g.roi.x, g.roi.y, g.roi.w, g.roi.h));
+    }
     if (!strcmp(r->status, "done")) {
         snprintf(url, sizeof url, "/v1/inspections/%lld/heatmap.png", (long long)r->id);
         json_object_set_new(o, "heatmap_url", json_string(url));

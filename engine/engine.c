@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "defaults.h"
+#include "geoopts.h"
 #include "heatmap.h"
 #include "log.h"
 #include "sha256.h"
@@ -422,6 +423,8 @@ static void class_view(rd_engine *e, const rd_class_row *row, rd_engine_class *o
     eclass *c = class_find(e, row->name);
     rd_refset *r = c ? class_refset(c) : NULL;
     if (&out->row != row) out->row = *row;
+    out->has_geo = row->geometry[0] && row->references > 0 && rd_geometry_parse(row->geometry, &out->geo, NULL) == RD_OK;
+    if (rd_geoopts_parse(row->geo_opts, &out->opts)) memset(&out->opts, 0, sizeof out->opts);
     out->ready = r != NULL;
     out->threshold_auto = r ? rd_refset_threshold(r) : 0;
     pthread_mutex_lock(&e->cmu);
@@ -474,6 +477,47 @@ rd_ecode rd_engine_class_update(rd_engine *e, const char *name, const char *desc
     return rd_engine_class_get(e, name, out, err);
 }
 
+rd_ecode rd_engine_geo_check(rd_engine *e, const rd_geo_opts *o, rd_err *err)
+{
+    const rd_model_info *in = rd_engine_info(e);
+    if (rd_geoopts_check(o, in && in->stride > 0 ? in->stride : 1, err) != RD_OK) return RD_E_BADGEO;
+    if (in && in->stride > 0 && o->search_tile > 0 && o->search_tile % in->stride) {
+        rd_err_set(err, RD_ERR_ARG, "geometry tile %d must be a multiple of the model's grid stride %d", o->search_tile,
+                   in->stride);
+        return RD_E_BADGEO;
+    }
+    return RD_E_OK;
+}
+
+rd_ecode rd_engine_class_set_geo(rd_engine *e, const char *name, const rd_geo_opts *o, rd_engine_class *out,
+                                 rd_err *err)
+{
+    char text[RD_GEO_TEXT_MAX];
+    rd_ecode rc = rd_engine_geo_check(e, o, err);
+    if (rc != RD_E_OK) return rc;
+    eclass *c = class_find(e, name);
+    if (!c) {
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
+        return RD_E_NOTFOUND;
+    }
+    pthread_mutex_lock(&c->reg_mu); /* no registration in between */
+    int n = rd_store_ref_count(e->store, name);
+    if (n < 0) {
+        rd_err_set(err, RD_ERR_IO, "database error counting references");
+        rc = RD_E_DB;
+    } else if (n > 0) {
+        rd_err_set(err, RD_ERR_STATE, "class '%s' has %d reference(s): its geometry is fixed (delete them to change it)",
+                   name, n);
+        rc = RD_E_CONFLICT;
+    } else {
+        rd_geoopts_format(o, text, sizeof text);
+        rc = rd_store_class_set_geo_opts(e->store, name, text, err);
+    }
+    pthread_mutex_unlock(&c->reg_mu);
+    if (rc != RD_E_OK) return rc;
+    return out ? rd_engine_class_get(e, name, out, err) : RD_E_OK;
+}
+
 rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err)
 {
     eclass *c = class_find(e, name);
@@ -501,8 +545,9 @@ rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err)
  * reservation shrinks to the image's real size.  So a small PNG that decodes
  * to 36 MP cannot be sent many times over: once the budget is held, the next
  * one waits, then gets 503 busy, without a byte being allocated for it. */
-static rd_ecode decode(rd_engine *e, const rd_upload *u, rd_image *img, rd_err *err)
+static rd_ecode decode(rd_engine *e, const rd_upload *u, int alpha, rd_image *img, rd_err *err)
 {
+    rd_decode_opts dopts = {.alpha = alpha ? RD_ALPHA_IGNORE : RD_ALPHA_COMPOSITE};
     rd_image_format f = rd_image_sniff(u->data, u->len);
     rd_image_limits lim = e->lim;
     uint64_t budget = e->o->pixel_budget, take = lim.max_pixels;
@@ -528,7 +573,8 @@ static rd_ecode decode(rd_engine *e, const rd_upload *u, rd_image *img, rd_err *
         }
         lim.max_pixels = take;
     }
-    rd_status st = rd_image_decode(u->data, u->len, &lim, img, err);
+    /* full size: the heatmaps are drawn over the frame at its decoded size */
+    rd_status st = rd_image_decode_opts(u->data, u->len, &lim, &dopts, img, err);
     uint64_t real = st == RD_OK ? (uint64_t)img->w * (uint64_t)img->h : 0;
     if (budget) {
         pthread_mutex_lock(&e->qmu);
@@ -563,8 +609,10 @@ static void unpixel(rd_engine *e, rd_image *img)
 /* ---- reference sets from stored features ---- */
 /* Features of one stored reference recomputed from its stored bytes (the
  * backbone changed): runs outside every store call. */
-static rd_status recompute(rd_engine *e, rd_worker *w, const char *cls, int64_t id, rd_feats **f, rd_err *err)
+static rd_status recompute(rd_engine *e, rd_worker *w, const char *cls, const rd_geometry *geo, int64_t id,
+                           rd_feats **f, rd_err *err)
 {
+    rd_decode_opts dopts = {.alpha = geo->alpha ? RD_ALPHA_IGNORE : RD_ALPHA_COMPOSITE};
     uint8_t *bytes = NULL, *blob = NULL;
     size_t len = 0, blen = 0;
     char ct[64];
@@ -572,8 +620,8 @@ static rd_status recompute(rd_engine *e, rd_worker *w, const char *cls, int64_t 
     rd_status st = RD_ERR_IO;
     *f = NULL;
     if (rd_store_ref_image(e->store, cls, id, &bytes, &len, ct, err) != RD_E_OK) goto out;
-    if ((st = rd_image_decode(bytes, len, &e->lim, &img, err)) != RD_OK ||
-        (st = rd_extract(e->model, w, &img, f, NULL, err)) != RD_OK ||
+    if ((st = rd_image_decode_opts(bytes, len, &e->lim, &dopts, &img, err)) != RD_OK ||
+        (st = rd_extract_geo(e->model, w, geo, &img, f, NULL, err)) != RD_OK ||
         (st = rd_feats_serialize(*f, &blob, &blen, err)) != RD_OK)
         goto out;
     if (rd_store_ref_set_feats(e->store, id, e->info->model_id, blob, blen, err) != RD_E_OK) st = RD_ERR_IO;
@@ -588,11 +636,76 @@ out:
     return st;
 }
 
+typedef struct geo_buf {
+    char s[RD_GEO_TEXT_MAX];
+} geo_buf;
+
+static geo_buf geo_text(const rd_geometry *g)
+{
+    geo_buf b;
+    rd_geometry_format(g, b.s, sizeof b.s);
+    return b;
+}
+
+static int geo_same(const rd_geometry *a, const rd_geometry *b)
+{
+    return !strcmp(geo_text(a).s, geo_text(b).s);
+}
+
+/* The geometry of a class: the stored one, or for a class made before
+ * whole-frame inspection (references but no geometry; their version-1
+ * features are square 224x224 crops) the one its first stored reference
+ * gives at the whole frame, recorded now (build_class then re-extracts every
+ * reference at it).  *have 0: no references and nothing stored. */
+static rd_status class_geometry(rd_engine *e, const char *cls, rd_geometry *g, int *have, rd_err *err)
+{
+    rd_class_row row;
+    rd_ref_row *refs = NULL;
+    rd_geo_opts o;
+    rd_image img = {0};
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char ct[64];
+    int n = 0, fw, fh;
+    rd_status st = RD_ERR_IO;
+    *have = 0;
+    if (rd_store_class_get(e->store, cls, &row, err) != RD_E_OK) return RD_ERR_IO;
+    if (row.references == 0) return RD_OK;
+    if (row.geometry[0]) {
+        if (rd_geometry_parse(row.geometry, g, err) != RD_OK) {
+            rd_err_prefix(err, "class %s: stored geometry is unreadable", cls);
+            return RD_ERR_FORMAT;
+        }
+        *have = 1;
+        return RD_OK;
+    }
+    if (rd_geoopts_parse(row.geo_opts, &o)) return rd_err_set(err, RD_ERR_FORMAT, "class %s: stored geometry options "
+                                                              "are unreadable: %.200s", cls, row.geo_opts);
+    rd_decode_opts dopts = {.alpha = o.alpha ? RD_ALPHA_IGNORE : RD_ALPHA_COMPOSITE};
+    if (rd_store_ref_list(e->store, cls, &refs, &n, err) != RD_E_OK || n < 1) goto out;
+    if (rd_store_ref_image(e->store, cls, refs[0].id, &bytes, &len, ct, err) != RD_E_OK) goto out;
+    if ((st = rd_image_decode_opts(bytes, len, &e->lim, &dopts, &img, err)) != RD_OK) goto out;
+    rd_image_full_size(&img, &fw, &fh);
+    if ((st = rd_model_geometry(e->model, fw, fh, &o, g, err)) != RD_OK) goto out;
+    if (rd_store_class_set_geometry(e->store, cls, geo_text(g).s, err) != RD_E_OK) {
+        st = RD_ERR_IO;
+        goto out;
+    }
+    rd_log(RD_LOG_INFO, "class %s: no geometry recorded (made before whole-frame inspection); fixed at %s from "
+           "reference %lld", cls, geo_text(g).s, (long long)refs[0].id);
+    *have = 1;
+out:
+    rd_image_release(&img);
+    free(bytes);
+    free(refs);
+    return st;
+}
+
 /* Loads a class's features (recomputing stale ones from the stored image
  * bytes) and builds its refset with extra fresh features; *out NULL when
  * fewer than 2 references. */
-static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, rd_feats **extra, int nextra,
-                             rd_refset **out, rd_err *err)
+static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, const rd_geometry *geo, rd_feats **extra,
+                             int nextra, rd_refset **out, rd_err *err)
 {
     rd_ref_feats *rows = NULL;
     rd_feats **f = NULL;
@@ -607,12 +720,13 @@ static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, rd_fea
     }
     for (int i = 0; i < n; i++) {
         if (!strcmp(rows[i].model_id, e->info->model_id) &&
-            rd_feats_deserialize(e->model, rows[i].feats, rows[i].feats_len, &f[i], NULL) == RD_OK)
+            rd_feats_deserialize(e->model, rows[i].feats, rows[i].feats_len, &f[i], NULL) == RD_OK &&
+            geo_same(&f[i]->geo, geo))
             continue;
         if (!stale++)
-            rd_log(RD_LOG_INFO, "class %s: reference features were computed by another model; recomputing for %.16s",
-                   cls, e->info->model_id);
-        if ((st = recompute(e, w, cls, rows[i].id, &f[i], err)) != RD_OK) {
+            rd_log(RD_LOG_INFO, "class %s: reference features were computed by another model or at another geometry; "
+                   "recomputing for %.16s at %s", cls, e->info->model_id, geo_text(geo).s);
+        if ((st = recompute(e, w, cls, geo, rows[i].id, &f[i], err)) != RD_OK) {
             rd_err_prefix(err, "class %s: reference %lld", cls, (long long)rows[i].id);
             goto out;
         }
@@ -642,7 +756,10 @@ static void run_load(rd_engine *e, rd_worker *w, job *j)
     int todo = c->loading && !c->deleted && !stopping;
     pthread_mutex_unlock(&e->cmu);
     if (todo) {
-        if (build_class(e, w, c->name, NULL, 0, &rs, &j->err) != RD_OK)
+        rd_geometry geo;
+        int have = 0;
+        if (class_geometry(e, c->name, &geo, &have, &j->err) != RD_OK ||
+            (have && build_class(e, w, c->name, &geo, NULL, 0, &rs, &j->err) != RD_OK))
             rd_log(RD_LOG_ERR, "class %s: cannot build its reference set: %s (class not ready)", c->name, j->err.msg);
         else class_swap(c, rs);
         class_loaded(e, c);
@@ -655,10 +772,10 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j);
 
 /* decode, waiting while the pixel budget is taken (start-up recovery must
  * not fail a stored job for being busy). */
-static rd_ecode decode_wait(rd_engine *e, rd_upload *u, rd_image *img, rd_err *err)
+static rd_ecode decode_wait(rd_engine *e, rd_upload *u, int alpha, rd_image *img, rd_err *err)
 {
     for (;;) {
-        rd_ecode c = decode(e, u, img, err);
+        rd_ecode c = decode(e, u, alpha, img, err);
         pthread_mutex_lock(&e->qmu);
         int stopping = e->stopping;
         pthread_mutex_unlock(&e->qmu);
@@ -689,7 +806,7 @@ static void recover_one(rd_engine *e, rd_store_job *sj)
         code = RD_E_NOTREADY;
         rd_err_set(&err, RD_ERR_STATE, "class '%s' is not ready", sj->cls);
     } else if ((code = rd_store_class_threshold(e->store, sj->cls, &manual, &t, &err)) == RD_E_OK &&
-               (code = decode_wait(e, &u, &j->img, &err)) == RD_E_OK) {
+               (code = decode_wait(e, &u, rd_refset_geometry(j->rs)->alpha, &j->img, &err)) == RD_E_OK) {
         if (manual) j->threshold = t;
         code = submit_r(e, j, SLOT_INTERNAL, &err);
         if (code == RD_E_OK) return; /* the queue owns j now */
@@ -776,8 +893,12 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
     uint8_t **blobs = calloc((size_t)j->n, sizeof *blobs);
     char (*sha)[RD_SHA256_HEX] = calloc((size_t)j->n, RD_SHA256_HEX);
     rd_refset *rs = NULL;
-    int locked = 0, nnew = 0;
+    int locked = 0, nnew = 0, fixed = 0;
     eclass *c = j->cls;
+    rd_class_row row;
+    rd_geo_opts gopts;
+    rd_geometry geo;
+    char want[160], got[160];
     j->code = RD_E_INTERNAL;
     if (!feats || !rows || !blobs || !sha) {
         rd_err_set(&j->err, RD_ERR_NOMEM, "out of memory");
@@ -790,16 +911,52 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
         j->code = RD_E_NOTFOUND;
         goto out;
     }
+    /* the class's geometry: the stored one once it has references, else the
+     * first new image fixes it (with the options the class was created with) */
+    if ((j->code = rd_store_class_get(e->store, c->name, &row, &j->err)) != RD_E_OK) goto out;
+    j->code = RD_E_INTERNAL;
+    if (rd_geoopts_parse(row.geo_opts, &gopts)) {
+        rd_err_set(&j->err, RD_ERR_FORMAT, "class '%s': stored geometry options are unreadable", c->name);
+        goto out;
+    }
+    if (row.references > 0 && row.geometry[0]) {
+        if (rd_geometry_parse(row.geometry, &geo, &j->err) != RD_OK) {
+            rd_err_prefix(&j->err, "class '%s': stored geometry is unreadable", c->name);
+            goto out;
+        }
+        fixed = 1;
+    }
+    for (int i = 0; i < j->n; i++) {
+        int fw, fh;
+        rd_image_full_size(&j->imgs[i], &fw, &fh);
+        if (!fixed) {
+            if (rd_model_geometry(e->model, fw, fh, &gopts, &geo, &j->err) != RD_OK) {
+                rd_err_prefix(&j->err, "image %d (%dx%d) cannot fix the geometry of class '%s'", i + 1, fw, fh, c->name);
+                j->code = j->err.code == RD_ERR_NOMEM ? RD_E_INTERNAL : RD_E_BADGEO;
+                goto out;
+            }
+            fixed = 2;
+        }
+        if (!rd_geometry_same_aspect(&geo, fw, fh)) {
+            rd_geometry_describe(&geo, want, sizeof want);
+            snprintf(got, sizeof got, "%dx%d", fw, fh);
+            rd_err_set(&j->err, RD_ERR_MISMATCH, "image %d is %s (aspect %.4g); class '%s' has geometry %s (aspect "
+                       "%.4g): references must all have the class's aspect ratio", i + 1, got, (double)fw / fh,
+                       c->name, want, (double)geo.frame_w / geo.frame_h);
+            j->code = RD_E_GEOMETRY;
+            goto out;
+        }
+    }
     for (int i = 0; i < j->n; i++) {
         int dup = 0;
         rd_sha256_hex(j->ups[i].data, j->ups[i].len, sha[i]);
         for (int k = 0; k < i; k++)
             if (!strcmp(sha[k], sha[i])) dup = 1;
         if (dup || rd_store_ref_exists(e->store, c->name, sha[i])) continue;
-        if (rd_extract(e->model, w, &j->imgs[i], &feats[i], NULL, &j->err) != RD_OK ||
+        if (rd_extract_geo(e->model, w, &geo, &j->imgs[i], &feats[i], NULL, &j->err) != RD_OK ||
             rd_feats_serialize(feats[i], &blobs[i], &rows[i].feats_len, &j->err) != RD_OK) {
             rd_err_prefix(&j->err, "image %d", i + 1);
-            j->code = RD_E_BADIMAGE;
+            j->code = j->err.code == RD_ERR_MISMATCH ? RD_E_GEOMETRY : RD_E_BADIMAGE;
             goto out;
         }
         nnew++;
@@ -821,9 +978,9 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
         int nf = 0;
         for (int i = 0; i < j->n; i++)
             if (feats[i]) fresh[nf++] = feats[i];
-        if (build_class(e, w, c->name, fresh, nf, &rs, &j->err) != RD_OK) {
+        if (build_class(e, w, c->name, &geo, fresh, nf, &rs, &j->err) != RD_OK) {
             rd_err_prefix(&j->err, "building the reference set");
-            j->code = RD_E_BADIMAGE;
+            j->code = j->err.code == RD_ERR_MISMATCH ? RD_E_GEOMETRY : RD_E_BADIMAGE;
             goto out;
         }
     }
@@ -832,8 +989,7 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
         rows[i].len = j->ups[i].len;
         rows[i].content_type = rd_image_sniff(j->ups[i].data, j->ups[i].len) == RD_IMG_PNG ? "image/png" : "image/jpeg";
         rows[i].sha256 = sha[i];
-        rows[i].width = j->imgs[i].w;
-        rows[i].height = j->imgs[i].h;
+        rd_image_full_size(&j->imgs[i], &rows[i].width, &rows[i].height);
         rows[i].feats = blobs[i] ? blobs[i] : (const uint8_t *)"";
     }
     rd_ecode rc = rd_store_refs_add(e->store, c->name, rows, j->n, e->info->model_id, &j->err);
@@ -841,6 +997,10 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
         j->code = rc;
         goto out;
     }
+    /* the first references fixed the geometry (a failure here is repaired at
+     * the next start: class_geometry derives it from the first reference) */
+    if (fixed == 2 && nnew > 0 && rd_store_class_set_geometry(e->store, c->name, geo_text(&geo).s, &j->err) != RD_E_OK)
+        rd_log(RD_LOG_ERR, "class %s: recording its geometry: %s", c->name, j->err.msg);
     if (nnew > 0) {
         class_swap(c, rs);
         rs = NULL;
@@ -892,10 +1052,14 @@ rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, i
         rd_err_set(err, RD_ERR_LIMIT, "%d images in one request; at most 64", n);
         return RD_E_LIMIT;
     }
+    rd_class_row row;
+    rd_geo_opts go = {0};
+    if ((code = rd_store_class_get(e->store, cls, &row, err)) != RD_E_OK) return code;
+    if (rd_geoopts_parse(row.geo_opts, &go)) memset(&go, 0, sizeof go); /* run_register reports it */
     imgs = calloc((size_t)n, sizeof *imgs);
     if (!imgs) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), RD_E_INTERNAL;
     for (int i = 0; i < n; i++) {
-        if ((code = decode(e, &u[i], &imgs[i], err)) != RD_E_OK) {
+        if ((code = decode(e, &u[i], go.alpha, &imgs[i], err)) != RD_E_OK) {
             rd_err_prefix(err, "image %d", i + 1);
             goto out;
         }
@@ -931,11 +1095,14 @@ static void run_refdel(rd_engine *e, rd_worker *w, job *j)
 {
     eclass *c = j->cls;
     rd_refset *rs = NULL;
+    rd_geometry geo;
+    int have = 0;
     pthread_mutex_lock(&c->reg_mu);
     rd_ecode rc = rd_store_ref_delete(e->store, c->name, j->del_id, &j->err);
     if (rc != RD_E_OK) {
         j->code = rc;
-    } else if (build_class(e, w, c->name, NULL, 0, &rs, &j->err) != RD_OK) {
+    } else if (class_geometry(e, c->name, &geo, &have, &j->err) != RD_OK ||
+               (have && build_class(e, w, c->name, &geo, NULL, 0, &rs, &j->err) != RD_OK)) {
         /* the row is gone; the class falls back to not ready rather than a stale pool */
         rd_log(RD_LOG_ERR, "class %s: rebuilding after deletion: %s", c->name, j->err.msg);
         class_swap(c, NULL);
@@ -997,18 +1164,18 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
     rd_result res = {0};
     rd_png_buf png[3] = {{0}};
     static const rd_heat_kind kinds[3] = {RD_HEAT_OVERLAY, RD_HEAT_RAW, RD_HEAT_MASK};
-    rd_heat_params hp;
     double t_start = now_ms();
+    int fw, fh;
     char timings[512];
     j->code = RD_E_INTERNAL;
     if (rd_inspect(e->model, w, j->rs, &j->img, (float)j->threshold, &res, &j->err) != RD_OK) {
-        j->code = RD_E_BADIMAGE;
+        j->code = j->err.code == RD_ERR_MISMATCH ? RD_E_GEOMETRY : RD_E_BADIMAGE;
         goto fail;
     }
     double th0 = now_ms();
-    rd_result_heat_params(&res, &hp);
+    /* over the whole frame at the decoded size (non-inspected pixels marked) */
     for (int k = 0; k < 3; k++)
-        if (rd_heatmap_render(kinds[k], res.map, &res.crop, &j->img, &hp, &png[k], &j->err) != RD_OK) goto fail;
+        if (rd_result_render(&res, kinds[k], &j->img, &png[k], &j->err) != RD_OK) goto fail;
     res.t.heatmap = now_ms() - th0;
     double queue_ms = t_start - j->t_submit;
     res.t.total = now_ms() - j->t_submit;
@@ -1017,12 +1184,18 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
              "\"inference\":%.5g,\"total\":%.5g}",
              queue_ms, res.t.preprocess, res.t.backbone, res.t.nn, res.t.score, res.t.heatmap, now_ms() - t_start,
              res.t.total);
+    geo_buf gtext = geo_text(&res.geo);
+    rd_image_full_size(&j->img, &fw, &fh); /* displayed, after EXIF orientation */
     rd_store_insp_done d = {.score = res.score,
                             .threshold = res.threshold,
                             .anomalous = res.anomalous,
                             .shots = rd_refset_shots(j->rs),
-                            .width = j->img.w,
-                            .height = j->img.h,
+                            .width = fw,
+                            .height = fh,
+                            .geometry = gtext.s,
+                            .inspected_fraction = res.inspected_frac,
+                            .left_out_fraction = res.view.left_out_frac,
+                            .fitted = res.view.fitted,
                             .scorer = res.scorer,
                             .model_sha256 = e->info->model_sha256,
                             .timings_json = timings,
@@ -1088,7 +1261,18 @@ rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, co
     }
     if ((code = rd_store_class_threshold(e->store, cls, &manual, &t, err)) != RD_E_OK) goto out;
     if (manual) j->threshold = t;
-    if ((code = decode(e, u, &j->img, err)) != RD_E_OK) goto out;
+    const rd_geometry *geo = rd_refset_geometry(j->rs);
+    if ((code = decode(e, u, geo->alpha, &j->img, err)) != RD_E_OK) goto out;
+    {
+        /* an image the class's geometry cannot take is refused before anything is stored */
+        rd_view v;
+        int fw, fh;
+        rd_image_full_size(&j->img, &fw, &fh);
+        if (rd_view_for_image(geo, fw, fh, &v, err) != RD_OK) {
+            code = err->code == RD_ERR_MISMATCH ? RD_E_GEOMETRY : RD_E_BADGEO;
+            goto out;
+        }
+    }
     /* reserve the queue slot before writing anything */
     if ((code = reserve(e, err)) != RD_E_OK) goto out;
     if ((code = rd_store_insp_queue(e->store, cls, external_id, async ? u->data : NULL, u->len, u->content_type,

@@ -56,6 +56,9 @@ typedef struct rd_engine_class {
     int ready;          /* a reference set is loaded (>= 2 references) */
     int loading;        /* still being loaded after start */
     double threshold_auto; /* valid when ready */
+    rd_geo_opts opts;   /* what the class was created with (zero = defaults) */
+    int has_geo;        /* geo is fixed (the class has references) */
+    rd_geometry geo;
 } rd_engine_class;
 
 typedef struct rd_engine_added {
@@ -111,6 +114,13 @@ rd_ecode rd_engine_class_list(rd_engine *e, rd_engine_class **out, int *n, rd_er
 rd_ecode rd_engine_class_update(rd_engine *e, const char *name, const char *desc, int set_threshold,
                                 double threshold, rd_engine_class *out, rd_err *err);
 rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err);
+/* Sets the geometry options of a class (engine/geoopts.h), only while it has
+ * no references (RD_E_CONFLICT after: the geometry is fixed); bad options are
+ * RD_E_BADGEO and change nothing. */
+rd_ecode rd_engine_class_set_geo(rd_engine *e, const char *name, const rd_geo_opts *o, rd_engine_class *out,
+                                 rd_err *err);
+/* Checks options before a class is created with them (RD_E_BADGEO). */
+rd_ecode rd_engine_geo_check(rd_engine *e, const rd_geo_opts *o, rd_err *err);
 
 /* ---- references ---- */
 /* Registers references (decode, features, pool + calibration rebuilt, stored

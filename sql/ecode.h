@@ -22,6 +22,8 @@ typedef enum rd_ecode {
     RD_E_FULL,      /* the disk holding the database is full (SQLITE_FULL) */
     RD_E_DB,        /* the database failed otherwise (I/O, locked, corrupt) */
     RD_E_INTERNAL,  /* a bug or out of memory */
+    RD_E_GEOMETRY,  /* an image of another aspect ratio than its class's geometry (and no fit policy) */
+    RD_E_BADGEO,    /* geometry options that cannot apply: ROI outside the frame, bad tile, grid over the limits */
     RD_E_COUNT
 } rd_ecode;
 

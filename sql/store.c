@@ -291,10 +291,10 @@ static const char SQL_CLASS_INS[] =
     "INSERT INTO classes(name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)";
 static const char SQL_CLASS_GET[] =
     "SELECT c.id, c.name, c.description, (SELECT count(*) FROM refs r WHERE r.class_id = c.id), c.threshold, "
-    "c.created_at, c.updated_at FROM classes c WHERE c.name = ?1";
+    "c.created_at, c.updated_at, c.geo_opts, c.geometry FROM classes c WHERE c.name = ?1";
 static const char SQL_CLASS_LIST[] =
     "SELECT c.id, c.name, c.description, (SELECT count(*) FROM refs r WHERE r.class_id = c.id), c.threshold, "
-    "c.created_at, c.updated_at FROM classes c ORDER BY c.name";
+    "c.created_at, c.updated_at, c.geo_opts, c.geometry FROM classes c ORDER BY c.name";
 static const char SQL_CLASS_DESC[] = "UPDATE classes SET description = ?2, updated_at = ?3 WHERE name = ?1";
 static const char SQL_CLASS_THR[] = "UPDATE classes SET threshold = ?2, updated_at = ?3 WHERE name = ?1";
 static const char SQL_CLASS_TOUCH[] = "UPDATE classes SET updated_at = ?2 WHERE name = ?1";
@@ -338,6 +338,8 @@ static void class_row(sqlite3_stmt *st, rd_class_row *o)
     o->threshold = o->threshold_manual ? sqlite3_column_double(st, 4) : 0;
     col_text(st, 5, o->created_at, sizeof o->created_at);
     col_text(st, 6, o->updated_at, sizeof o->updated_at);
+    col_text(st, 7, o->geo_opts, sizeof o->geo_opts);
+    col_text(st, 8, o->geometry, sizeof o->geometry);
 }
 
 rd_ecode rd_store_class_get(rd_store *s, const char *name, rd_class_row *out, rd_err *err)
@@ -775,6 +777,8 @@ static const char SQL_JOBS[] =
 static const char SQL_INSP_DONE[] =
     "UPDATE inspections SET status = 'done', score = ?2, threshold = ?3, anomalous = ?4, scorer = ?5, shots = ?6, "
     "width = ?7, height = ?8, timings = ?9, total_ms = ?10, finished_at = ?11, model_sha256 = ?12 WHERE id = ?1";
+static const char SQL_INSP_GEO[] =
+    "UPDATE inspections SET geometry = ?2, inspected_fraction = ?3, left_out_fraction = ?4, fitted = ?5 WHERE id = ?1";
 static const char SQL_HEAT_INS[] = "INSERT INTO heatmaps(inspection_id, kind, png) VALUES (?1, ?2, ?3)";
 static const char SQL_INSP_FAIL[] =
     "UPDATE inspections SET status = 'failed', error_code = ?2, error = ?3, finished_at = ?4 WHERE id = ?1";
@@ -783,7 +787,8 @@ static const char SQL_INSP_FAILQ[] =
     "WHERE status = 'queued' AND id NOT IN (SELECT inspection_id FROM jobs)";
 #define INSP_COLS                                                                                          \
     "id, class, external_id, status, score, threshold, anomalous, scorer, shots, width, height, timings, " \
-    "error_code, error, created_at, finished_at, model_sha256"
+    "error_code, error, created_at, finished_at, model_sha256, geometry, inspected_fraction, left_out_fraction, " \
+    "fitted"
 static const char SQL_INSP_GET[] = "SELECT " INSP_COLS " FROM inspections WHERE id = ?1";
 static const char SQL_HEAT_GET[] = "SELECT png FROM heatmaps WHERE inspection_id = ?1 AND kind = ?2";
 
@@ -855,6 +860,16 @@ rd_ecode rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done 
     bind_text(st, 11, now);
     bind_text(st, 12, d->model_sha256 && d->model_sha256[0] ? d->model_sha256 : NULL);
     if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    if (d->geometry) {
+        r = SQLITE_ERROR;
+        if (!(st = stmt(s, SQL_INSP_GEO))) goto dbfail;
+        sqlite3_bind_int64(st, 1, id);
+        bind_text(st, 2, d->geometry);
+        sqlite3_bind_double(st, 3, d->inspected_fraction);
+        sqlite3_bind_double(st, 4, d->left_out_fraction);
+        sqlite3_bind_int(st, 5, d->fitted);
+        if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    }
     for (int k = 0; k < 3; k++) {
         if (!d->png[k]) continue;
         r = SQLITE_ERROR;
@@ -993,6 +1008,10 @@ static void insp_row(sqlite3_stmt *st, rd_insp_row *o)
     col_text(st, RD_INSP_CREATED, o->created_at, sizeof o->created_at);
     col_text(st, RD_INSP_FINISHED, o->finished_at, sizeof o->finished_at);
     col_text(st, RD_INSP_MODEL, o->model_sha256, sizeof o->model_sha256);
+    col_text(st, RD_INSP_GEOMETRY, o->geometry, sizeof o->geometry);
+    o->inspected_fraction = sqlite3_column_double(st, RD_INSP_INSPECTED);
+    o->left_out_fraction = sqlite3_column_double(st, RD_INSP_LEFTOUT);
+    o->fitted = sqlite3_column_int(st, RD_INSP_FITTED);
 }
 
 rd_ecode rd_store_insp_get(rd_store *s, int64_t id, rd_insp_row *out, rd_err *err)
@@ -1330,4 +1349,45 @@ int rd_store_token_count(rd_store *s)
     if (st && step(s, st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
     UNLOCK(s);
     return n;
+}
+
+/* ---- class geometry (sql/004_geometry.sql) ---- */
+static const char SQL_CLASS_GEO_OPTS[] = "UPDATE classes SET geo_opts = ?2, updated_at = ?3 WHERE name = ?1";
+static const char SQL_CLASS_GEOMETRY[] = "UPDATE classes SET geometry = ?2 WHERE name = ?1";
+
+/* One UPDATE of a class by name; RD_E_NOTFOUND when no row changed. */
+static rd_ecode class_set_text(rd_store *s, const char *sql, const char *name, const char *text, rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    rd_store_now(now);
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, sql);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, name);
+    bind_text(st, 2, text && text[0] ? text : NULL);
+    if (sql == SQL_CLASS_GEO_OPTS) bind_text(st, 3, now);
+    int r = step(s, st);
+    if (r != SQLITE_DONE) {
+        rc = db_fail_rc(s, r, err, "update class geometry");
+    } else if (sqlite3_changes(s->db) == 0) {
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
+        rc = RD_E_NOTFOUND;
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_class_set_geo_opts(rd_store *s, const char *name, const char *opts, rd_err *err)
+{
+    return class_set_text(s, SQL_CLASS_GEO_OPTS, name, opts, err);
+}
+
+rd_ecode rd_store_class_set_geometry(rd_store *s, const char *name, const char *geometry, rd_err *err)
+{
+    return class_set_text(s, SQL_CLASS_GEOMETRY, name, geometry, err);
 }

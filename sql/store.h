@@ -64,6 +64,8 @@ typedef struct rd_class_row {
     int threshold_manual; /* 1: threshold holds the manual value */
     double threshold;
     char created_at[32], updated_at[32];
+    char geo_opts[256]; /* the user's geometry options ("" = defaults), sql/004_geometry.sql */
+    char geometry[256]; /* rd_geometry_format text fixed by the first reference; "" = none yet */
 } rd_class_row;
 
 rd_ecode rd_store_class_create(rd_store *s, const char *name, const char *desc, rd_err *err);
@@ -71,6 +73,10 @@ rd_ecode rd_store_class_create(rd_store *s, const char *name, const char *desc, 
 rd_ecode rd_store_class_update(rd_store *s, const char *name, const char *desc, int set_threshold,
                                double threshold, rd_err *err);
 rd_ecode rd_store_class_delete(rd_store *s, const char *name, rd_err *err);
+/* The class's geometry options text (NULL/"" = defaults; updates updated_at)
+ * and its fixed geometry text (NULL/"" = none yet). */
+rd_ecode rd_store_class_set_geo_opts(rd_store *s, const char *name, const char *opts, rd_err *err);
+rd_ecode rd_store_class_set_geometry(rd_store *s, const char *name, const char *geometry, rd_err *err);
 rd_ecode rd_store_class_get(rd_store *s, const char *name, rd_class_row *out, rd_err *err);
 /* All classes by name; *rows (free()) holds *n rows. */
 rd_ecode rd_store_class_list(rd_store *s, rd_class_row **rows, int *n, rd_err *err);
@@ -138,6 +144,9 @@ typedef struct rd_store_insp_done {
     double total_ms;
     const uint8_t *png[3]; /* overlay, raw, mask */
     size_t png_len[3];
+    const char *geometry; /* NULL: the geometry columns stay NULL */
+    double inspected_fraction, left_out_fraction;
+    int fitted;
 } rd_store_insp_done;
 /* Records the result (and drops any stored job image) in one transaction. */
 rd_ecode rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done *d, rd_err *err);
@@ -160,7 +169,8 @@ void rd_store_jobs_free(rd_store_job *jobs, int n);
 enum {
     RD_INSP_ID, RD_INSP_CLASS, RD_INSP_EXTID, RD_INSP_STATUS, RD_INSP_SCORE, RD_INSP_THRESHOLD,
     RD_INSP_ANOMALOUS, RD_INSP_SCORER, RD_INSP_SHOTS, RD_INSP_WIDTH, RD_INSP_HEIGHT, RD_INSP_TIMINGS,
-    RD_INSP_ERRCODE, RD_INSP_ERROR, RD_INSP_CREATED, RD_INSP_FINISHED, RD_INSP_MODEL, RD_INSP_COLS_COUNT
+    RD_INSP_ERRCODE, RD_INSP_ERROR, RD_INSP_CREATED, RD_INSP_FINISHED, RD_INSP_MODEL,
+    RD_INSP_GEOMETRY, RD_INSP_INSPECTED, RD_INSP_LEFTOUT, RD_INSP_FITTED, RD_INSP_COLS_COUNT
 };
 typedef struct rd_insp_row {
     unsigned present;
@@ -177,6 +187,14 @@ typedef struct rd_insp_row {
     char error[RD_ERR_MSG_MAX];
     char created_at[32], finished_at[32];
     char model_sha256[65];
+    char geometry[256];
+    double inspected_fraction, left_out_fraction;
+    int fitted;
+    double confidence, anomalous_area, sensitivity;
+    char regions[4096]; /* JSON array text */
+    int regions_total;
+    char threshold_source[16]; /* class | request | sensitivity */
+    int64_t seq;        /* completion sequence (NULL while queued) */
 } rd_insp_row;
 
 rd_ecode rd_store_insp_get(rd_store *s, int64_t id, rd_insp_row *out, rd_err *err);

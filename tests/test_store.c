@@ -218,13 +218,34 @@ static void faults(rd_store *s)
     RD_CHECK(rd_store_writable(s) == 1, "writable after recovery");
 }
 
+/* sql/004_geometry.sql: a class's geometry options and fixed geometry round-trip */
+static void geometry(rd_store *s)
+{
+    rd_err err = {0};
+    rd_class_row row;
+    RD_CHECK(rd_store_class_create(s, "geo", "", &err) == RD_E_OK, "create: %s", err.msg);
+    RD_CHECK(rd_store_class_get(s, "geo", &row, &err) == RD_E_OK && !row.geo_opts[0] && !row.geometry[0],
+             "no geometry at creation");
+    RD_CHECK(rd_store_class_set_geo_opts(s, "geo", "s=320 fit=pad roi=0,0,0,0 alpha=composite search=0", &err) ==
+                 RD_E_OK, "set opts: %s", err.msg);
+    RD_CHECK(rd_store_class_set_geometry(s, "geo", "frame=1920x1080", &err) == RD_E_OK, "set geometry: %s", err.msg);
+    RD_CHECK(rd_store_class_get(s, "geo", &row, &err) == RD_E_OK && !strcmp(row.geo_opts, "s=320 fit=pad "
+             "roi=0,0,0,0 alpha=composite search=0") && !strcmp(row.geometry, "frame=1920x1080"), "read back");
+    RD_CHECK(rd_store_class_set_geometry(s, "nope", "x", &err) == RD_E_NOTFOUND, "no such class");
+    RD_CHECK(rd_store_class_set_geometry(s, "geo", NULL, &err) == RD_E_OK &&
+                 rd_store_class_get(s, "geo", &row, &err) == RD_E_OK && !row.geometry[0], "cleared");
+    RD_CHECK(rd_store_class_delete(s, "geo", &err) == RD_E_OK, "delete");
+}
+
 int main(void)
 {
     rd_err err = {0};
     rd_store *s = rd_store_open(":memory:", &err);
     RD_CHECK(s != NULL, "open: %s", err.msg);
     if (!s) return rd_test_done("test_store");
-    RD_CHECK(rd_store_schema_version(s) == 3, "schema version %d", rd_store_schema_version(s));
+    /* every migration applied (004_geometry.sql and later ones) */
+    RD_CHECK(rd_store_schema_version(s) >= 4, "schema version %d", rd_store_schema_version(s));
+    geometry(s);
     classes(s);
     refs(s);
     inspections(s);
