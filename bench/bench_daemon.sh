@@ -4,6 +4,10 @@
 # free 127.0.0.1 port with a temp data dir, registers a class from 4 real
 # photographs, then runs 1, 2 and 8 concurrent clients, each posting
 # N (default 40) images, and prints p50/p99 latency and inspections/s.
+# 1, 8 and 64 clients (each posting max(2, N / clients) images; 503 busy counted
+# apart), against the same run's reference: PyTorch's bare MobileNetV2 feature
+# pass (torchvision, random weights, 1x3x224x224, batch 1, 2 threads, no_grad)
+# — issue 13's targets: 8 clients >= 3x its rate, 1-client p50 <= 0.4x its time.
 # usage: bench/bench_daemon.sh [BUILD_DIR] [N]   (extra resadd args via RESADD_ARGS)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,29 +28,57 @@ curl -fs -X POST "$URL/v1/classes" -H 'Content-Type: application/json' -d '{"nam
 curl -fs -X POST "$URL/v1/classes/bench/references" -F "a=@$T/img/ref1.jpg" -F "b=@$T/img/ref2.jpg" \
      -F "c=@$T/img/ref3.jpg" -F "d=@$T/img/ref4.jpg" >/dev/null
 echo "image: $(identify -format '%wx%h' "$T/img/good.jpg" 2>/dev/null || echo 256x256) JPEG, 4 references, $(nproc) cores"
-$PY - "$URL" "$T/img/good.jpg" "$N" <<'PY'
+TORCH_MS=$($PY - <<'PY' 2>/dev/null || echo 0
+import time, torch, torchvision
+torch.set_num_threads(2)
+m = torchvision.models.mobilenet_v2(weights=None).features.eval()
+x = torch.randn(1, 3, 224, 224)
+with torch.no_grad():
+    for _ in range(5): m(x)
+    ts = []
+    for _ in range(30):
+        t = time.perf_counter(); m(x); ts.append((time.perf_counter() - t) * 1e3)
+ts.sort(); print(f"{ts[len(ts) // 2]:.2f}")
+PY
+)
+echo "reference: PyTorch $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null) bare MobileNetV2 features, batch 1, 2 threads: ${TORCH_MS} ms p50"
+$PY - "$URL" "$T/img/good.jpg" "$N" "$TORCH_MS" <<'PY'
 import json, sys, threading, time, urllib.request
-url, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import urllib.error
+url, path, n, torch_ms = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 body = open(path, "rb").read()
 def post():
     r = urllib.request.Request(url + "/v1/classes/bench/inspections", data=body, method="POST")
     r.add_header("Content-Type", "image/jpeg")
     t = time.perf_counter()
-    with urllib.request.urlopen(r, timeout=120) as f:
-        j = json.loads(f.read())
+    try:
+        with urllib.request.urlopen(r, timeout=120) as f:
+            j = json.loads(f.read())
+    except urllib.error.HTTPError as e:
+        if e.code != 503: raise
+        return None, None
+    except (ConnectionError, urllib.error.URLError):  # refused/reset at the connection limit: counted as busy
+        return None, None
     return (time.perf_counter() - t) * 1e3, j["timings_ms"]["inference"]
 for _ in range(5): post()  # warm-up
-print("clients  requests  p50_ms  p99_ms  server_inference_p50_ms  throughput_per_s")
-for c in (1, 2, 8):
-    lat, inf, lock = [], [], threading.Lock()
+print("clients  requests  busy_503/reset  p50_ms  p99_ms  server_inference_p50_ms  throughput_per_s  vs_torch_rate  p50_vs_torch")
+for c in (1, 8, 64):
+    lat, inf, busy, lock = [], [], [0], threading.Lock()
+    per = max(2, n // c)
     def client():
-        for _ in range(n):
+        for _ in range(per):
             l, i = post()
-            with lock: lat.append(l); inf.append(i)
+            with lock:
+                if l is None: busy[0] += 1
+                else: lat.append(l); inf.append(i)
     ts = [threading.Thread(target=client) for _ in range(c)]
     t0 = time.perf_counter(); [t.start() for t in ts]; [t.join() for t in ts]; dt = time.perf_counter() - t0
     lat.sort(); inf.sort()
     q = lambda a, p: a[min(len(a) - 1, int(p * (len(a) - 1) + 0.5))]
-    print(f"{c:7d}  {len(lat):8d}  {q(lat, .5):6.1f}  {q(lat, .99):6.1f}  {q(inf, .5):23.1f}  {len(lat) / dt:16.1f}")
+    rate = len(lat) / dt
+    vr = rate * torch_ms / 1e3 if torch_ms > 0 else float("nan")
+    vp = q(lat, .5) / torch_ms if torch_ms > 0 else float("nan")
+    print(f"{c:7d}  {len(lat):8d}  {busy[0]:8d}  {q(lat, .5):6.1f}  {q(lat, .99):6.1f}  {q(inf, .5):23.1f}  {rate:16.1f}"
+          f"  {vr:13.2f}  {vp:12.2f}")
 PY
 kill -TERM $PID; wait $PID
