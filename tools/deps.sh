@@ -35,6 +35,7 @@ test  python3-torchvision    ResNet parity (torchvision models)
 test  python3-scipy          metric oracles; the eval dataset builder (make dataset)
 test  python3-sklearn        AUROC/AP oracles for the eval metrics
 test  mandoc                 man pages: mandoc -Tlint, and --help drift checks
+test  bc                     arithmetic in the daemon tests (daemon_recover.sh, daemon_harden.sh)
 test  clang                  libFuzzer targets (tools/fuzz.sh, make fuzz)
 test  libclang-rt-14-dev     the libFuzzer runtime (only a Recommends of clang)
 test  chromium               the dashboard test in a real browser (headless; tests/daemon_dashboard.sh)
