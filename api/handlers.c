@@ -11,6 +11,7 @@
 
 #include "bodies.h"
 #include "metrics.h"
+#include "browser.h"
 #include "dashboard.h"
 #include "tokens.h"
 #include "req.h"
@@ -166,7 +167,7 @@ static int h_ref_get(rd_req *r)
     rd_err err = {0};
     rd_ecode code = rd_engine_ref_image(r->e, r->name, r->id, &data, &len, ct, &err);
     if (code != RD_E_OK) return rd_reply_code(r, code, &err);
-    return rd_reply_buf(r, 200, ct, data, len, 1);
+    return rd_browser_reply_image(r, ct, data, len, 1);
 }
 
 static int h_ref_delete(rd_req *r)
@@ -294,7 +295,7 @@ static int h_heatmap(rd_req *r)
         return rd_reply_err(r, 400, "bad_request", "kind is overlay, raw or mask");
     rd_ecode code = rd_engine_heatmap(r->e, r->id, kind, &png, &len, &err);
     if (code != RD_E_OK) return rd_reply_code(r, code, &err);
-    return rd_reply_buf(r, 200, "image/png", png, len, 1);
+    return rd_browser_reply_image(r, "image/png", png, len, 0);
 }
 
 static int h_stats(rd_req *r)
@@ -321,6 +322,8 @@ const rd_route rd_api_routes[] = {
     {"POST", "/v1/tokens", RD_SCOPE_ADMIN, RD_BODY_JSON, rd_tokens_create},
     {"GET", "/v1/tokens", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_tokens_list},
     {"DELETE", "/v1/tokens/{id}", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_tokens_revoke},
+    {"GET", "/v1/signed-url", RD_SCOPE_READ, RD_BODY_NONE, rd_browser_h_signed_url},
+    {"GET", "/v1/inspections/{id}/image", RD_SCOPE_READ, RD_BODY_NONE, rd_browser_h_image},
     {"GET", "/healthz", RD_SCOPE_NONE, RD_BODY_NONE, h_healthz},
     {"GET", "/readyz", RD_SCOPE_NONE, RD_BODY_NONE, h_readyz},
     {"GET", "/metrics", RD_SCOPE_READ, RD_BODY_NONE, h_metrics},

@@ -21,11 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine/log.h"
+#include "browser.h"
 #include "errors.h"
 #include "metrics.h"
 #include "multipart.h"
@@ -55,6 +57,7 @@ struct rd_http {
     pthread_t wd;
     int wd_started, stopping;
     pthread_cond_t wd_cv;
+    unsigned char secret[32]; /* signs short-lived image URLs (browser.h) */
 };
 
 typedef struct conn {
@@ -70,6 +73,8 @@ typedef struct conn {
     char method[8], url[256]; /* for the audit line */
     int64_t who;              /* the token's id; 0 = none (auth off or an open route) */
     char scope[16];
+    const char *xhdr[4][2]; /* extra reply headers a handler added (rd_req_add_header) */
+    int nxhdr;
 } conn;
 
 static double now_s(void)
@@ -94,6 +99,50 @@ static void audit(const conn *c, int status)
         rd_log(RD_LOG_INFO, "audit: %s %s -> %d by anyone (auth off)", c->method, c->url, status);
 }
 
+/* CORS: the allowed origin (cors_origins "*" or a space-separated list), or NULL. */
+static const char *cors_origin(struct MHD_Connection *mc, const rd_http *h)
+{
+    const char *list = h->o->cors_origins, *o = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Origin");
+    size_t n = o ? strlen(o) : 0;
+    if (!list || !*list || !o || !n) return NULL;
+    if (!strcmp(list, "*")) return "*";
+    for (const char *p = list; (p = strstr(p, o)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ')) return o;
+    return NULL;
+}
+
+static void cors(struct MHD_Connection *mc, const conn *c, struct MHD_Response *r)
+{
+    const char *o = cors_origin(mc, c->h);
+    if (!o) return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", o);
+    MHD_add_response_header(r, "Vary", "Origin");
+    MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                            "ETag, Location, Retry-After, Idempotent-Replay, X-Request-Id");
+}
+
+int rd_req_sign(rd_req *r, const char *path, long long exp, const char *kind, char out[65])
+{
+    const conn *c = r->conn;
+    return rd_browser_sign(c->h->secret, sizeof c->h->secret, path, exp, kind, out);
+}
+
+/* A signed URL (browser.h) in place of a token: GET image routes only. */
+static int signed_ok(struct MHD_Connection *mc, const conn *c, const char *url)
+{
+    const char *exp = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "exp");
+    const char *sig = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "sig");
+    const char *kind = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "kind");
+    char want[RD_SIGN_HEX], *end;
+    if (!exp || !sig || strcmp(c->method, "GET") || !rd_browser_signable(c->m.route->pattern)) return 0;
+    long long e = strtoll(exp, &end, 10);
+    if (*end || end == exp || e < (long long)time(NULL) || strlen(sig) != 64) return 0;
+    if (rd_browser_sign(c->h->secret, sizeof c->h->secret, url, e, kind ? kind : "", want)) return 0;
+    unsigned char d = 0; /* compared in constant time */
+    for (int i = 0; i < 64; i++) d |= (unsigned char)(want[i] ^ sig[i]);
+    return d == 0;
+}
+
 /* ---- replies ---- */
 static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, int status, const char *ctype, void *data,
                              size_t len, int must_free, const char *location, int retry, const char *allow)
@@ -105,7 +154,10 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, int status, con
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", ctype);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
+    int own_cc = 0;
+    for (int i = 0; i < c->nxhdr; i++) own_cc |= !strcasecmp(c->xhdr[i][0], "Cache-Control");
+    if (!own_cc) MHD_add_response_header(r, "Cache-Control", "no-store");
+    cors(mc, c, r);
     if (location) MHD_add_response_header(r, "Location", location);
     if (allow) MHD_add_response_header(r, "Allow", allow);
     if (retry) {
@@ -114,6 +166,7 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, int status, con
         MHD_add_response_header(r, "Retry-After", b);
     }
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"resadd\"");
+    for (int i = 0; i < c->nxhdr; i++) MHD_add_response_header(r, c->xhdr[i][0], c->xhdr[i][1]);
     enum MHD_Result ret = MHD_queue_response(mc, (unsigned)status, r);
     MHD_destroy_response(r);
     rd_metrics_request(c->route[0] ? c->route : "other", status, now_s() - c->t0);
@@ -124,7 +177,9 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, int status, con
 static enum MHD_Result queue_json(struct MHD_Connection *mc, conn *c, int status, json_t *o, const char *loc,
                                   const char *allow)
 {
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7)) : NULL;
+    /* 9 significant digits: a float (scores, thresholds) round-trips, so a
+     * client can send back exactly the value it was shown */
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(o);
     if (!s) return MHD_NO;
     size_t n = strlen(s);
@@ -154,6 +209,12 @@ const char *rd_req_header(rd_req *r, const char *k) { return MHD_lookup_connecti
 const char *rd_req_query(rd_req *r, const char *k)
 {
     return MHD_lookup_connection_value(r->mc, MHD_GET_ARGUMENT_KIND, k);
+}
+
+void rd_req_add_header(rd_req *r, const char *k, const char *v)
+{
+    conn *c = r->conn;
+    if (c->nxhdr < (int)(sizeof c->xhdr / sizeof *c->xhdr)) c->xhdr[c->nxhdr][0] = k, c->xhdr[c->nxhdr++][1] = v;
 }
 
 int rd_reply_json(rd_req *r, int status, json_t *o) { return queue_json(r->mc, r->conn, status, o, NULL, NULL); }
@@ -237,6 +298,10 @@ static int authorize(struct MHD_Connection *mc, conn *c, rd_scope need, enum MHD
     char hash[RD_SHA256_HEX], scope[16];
     if (!c->h->o->auth || need == RD_SCOPE_NONE) return 0;
     const char *a = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization");
+    if (!a && need == RD_SCOPE_READ && signed_ok(mc, c, c->url)) {
+        snprintf(c->scope, sizeof c->scope, "signed-url");
+        return 0;
+    }
     if (!a || strncasecmp(a, "Bearer ", 7) != 0 || !a[7]) {
         *ret = queue_err(mc, c, 401, "unauthorized", NULL,
                          "send Authorization: Bearer <token> (create one with `resadd token create`)");
@@ -284,6 +349,21 @@ static enum MHD_Result on_headers(struct MHD_Connection *mc, conn *c, const char
     if (strlen(url) > MAX_URL || MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, count_arg, &nargs) > MAX_ARGS)
         return queue_err(mc, c, 414, "uri_too_long", NULL, "the URL is longer than %d bytes or has more than %d "
                          "query parameters", MAX_URL, MAX_ARGS);
+    if (!strcmp(method, "OPTIONS") && cors_origin(mc, h)) { /* a CORS preflight */
+        rd_route_match(rd_api_routes, rd_api_nroutes, "OPTIONS", url, &c->m);
+        if (c->m.kind != RD_MATCH_METHOD) return queue_err(mc, c, 404, "not_found", NULL, "no route %s", url);
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (!r) return MHD_NO;
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", cors_origin(mc, h));
+        MHD_add_response_header(r, "Vary", "Origin");
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", c->m.allow);
+        MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, X-Request-Id, Last-Event-ID, If-None-Match");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+        enum MHD_Result ret = MHD_queue_response(mc, 204, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
     rd_route_match(rd_api_routes, rd_api_nroutes, method, url, &c->m);
     if (c->m.route) snprintf(c->route, sizeof c->route, "%s %s", c->m.route->method, c->m.route->pattern);
     if (c->m.kind == RD_MATCH_NOPATH) return queue_err(mc, c, 404, "not_found", NULL, "no route %s %s", method, url);
@@ -486,6 +566,10 @@ rd_http *rd_http_start(const rd_api_opts *o, rd_engine *e, rd_err *err)
     h->e = e;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->wd_cv, NULL);
+    if (getrandom(h->secret, sizeof h->secret, 0) != (ssize_t)sizeof h->secret) {
+        rd_err_set(err, RD_ERR_INTERNAL, "getrandom failed: %s", strerror(errno));
+        goto fail;
+    }
     h->nslots = o->max_connections + 8;
     h->slots = calloc((size_t)h->nslots, sizeof *h->slots);
     if (!h->slots) {

@@ -24,6 +24,11 @@ typedef struct rd_req {
 
 const char *rd_req_header(rd_req *r, const char *k);
 const char *rd_req_query(rd_req *r, const char *k);
+/* Adds a header to the reply this request will get (k and v must live until
+ * the reply is queued; at most 4). */
+void rd_req_add_header(rd_req *r, const char *k, const char *v);
+/* Signs path for a short-lived URL with this daemon's secret (browser.h). */
+int rd_req_sign(rd_req *r, const char *path, long long exp, const char *kind, char out[65]);
 int rd_reply_json(rd_req *r, int status, json_t *o);
 int rd_reply_json_loc(rd_req *r, int status, json_t *o, const char *location);
 int rd_reply_buf(rd_req *r, int status, const char *ctype, void *data, size_t len, int must_free);

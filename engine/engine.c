@@ -1321,6 +1321,21 @@ rd_ecode rd_engine_insp_list(rd_engine *e, const rd_insp_query *q, rd_insp_page 
     return rd_store_insp_list(e->store, q, page, err);
 }
 
+rd_ecode rd_engine_insp_image(rd_engine *e, int64_t id, uint8_t **data, size_t *len, rd_err *err)
+{
+    rd_insp_row *row = malloc(sizeof *row);
+    if (!row) {
+        rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        return RD_E_INTERNAL;
+    }
+    rd_ecode rc = rd_store_insp_get(e->store, id, row, err);
+    free(row);
+    if (rc != RD_E_OK) return rc;
+    rc = rd_store_heatmap(e->store, id, "image", data, len, err);
+    if (rc == RD_E_NOTFOUND) err->msg[0] = '\0'; /* the inspection exists; its image was not kept */
+    return rc;
+}
+
 rd_ecode rd_engine_heatmap(rd_engine *e, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err)
 {
     return rd_store_heatmap(e->store, id, kind, png, len, err);

@@ -141,6 +141,9 @@ rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, co
 rd_ecode rd_engine_insp_get(rd_engine *e, int64_t id, rd_insp_row *out, rd_err *err);
 rd_ecode rd_engine_insp_list(rd_engine *e, const rd_insp_query *q, rd_insp_page *page, rd_err *err);
 rd_ecode rd_engine_heatmap(rd_engine *e, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err);
+/* The retained JPEG copy of an inspected image (keep_images).  RD_E_NOTFOUND
+ * with err->msg set: no such inspection; with err->msg empty: not retained. */
+rd_ecode rd_engine_insp_image(rd_engine *e, int64_t id, uint8_t **data, size_t *len, rd_err *err);
 rd_ecode rd_engine_stats(rd_engine *e, const char *cls, const char *since, rd_stats *out, rd_err *err);
 
 /* ---- tokens ---- */
