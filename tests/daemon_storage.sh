@@ -93,22 +93,23 @@ PY
 stop_resadd
 
 # ---- a database from before 006_storage: PNG rows are served as they were ----
-$PY - "$DB" "$T/a.2.overlay.png" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-png = open(sys.argv[2], "rb").read()
-v = db.execute("pragma user_version").fetchone()[0]
-db.executescript("""
-drop table heatmaps;
-create table heatmaps (inspection_id integer not null references inspections(id) on delete cascade,
-  kind text not null check (kind in ('overlay', 'raw', 'mask')), png blob not null, primary key (inspection_id, kind));
-""")
+# built from the migrations before 006 (the schema an older resadd left), one
+# done inspection with its three stored PNGs
+$PY - "$top_srcdir/sql" "$T/old" "$T/a.2.overlay.png" <<'PY'
+import glob, os, sqlite3, sys
+src, out, png = sys.argv[1], sys.argv[2], open(sys.argv[3], "rb").read()
+os.makedirs(out, exist_ok=True)
+pre = [f for f in sorted(glob.glob(src + "/[0-9][0-9][0-9]_*.sql")) if os.path.basename(f) < "006"]
+db = sqlite3.connect(out + "/resadd.db")
+for f in pre: db.executescript(open(f).read())
+db.execute("pragma user_version = %d" % len(pre))
+db.execute("insert into inspections(id, class, status, score, threshold, anomalous, width, height, created_at) "
+           "values (1, 'part', 'done', 3.0, 2.0, 1, 256, 256, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")  # young: retention keeps it
 for k in ("overlay", "raw", "mask"):
     db.execute("insert into heatmaps values (1, ?, ?)", (k, png + k.encode()))
-db.execute("pragma user_version = 5")
 db.commit()
 PY
-start_resadd --config "$T/s.conf"
+start_resadd --config "$T/s.conf" --data-dir "$T/old"
 for k in overlay raw mask; do
     curl -s -o "$T/old.$k" "$URL/v1/inspections/1/heatmap.png?kind=$k"
     { cat "$T/a.2.overlay.png"; printf '%s' "$k"; } | cmp -s - "$T/old.$k" || fail "old $k row not served byte for byte"
