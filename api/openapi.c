@@ -290,7 +290,11 @@ const char rd_openapi_json[] =
     ", " AUTH ", " R404 "}}},\n"
     "  \"/v1/inspections/{id}/heatmap.png\": {\"parameters\": [" ID_P ", {\"name\": \"kind\", \"in\": \"query\", "
     "\"schema\": {\"type\": \"string\", \"enum\": [\"overlay\", \"raw\", \"mask\"]}}], \"get\": {\"operationId\": "
-    "\"getHeatmap\", \"summary\": \"heatmap PNG (read)\", \"responses\": {\"200\": " BIN("PNG (ETag; Cache-Control: no-cache)", "\"image/png\": " BINSCHEMA)
+    "\"getHeatmap\", \"summary\": \"heatmap PNG (read)\", \"description\": \"Rendered on request at the frame's "
+    "decoded size from the anomaly map the inspection stored (a few KB at working resolution). raw and mask always "
+    "render. overlay is drawn over the retained copy of the image (keep_images in resadd.conf); once that copy "
+    "is gone it is drawn over a neutral mid-grey frame of the same size (still 200). Inspections stored before "
+    "lazy heatmaps return the PNGs stored then.\", \"responses\": {\"200\": " BIN("PNG (ETag; Cache-Control: no-cache)", "\"image/png\": " BINSCHEMA)
     ", \"304\": {\"description\": \"If-None-Match matched the ETag\"}, " R400 ", " AUTH ", " R404 "}, \"security\": "
     "[{\"bearer\": []}, {\"signedUrl\": []}]}},\n"
     "  \"/v1/tokens\": {\"get\": {\"operationId\": \"listTokens\", \"summary\": \"API tokens, revoked and "

@@ -48,6 +48,10 @@ static const key keys[] = {
     {"min_free_mb", K_U64, F(min_free), 0, 1000000, 1u << 20},
     {"retention_days", K_LONG, F(retention_days), 0, 100000, 1},
     {"retention_max_inspections", K_LONG, F(retention_max), 0, 1000000000, 1},
+    {"retention_max_bytes", K_U64, F(retention_max_bytes), 0, 1000000000000000L, 1},
+    {"keep_images", K_STR, F(keep_images), 0, 0, 0},
+    {"keep_image_quality", K_INT, F(keep_image_quality), 1, 100, 1},
+    {"heatmap_cache_mb", K_SIZE, F(heat_cache), 0, 4096, 1u << 20},
     {"auth", K_AUTH, F(auth), 0, 0, 0},
     {"metrics_auth", K_ONOFF, F(metrics_auth), 0, 0, 0},
     {"tls_cert", K_STR, F(tls_cert), 0, 0, 0},
@@ -85,6 +89,9 @@ void rd_config_defaults(rd_config *c)
     c->min_free = 8u << 20;
     c->retention_days = 30;
     c->retention_max = 1000000;
+    snprintf(c->keep_images, sizeof c->keep_images, "last 1000");
+    c->keep_image_quality = 85;
+    c->heat_cache = 8u << 20;
     c->log_level = RD_LOG_INFO;
 }
 

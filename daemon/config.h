@@ -38,6 +38,10 @@ typedef struct rd_config {
     uint64_t min_free;         /* bytes free before the database counts as writable after a full disk */
     long retention_days;       /* 0 = keep forever */
     long retention_max;        /* inspections kept; 0 = unbounded */
+    uint64_t retention_max_bytes; /* database pages in use; 0 = unbounded */
+    char keep_images[32];      /* image copies for overlays: "off" | "last N" | "N days" */
+    int keep_image_quality;    /* their JPEG quality */
+    size_t heat_cache;         /* bytes of rendered heatmaps kept in memory */
     int log_level;
     char log_file[1024];       /* "" = stderr */
     char tls_cert[1024];       /* PEM certificate (chain); with tls_key: HTTPS */

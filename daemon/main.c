@@ -20,6 +20,7 @@
 #include "config.h"
 #include "defaults.h"
 #include "engine/engine.h"
+#include "engine/heatmaps.h"
 #include "engine/log.h"
 #include "engine/tokens.h"
 #include "sha256.h"
@@ -83,6 +84,20 @@ static rd_store *open_store(const rd_config *cfg)
 }
 
 /* sha256 of a file into hex; -1 if it cannot be read. */
+/* Retention: inspections by age and count, then by the database's size, and
+ * the image copies kept for overlays (keep_images, validated at start). */
+static void retention(rd_store *store, const rd_config *cfg)
+{
+    long last = 0, days = 0;
+    int n = rd_store_prune(store, cfg->retention_days * 86400L, cfg->retention_max);
+    int b = rd_store_prune_bytes(store, cfg->retention_max_bytes);
+    if (n > 0 || b > 0) rd_log(RD_LOG_INFO, "retention: %d old inspection(s) removed", (n > 0 ? n : 0) + (b > 0 ? b : 0));
+    if (!rd_heatmaps_keep_parse(cfg->keep_images, &last, &days) && (last || days)) {
+        int m = rd_store_prune_images(store, last, days * 86400L);
+        if (m > 0) rd_log(RD_LOG_DEBUG, "retention: %d image copies removed", m);
+    }
+}
+
 static int file_sha256(const char *path, char hex[RD_SHA256_HEX])
 {
     unsigned char buf[1 << 16];
@@ -277,6 +292,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "resadd: %s\n", err.msg);
         return 2;
     }
+    long keep_last, keep_days;
+    if (rd_heatmaps_keep_parse(cfg.keep_images, &keep_last, &keep_days)) {
+        fprintf(stderr, "resadd: keep_images: '%s' is not off, \"last N\" or \"N days\"\n", cfg.keep_images);
+        return 2;
+    }
     if (want_version) return print_version(&cfg);
     if (rd_log_open(cfg.log_file, cfg.log_level)) {
         fprintf(stderr, "resadd: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
@@ -307,6 +327,9 @@ int main(int argc, char **argv)
                          .max_side = cfg.max_side,
                          .max_references = cfg.max_references,
                          .request_timeout_s = cfg.request_timeout_s,
+                         .keep_images = strcmp(cfg.keep_images, "off") != 0,
+                         .keep_image_quality = cfg.keep_image_quality,
+                         .heat_cache_bytes = cfg.heat_cache,
                          .code_name = rd_api_code_name};
     int auth = cfg.auth == RD_AUTH_ON || (cfg.auth == RD_AUTH_AUTO && !rd_config_is_loopback(&cfg));
     rd_api_opts ao = {.host = cfg.listen_host,
@@ -342,8 +365,7 @@ int main(int argc, char **argv)
         goto out;
     }
     /* retention after HTTP listens: a long DELETE must not delay liveness */
-    int pruned = rd_store_prune(store, cfg.retention_days * 86400L, cfg.retention_max);
-    if (pruned > 0) rd_log(RD_LOG_INFO, "retention: %d old inspection(s) removed", pruned);
+    retention(store, &cfg);
     if (cfg.auth != RD_AUTH_OFF && !rd_config_is_loopback(&cfg) && rd_store_token_count(store) == 0)
         rd_log(RD_LOG_WARN, "auth is on and no token exists: create one with `resadd token create --scope admin`");
     for (int tick = 0;; tick++) {
@@ -364,8 +386,7 @@ int main(int argc, char **argv)
             continue;
         }
         if (sig < 0 && errno == EAGAIN && tick % 30 == 29) {
-            int n = rd_store_prune(store, cfg.retention_days * 86400L, cfg.retention_max);
-            if (n > 0) rd_log(RD_LOG_INFO, "retention: %d old inspection(s) removed", n);
+            retention(store, &cfg);
         }
     }
     rc = 0;

@@ -21,6 +21,7 @@
 #include "defaults.h"
 #include "geoopts.h"
 #include "heatmap.h"
+#include "heatmaps.h"
 #include "log.h"
 #include "sha256.h"
 #include "tokens.h"
@@ -69,6 +70,7 @@ struct job {
 struct rd_engine {
     const rd_engine_opts *o;
     rd_store *store;
+    rd_heatcache *heat; /* rendered heatmaps (heatmaps.h) */
     rd_model *model;
     const rd_model_info *info;
     rd_image_limits lim;
@@ -1162,8 +1164,7 @@ rd_ecode rd_engine_ref_image(rd_engine *e, const char *cls, int64_t id, uint8_t 
 static void run_inspect(rd_engine *e, rd_worker *w, job *j)
 {
     rd_result res = {0};
-    rd_png_buf png[3] = {{0}};
-    static const rd_heat_kind kinds[3] = {RD_HEAT_OVERLAY, RD_HEAT_RAW, RD_HEAT_MASK};
+    rd_png_buf png[3] = {{0}}; /* the compact map and the image copy (heatmaps.h) */
     double t_start = now_ms();
     int fw, fh;
     char timings[512];
@@ -1173,9 +1174,10 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
         goto fail;
     }
     double th0 = now_ms();
-    /* over the whole frame at the decoded size (non-inspected pixels marked) */
-    for (int k = 0; k < 3; k++)
-        if (rd_result_render(&res, kinds[k], &j->img, &png[k], &j->err) != RD_OK) goto fail;
+    /* lazy heatmaps: the map compactly (+ the image copy); PNGs render on GET */
+    if (rd_heatmaps_encode(&res, &j->img, e->o->keep_images ? e->o->keep_image_quality : 0, &png[0], &png[1],
+                           &j->err) != RD_OK)
+        goto fail;
     res.t.heatmap = now_ms() - th0;
     double queue_ms = t_start - j->t_submit;
     res.t.total = now_ms() - j->t_submit;
@@ -1200,10 +1202,10 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
                             .model_sha256 = e->info->model_sha256,
                             .timings_json = timings,
                             .total_ms = res.t.total};
-    for (int k = 0; k < 3; k++) {
-        d.png[k] = png[k].data;
-        d.png_len[k] = png[k].len;
-    }
+    d.png[3] = png[0].data;
+    d.png_len[3] = png[0].len;
+    d.png[4] = png[1].data;
+    d.png_len[4] = png[1].len;
     rd_ecode rc = rd_store_insp_finish(e->store, j->id, &d, &j->err);
     if (rc == RD_E_OK) rc = rd_store_insp_get(e->store, j->id, &j->row, &j->err);
     if (rc != RD_E_OK) {
@@ -1338,7 +1340,7 @@ rd_ecode rd_engine_insp_image(rd_engine *e, int64_t id, uint8_t **data, size_t *
 
 rd_ecode rd_engine_heatmap(rd_engine *e, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err)
 {
-    return rd_store_heatmap(e->store, id, kind, png, len, err);
+    return rd_heatmaps_get(e->store, e->heat, id, kind, png, len, NULL, err);
 }
 
 rd_ecode rd_engine_stats(rd_engine *e, const char *cls, const char *since, rd_stats *out, rd_err *err)
@@ -1406,6 +1408,7 @@ rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
     pthread_cond_init(&e->pcv, NULL);
     pthread_mutex_init(&e->cmu, NULL);
     pthread_mutex_init(&e->mmu, NULL);
+    e->heat = rd_heatcache_new(o->heat_cache_bytes);
     /* the files are found now (a clear error at once); loaded in the background */
     rd_model_opts_default(&e->mo);
     int default_backbone = !o->backbone || !o->backbone[0];
@@ -1520,5 +1523,6 @@ void rd_engine_free(rd_engine *e)
     pthread_cond_destroy(&e->pcv);
     pthread_mutex_destroy(&e->cmu);
     pthread_mutex_destroy(&e->mmu);
+    rd_heatcache_free(e->heat);
     free(e);
 }

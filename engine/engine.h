@@ -39,6 +39,9 @@ typedef struct rd_engine_opts {
     int max_side;
     int max_references;        /* per class */
     int request_timeout_s;     /* a sync request waits this long for its result */
+    int keep_images;           /* 1: store a JPEG copy of each inspected image (overlay heatmaps) */
+    int keep_image_quality;    /* its JPEG quality, 1..100 */
+    size_t heat_cache_bytes;   /* rendered heatmaps kept in memory (0 = none) */
     /* The stable word of a code, recorded with a failed inspection
      * ("invalid_image"); injected by the composition root from api/'s table. */
     const char *(*code_name)(rd_ecode code);

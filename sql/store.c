@@ -834,7 +834,7 @@ out:
 
 rd_ecode rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done *d, rd_err *err)
 {
-    static const char *const kinds[3] = {"overlay", "raw", "mask"};
+    static const char *const kinds[5] = {"overlay", "raw", "mask", "map", "image"};
     char now[32];
     rd_ecode rc = RD_E_OK;
     int r;
@@ -870,7 +870,7 @@ rd_ecode rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done 
         sqlite3_bind_int(st, 5, d->fitted);
         if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 5; k++) {
         if (!d->png[k]) continue;
         r = SQLITE_ERROR;
         if (!(st = stmt(s, SQL_HEAT_INS))) goto dbfail;
@@ -1197,6 +1197,92 @@ int rd_store_prune(rd_store *s, long max_age_s, long max_count)
         sqlite3_stmt *st = stmt(s, SQL_PRUNE_COUNT);
         if (!st) goto fail;
         sqlite3_bind_int64(st, 1, max_count);
+        if (step(s, st) != SQLITE_DONE) goto fail;
+        n += sqlite3_changes(s->db);
+    }
+    UNLOCK(s);
+    return n;
+fail:
+    UNLOCK(s);
+    return -1;
+}
+
+/* ---- retention of image copies and of the database's size (issue 13) ---- */
+static const char SQL_PRUNE_IMG_COUNT[] =
+    "DELETE FROM heatmaps WHERE kind = 'image' AND inspection_id <= (SELECT inspection_id FROM heatmaps "
+    "WHERE kind = 'image' ORDER BY inspection_id DESC LIMIT 1 OFFSET ?1)";
+static const char SQL_PRUNE_IMG_AGE[] =
+    "DELETE FROM heatmaps WHERE kind = 'image' AND inspection_id IN (SELECT id FROM inspections WHERE "
+    "created_at < ?1)";
+static const char SQL_USED[] =
+    "SELECT (p.page_count - f.freelist_count) * s.page_size FROM pragma_page_count() p, "
+    "pragma_freelist_count() f, pragma_page_size() s";
+static const char SQL_DONE_COUNT[] = "SELECT count(*) FROM inspections WHERE status != 'queued'";
+static const char SQL_PRUNE_OLDEST[] =
+    "DELETE FROM inspections WHERE id IN (SELECT id FROM inspections WHERE status != 'queued' ORDER BY id "
+    "LIMIT ?1)";
+
+int rd_store_prune_images(rd_store *s, long keep_last, long max_age_s)
+{
+    int n = 0;
+    LOCK(s);
+    if (max_age_s > 0) {
+        char cut[32];
+        time_t t = time(NULL) - max_age_s;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(cut, sizeof cut, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+        sqlite3_stmt *st = stmt(s, SQL_PRUNE_IMG_AGE);
+        if (!st) goto fail;
+        bind_text(st, 1, cut);
+        if (step(s, st) != SQLITE_DONE) goto fail;
+        n += sqlite3_changes(s->db);
+    }
+    if (keep_last > 0) {
+        sqlite3_stmt *st = stmt(s, SQL_PRUNE_IMG_COUNT);
+        if (!st) goto fail;
+        sqlite3_bind_int64(st, 1, keep_last);
+        if (step(s, st) != SQLITE_DONE) goto fail;
+        n += sqlite3_changes(s->db);
+    }
+    UNLOCK(s);
+    return n;
+fail:
+    UNLOCK(s);
+    return -1;
+}
+
+static int64_t scalar(rd_store *s, const char *sql)
+{
+    sqlite3_stmt *st = stmt(s, sql);
+    if (!st || step(s, st) != SQLITE_ROW) return -1;
+    return sqlite3_column_int64(st, 0);
+}
+
+int64_t rd_store_used_bytes(rd_store *s)
+{
+    LOCK(s);
+    int64_t v = scalar(s, SQL_USED);
+    UNLOCK(s);
+    return v;
+}
+
+int rd_store_prune_bytes(rd_store *s, uint64_t max_bytes)
+{
+    int n = 0;
+    if (max_bytes == 0) return 0;
+    LOCK(s);
+    /* a bounded number of rounds, each deleting the rows its average size says are over */
+    for (int round = 0; round < 16; round++) {
+        int64_t used = scalar(s, SQL_USED), rows = scalar(s, SQL_DONE_COUNT);
+        if (used < 0 || rows < 0) goto fail;
+        if ((uint64_t)used <= max_bytes || rows == 0) break;
+        int64_t per = used / rows + 1, over = (int64_t)((uint64_t)used - max_bytes);
+        int64_t k = over / per + 1;
+        if (k > rows) k = rows;
+        sqlite3_stmt *st = stmt(s, SQL_PRUNE_OLDEST);
+        if (!st) goto fail;
+        sqlite3_bind_int64(st, 1, k);
         if (step(s, st) != SQLITE_DONE) goto fail;
         n += sqlite3_changes(s->db);
     }

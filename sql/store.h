@@ -142,8 +142,11 @@ typedef struct rd_store_insp_done {
     const char *model_sha256; /* learned model file, NULL/"" for residual-norm */
     const char *timings_json;
     double total_ms;
-    const uint8_t *png[3]; /* overlay, raw, mask */
-    size_t png_len[3];
+    /* heatmaps rows (NULL = none): overlay, raw, mask PNGs (before 006_storage),
+     * "map" (core/heatblob.h: the compact map the PNGs render from on GET)
+     * and "image" (the retained copy of the inspected image, a JPEG) */
+    const uint8_t *png[5];
+    size_t png_len[5];
     const char *geometry; /* NULL: the geometry columns stay NULL */
     double inspected_fraction, left_out_fraction;
     int fitted;
@@ -223,6 +226,16 @@ rd_ecode rd_store_stats(rd_store *s, const char *cls, const char *since, rd_stat
 /* Deletes inspections older than max_age_s (0 = no age bound) and beyond the
  * newest max_count (0 = no count bound); returns rows deleted or -1. */
 int rd_store_prune(rd_store *s, long max_age_s, long max_count);
+/* Retention of the retained image copies (heatmaps rows of kind "image"):
+ * keeps the newest keep_last (0 = no count bound) and those younger than
+ * max_age_s (0 = no age bound); returns rows deleted or -1. */
+int rd_store_prune_images(rd_store *s, long keep_last, long max_age_s);
+/* Deletes the oldest finished inspections while the database's pages in use
+ * ((page_count - freelist_count) * page_size) exceed max_bytes; freed pages
+ * are reused by later writes.  Returns rows deleted or -1. */
+int rd_store_prune_bytes(rd_store *s, uint64_t max_bytes);
+/* Bytes of the database's pages in use; -1 on error. */
+int64_t rd_store_used_bytes(rd_store *s);
 
 /* ---- tokens ---- */
 typedef struct rd_token_row {
