@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/thumbs.h"
 #include "req.h"
 #include "sha256.h"
 
@@ -78,13 +79,20 @@ int rd_browser_h_image(rd_req *r)
     size_t len;
     rd_err err = {0};
     const char *kind = rd_req_query(r, "kind");
-    if (kind && strcmp(kind, "original"))
-        return rd_reply_err(r, 400, "bad_request", "kind is original (thumbnails are not implemented yet)");
+    if (kind && strcmp(kind, "original") && strcmp(kind, "thumbnail"))
+        return rd_reply_err(r, 400, "bad_request", "kind is original or thumbnail");
     rd_ecode code = rd_engine_insp_image(r->e, r->id, &data, &len, &err);
     if (code == RD_E_NOTFOUND && err.msg[0] == '\0')
         return rd_reply_err(r, 404, "image_not_retained",
                             "inspection %lld has no stored image (keep_images is off, or retention removed it)",
                             (long long)r->id);
     if (code != RD_E_OK) return rd_reply_code(r, code, &err);
+    if (kind && !strcmp(kind, "thumbnail")) {
+        rd_png_buf t = {0};
+        rd_status st = rd_thumbnail_jpeg(data, len, RD_THUMB_SIDE, &t, &err);
+        free(data);
+        if (st != RD_OK) return rd_reply_err(r, 500, "internal", "cannot make the thumbnail: %s", err.msg);
+        return rd_browser_reply_image(r, "image/jpeg", t.data, t.len, 1);
+    }
     return rd_browser_reply_image(r, "image/jpeg", data, len, 1);
 }

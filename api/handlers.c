@@ -4,17 +4,20 @@
  * size checks.  Handlers turn the request into an engine call and the
  * engine's structs into a JSON view; nothing else. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "bodies.h"
-#include "metrics.h"
 #include "browser.h"
 #include "dashboard.h"
 #include "tokens.h"
+#include "metrics.h"
 #include "req.h"
+#include "hooks.h"
+#include "sse.h"
 #include "views.h"
 
 #define MAX_UPLOADS 64
@@ -180,26 +183,49 @@ static int h_ref_delete(rd_req *r)
 }
 
 /* ---- inspections ---- */
+/* A finite decimal number (the whole string). */
+static int parse_num(const char *s, double *out)
+{
+    char *end;
+    double x = strtod(s, &end);
+    if (end == s || *end || !isfinite(x)) return -1;
+    *out = x;
+    return 0;
+}
+
 static int h_inspect(rd_req *r)
 {
     rd_upload u[MAX_UPLOADS];
     rd_err err = {0};
     const char *as = rd_req_query(r, "async");
     int async = as && (!strcmp(as, "1") || !strcmp(as, "true"));
-    const char *ext = rd_req_header(r, "X-Request-Id");
-    if (!ext) ext = rd_req_query(r, "external_id");
+    const char *ext = rd_req_header(r, "X-Request-Id"), *qext = rd_req_query(r, "external_id");
+    if (ext) rd_req_add_header(r, "X-Request-Id", ext); /* echoed on every reply */
+    if (ext && qext && strcmp(ext, qext))
+        return rd_reply_err(r, 400, "bad_request", "X-Request-Id and ?external_id= differ; give one, or the same");
+    if (!ext) ext = qext;
     if (ext && (strlen(ext) > RD_STORE_EXTID_MAX || !*ext))
         return rd_reply_err(r, 400, "bad_request", "X-Request-Id must be 1 to %d bytes (got %zu)", RD_STORE_EXTID_MAX,
                             strlen(ext));
+    rd_engine_insp_opts io = {.threshold = NAN, .sensitivity = NAN};
+    const char *tv = rd_req_query(r, "threshold"), *sv = rd_req_query(r, "sensitivity");
+    if (tv && sv) return rd_reply_err(r, 400, "bad_request", "give threshold or sensitivity, not both");
+    if (tv && (parse_num(tv, &io.threshold) || io.threshold < 0))
+        return rd_reply_err(r, 400, "bad_request", "threshold is a number >= 0 (score units)");
+    if (sv && (parse_num(sv, &io.sensitivity) || io.sensitivity < 0 || io.sensitivity > 1))
+        return rd_reply_err(r, 400, "bad_request", "sensitivity is a number from 0 to 1 (0.5 = the class's threshold)");
     int n = rd_req_uploads(r, u, MAX_UPLOADS);
     if (n < 0) return MHD_YES;
     if (n != 1) return rd_reply_err(r, 400, "bad_request", "an inspection takes exactly one image (got %d)", n);
     rd_insp_row *row = malloc(sizeof *row);
     if (!row) return rd_reply_err(r, 500, "internal", "out of memory");
-    rd_ecode code = rd_engine_inspect(r->e, r->name, &u[0], ext, async, row, &err);
+    rd_ecode code = rd_engine_inspect_opts(r->e, r->name, &u[0], ext, async, &io, row, &err);
     int ret;
     if (code != RD_E_OK) {
         ret = rd_reply_code(r, code, &err);
+    } else if (io.replayed) { /* the original, whatever its state */
+        rd_req_add_header(r, "Idempotent-Replay", "true");
+        ret = rd_reply_json(r, 200, rd_view_inspection(row));
     } else if (async) {
         char loc[64];
         snprintf(loc, sizeof loc, "/v1/inspections/%lld", (long long)row->id);
@@ -259,8 +285,16 @@ static int h_insp_list(rd_req *r)
     }
     if ((v = rd_req_query(r, "after_id")) && rd_route_parse_id(v, &q.after_id) && strcmp(v, "0"))
         return rd_reply_err(r, 400, "bad_id", "after_id must be a positive integer");
+    q.after_set = v != NULL;
     if ((v = rd_req_query(r, "before_id")) && rd_route_parse_id(v, &q.before_id))
         return rd_reply_err(r, 400, "bad_id", "before_id must be a positive integer");
+    if (q.after_set && v)
+        return rd_reply_err(r, 400, "bad_request", "after_id pages forward on the completion sequence (seq) and "
+                            "before_id backward on ids: give one");
+    if ((v = rd_req_query(r, "external_id"))) {
+        if (!q.cls) return rd_reply_err(r, 400, "bad_request", "external_id needs class= (ids are unique per class)");
+        q.external_id = v;
+    }
     if ((v = rd_req_query(r, "limit"))) {
         int64_t l;
         if (rd_route_parse_id(v, &l) || l > 1000) return rd_reply_err(r, 400, "bad_request", "limit is 1..1000");
@@ -268,7 +302,7 @@ static int h_insp_list(rd_req *r)
     }
     rd_ecode code = rd_engine_insp_list(r->e, &q, &page, &err);
     if (code != RD_E_OK) return rd_reply_code(r, code, &err);
-    json_t *o = rd_view_inspections(&page);
+    json_t *o = rd_view_inspections(&page, q.after_set);
     free(page.rows);
     return rd_reply_json(r, 200, o);
 }
@@ -343,5 +377,10 @@ const rd_route rd_api_routes[] = {
     {"GET", "/v1/inspections/{id}", RD_SCOPE_READ, RD_BODY_NONE, h_insp_get},
     {"GET", "/v1/inspections/{id}/heatmap.png", RD_SCOPE_READ, RD_BODY_NONE, h_heatmap},
     {"GET", "/v1/stats", RD_SCOPE_READ, RD_BODY_NONE, h_stats},
+    {"GET", "/v1/events", RD_SCOPE_READ, RD_BODY_NONE, rd_sse_serve},
+    {"POST", "/v1/webhooks", RD_SCOPE_ADMIN, RD_BODY_JSON, rd_hooks_create},
+    {"GET", "/v1/webhooks", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_hooks_list},
+    {"GET", "/v1/webhooks/{id}", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_hooks_get},
+    {"DELETE", "/v1/webhooks/{id}", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_hooks_delete},
 };
 const int rd_api_nroutes = (int)(sizeof rd_api_routes / sizeof rd_api_routes[0]);

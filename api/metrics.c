@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/istats.h"
+
 #define MAX_SERIES 256
 #define NBUCKETS 12
 static const double buckets[NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -80,6 +82,58 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     }
 }
 
+static void hist(sbuf *b, const char *name, const char *lk, const char *lv, const rd_hist *h, const double *le, int nb)
+{
+    for (int k = 0; k < nb; k++)
+        sb_printf(b, "%s_bucket{%s=\"%s\",le=\"%g\"} %lu\n", name, lk, lv, le[k], h->b[k]);
+    sb_printf(b, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %lu\n", name, lk, lv, h->n);
+    sb_printf(b, "%s_sum{%s=\"%s\"} %.6f\n%s_count{%s=\"%s\"} %lu\n", name, lk, lv, h->sum, name, lk, lv, h->n);
+}
+
+/* issue 14 item 9: inference latency per stage, scores per class, build and
+ * model info, webhook delivery counters */
+static void integrator_metrics(sbuf *b, rd_engine *e)
+{
+    rd_istats_snap *s = rd_engine_istats(e);
+    if (!s) {
+        b->oom = 1;
+        return;
+    }
+    sb_printf(b, "# HELP resadd_inference_stage_seconds Inference latency of done inspections by pipeline stage.\n"
+                 "# TYPE resadd_inference_stage_seconds histogram\n");
+    for (int i = 0; i < RD_ISTATS_STAGES; i++) {
+        rd_hist h = s->stage[i]; /* recorded in ms; exposed in seconds */
+        double le[RD_ISTATS_LAT_BUCKETS];
+        for (int k = 0; k < RD_ISTATS_LAT_BUCKETS; k++) le[k] = rd_istats_lat_le[k] / 1000.0;
+        h.sum /= 1000.0;
+        hist(b, "resadd_inference_stage_seconds", "stage", rd_istats_stage_names[i], &h, le, RD_ISTATS_LAT_BUCKETS);
+    }
+    sb_printf(b, "# HELP resadd_inspection_score Image scores of done inspections by class (score units).\n"
+                 "# TYPE resadd_inspection_score histogram\n");
+    for (int i = 0; i < s->ncls; i++)
+        hist(b, "resadd_inspection_score", "class", s->cls[i], &s->score[i], rd_istats_score_le,
+             RD_ISTATS_SCORE_BUCKETS);
+    free(s);
+    const rd_model_info *in = rd_engine_info(e);
+    sb_printf(b, "# HELP resadd_build_info The running resadd.\n# TYPE resadd_build_info gauge\n"
+                 "resadd_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+    if (in)
+        sb_printf(b, "# HELP resadd_model_info The loaded model.\n# TYPE resadd_model_info gauge\n"
+                     "resadd_model_info{arch=\"%s\",scorer=\"%s\",model_id=\"%s\",model_sha256=\"%s\"} 1\n",
+                  in->arch, in->scorer, in->model_id, in->model_sha256);
+    unsigned long w[4];
+    rd_engine_webhook_counts(e, w);
+    sb_printf(b, "# HELP resadd_webhook_deliveries_total Webhook delivery attempts since start by result.\n"
+                 "# TYPE resadd_webhook_deliveries_total counter\n"
+                 "resadd_webhook_deliveries_total{result=\"delivered\"} %lu\n"
+                 "resadd_webhook_deliveries_total{result=\"failed\"} %lu\n"
+                 "# HELP resadd_webhook_gave_up_total Webhook deliveries marked failed after their last attempt.\n"
+                 "# TYPE resadd_webhook_gave_up_total counter\nresadd_webhook_gave_up_total %lu\n"
+                 "# HELP resadd_webhook_queued_total Webhook deliveries queued since start.\n"
+                 "# TYPE resadd_webhook_queued_total counter\nresadd_webhook_queued_total %lu\n",
+              w[0], w[1], w[2], w[3]);
+}
+
 char *rd_metrics_render(rd_engine *e, int ready)
 {
     static rd_engine_count counts[256];
@@ -121,6 +175,7 @@ char *rd_metrics_render(rd_engine *e, int ready)
               "# HELP resadd_ready 1 when the model is loaded and the database writable.\n"
               "# TYPE resadd_ready gauge\nresadd_ready %d\n",
               depth, cap, workers, ready);
+    integrator_metrics(&b, e);
     if (b.oom) {
         free(b.p);
         return NULL;

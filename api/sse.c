@@ -37,6 +37,32 @@ typedef struct sse {
     int started;
 } sse;
 
+/* An inspection event's data is the inspection's view (or its id, class and
+ * status when the row is gone); a class event's is {class, action}. */
+static json_t *event_data(rd_engine *e, const rd_event *ev)
+{
+    json_t *o = NULL;
+    if (!strcmp(ev->type, "inspection")) {
+        rd_insp_row *row = malloc(sizeof *row);
+        rd_err err = {0};
+        if (row && rd_engine_insp_get(e, ev->insp_id, row, &err) == RD_E_OK) o = rd_view_inspection(row);
+        else o = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)ev->insp_id, "class", ev->cls, "status", ev->action);
+        free(row);
+    } else {
+        o = json_pack("{s:s, s:s}", "class", ev->cls, "action", ev->action);
+    }
+    return o;
+}
+
+char *rd_api_event_json(rd_engine *e, const struct rd_event *ev)
+{
+    json_t *o = json_pack("{s:I, s:s, s:o}", "event_id", (json_int_t)ev->id, "event", ev->type, "data",
+                          event_data(e, ev));
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(o);
+    return s;
+}
+
 static int fill(sse *s)
 {
     rd_event ev;
@@ -54,16 +80,7 @@ static int fill(sse *s)
     if (r < 0) return -1;
     char *data = NULL;
     if (r > 0) {
-        json_t *o = NULL;
-        if (!strcmp(ev.type, "inspection")) {
-            rd_insp_row *row = malloc(sizeof *row);
-            rd_err err = {0};
-            if (row && rd_engine_insp_get(s->e, ev.insp_id, row, &err) == RD_E_OK) o = rd_view_inspection(row);
-            else o = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)ev.insp_id, "class", ev.cls, "status", ev.action);
-            free(row);
-        } else {
-            o = json_pack("{s:s, s:s}", "class", ev.cls, "action", ev.action);
-        }
+        json_t *o = event_data(s->e, &ev);
         data = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
         json_decref(o);
         if (!data) return -1;

@@ -8,5 +8,9 @@
 /* The handler of GET /v1/events (?class=, Last-Event-ID or ?last_event_id=,
  * ?heartbeat_s=). */
 int rd_sse_serve(rd_req *r);
+/* The body of a webhook delivery, {"event_id", "event", "data"} with data as
+ * on the event stream (malloc'ed; rd_engine_opts.render_event). */
+struct rd_event;
+char *rd_api_event_json(rd_engine *e, const struct rd_event *ev);
 
 #endif

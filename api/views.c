@@ -107,6 +107,17 @@ json_t *rd_view_inspection(const rd_insp_row *r)
     json_object_set_new(o, "height", HAS(r, RD_INSP_HEIGHT) ? json_integer(r->height) : json_null());
     json_t *t = HAS(r, RD_INSP_TIMINGS) ? json_loads(r->timings, 0, NULL) : NULL;
     json_object_set_new(o, "timings_ms", t ? t : json_null());
+    /* verdict fields (sql/005_integrator.sql): null until done, and on rows
+     * from before they existed */
+    json_object_set_new(o, "confidence", HAS(r, RD_INSP_CONFIDENCE) ? json_real(r->confidence) : json_null());
+    json_object_set_new(o, "anomalous_area", HAS(r, RD_INSP_AREA) ? json_real(r->anomalous_area) : json_null());
+    json_t *rg = HAS(r, RD_INSP_REGIONS) ? json_loads(r->regions, 0, NULL) : NULL;
+    json_object_set_new(o, "regions", rg ? rg : json_null());
+    json_object_set_new(o, "regions_total", HAS(r, RD_INSP_REGIONS_TOTAL) ? json_integer(r->regions_total) : json_null());
+    json_object_set_new(o, "threshold_source",
+                        HAS(r, RD_INSP_THRSRC) ? json_string(r->threshold_source) : json_null());
+    if (HAS(r, RD_INSP_SENS)) json_object_set_new(o, "sensitivity", json_real(r->sensitivity));
+    json_object_set_new(o, "seq", HAS(r, RD_INSP_SEQ) ? json_integer(r->seq) : json_null());
     if (HAS(r, RD_INSP_ERRCODE) || HAS(r, RD_INSP_ERROR)) {
         json_t *e = json_object();
         if (HAS(r, RD_INSP_ERRCODE)) json_object_set_new(e, "code", json_string(r->error_code));
@@ -134,12 +145,16 @@ json_t *rd_view_inspection(const rd_insp_row *r)
     return o;
 }
 
-json_t *rd_view_inspections(const rd_insp_page *p)
+json_t *rd_view_inspections(const rd_insp_page *p, int after)
 {
     json_t *a = json_array();
     for (int i = 0; i < p->n; i++) json_array_append_new(a, rd_view_inspection(&p->rows[i]));
     json_t *o = json_pack("{s:o, s:I}", "inspections", a, "last_id", (json_int_t)p->last_id);
     if (o && p->next_before_id) json_object_set_new(o, "next_before_id", json_integer(p->next_before_id));
+    if (o && after) { /* forward paging on the completion sequence */
+        json_object_set_new(o, "next", json_integer(p->next));
+        json_object_set_new(o, "has_more", json_boolean(p->has_more));
+    }
     return o;
 }
 

@@ -42,6 +42,10 @@ static const key keys[] = {
     {"max_json_depth", K_INT, F(max_json_depth), 2, 1000, 1},
     {"max_references", K_INT, F(max_references), 2, 64, 1},
     {"request_timeout_s", K_INT, F(request_timeout_s), 1, 3600, 1},
+    {"idempotency_window_s", K_INT, F(idempotency_window_s), 0, 31536000, 1},
+    {"webhook_timeout_s", K_INT, F(webhook_timeout_s), 1, 300, 1},
+    {"webhook_max_attempts", K_INT, F(webhook_max_attempts), 1, 100, 1},
+    {"webhook_backoff_ms", K_INT, F(webhook_backoff_ms), 10, 3600000, 1},
     {"request_deadline_s", K_INT, F(request_deadline_s), 1, 3600, 1},
     {"max_connections", K_INT, F(max_connections), 4, 100000, 1},
     {"max_connections_per_client", K_INT, F(max_connections_per_client), 1, 100000, 1},
@@ -83,6 +87,10 @@ void rd_config_defaults(rd_config *c)
     c->max_json_depth = 16;
     c->max_references = 16;
     c->request_timeout_s = 30;
+    c->idempotency_window_s = 86400;
+    c->webhook_timeout_s = 5;
+    c->webhook_max_attempts = 8;
+    c->webhook_backoff_ms = 1000;
     c->request_deadline_s = 60;
     c->max_connections = 256;
     c->max_connections_per_client = 64;

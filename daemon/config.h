@@ -32,6 +32,10 @@ typedef struct rd_config {
     int max_json_depth;
     int max_references;        /* per class */
     int request_timeout_s;     /* a sync request waits this long for its result */
+    int idempotency_window_s;  /* a repeated X-Request-Id / external_id within this replays; 0 = off */
+    int webhook_timeout_s;     /* per delivery attempt */
+    int webhook_max_attempts;  /* then the delivery is marked failed */
+    int webhook_backoff_ms;    /* first retry delay, doubling per attempt */
     int request_deadline_s;    /* headers + body must arrive within this */
     int max_connections;
     int max_connections_per_client;

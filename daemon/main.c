@@ -15,6 +15,7 @@
 
 #include "api/errors.h"
 #include "api/http.h"
+#include "api/sse.h"
 #include "api/views.h"
 #include "blas.h"
 #include "config.h"
@@ -330,6 +331,11 @@ int main(int argc, char **argv)
                          .keep_images = strcmp(cfg.keep_images, "off") != 0,
                          .keep_image_quality = cfg.keep_image_quality,
                          .heat_cache_bytes = cfg.heat_cache,
+                         .idempotency_window_s = cfg.idempotency_window_s,
+                         .webhook_timeout_s = cfg.webhook_timeout_s,
+                         .webhook_max_attempts = cfg.webhook_max_attempts,
+                         .webhook_backoff_ms = cfg.webhook_backoff_ms,
+                         .render_event = rd_api_event_json,
                          .code_name = rd_api_code_name};
     int auth = cfg.auth == RD_AUTH_ON || (cfg.auth == RD_AUTH_AUTO && !rd_config_is_loopback(&cfg));
     rd_api_opts ao = {.host = cfg.listen_host,

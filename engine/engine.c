@@ -21,6 +21,10 @@
 #include "defaults.h"
 #include "geoopts.h"
 #include "heatmap.h"
+#include "regions.h"
+#include "events.h"
+#include "webhooks.h"
+#include "istats.h"
 #include "heatmaps.h"
 #include "log.h"
 #include "sha256.h"
@@ -58,6 +62,8 @@ struct job {
     rd_image img;      /* inspection */
     rd_refset *rs;
     double threshold;  /* NaN = auto */
+    const char *thr_source; /* "class" | "request" | "sensitivity" (static strings) */
+    double sensitivity;     /* NaN = none requested */
     int64_t id;
     double t_submit;
     const rd_upload *ups; /* registration (caller waits, so borrowed) */
@@ -106,6 +112,11 @@ struct rd_engine {
     int nunrecorded;
     /* decoded pixels held by requests and queued jobs (under qmu) */
     uint64_t pixels;
+    /* serializes the idempotency look-up with the row's insert */
+    pthread_mutex_t idmu;
+    rd_events *events; /* GET /v1/events (events.h) */
+    rd_webhooks *hooks; /* the delivery thread (webhooks.h) */
+    rd_istats *istats;  /* latency and score histograms (istats.h) */
 };
 
 static double now_ms(void)
@@ -177,6 +188,8 @@ static job *job_new(rd_engine *e, void (*run)(rd_engine *, rd_worker *, job *))
     j->e = e;
     j->refs = 1;
     j->threshold = NAN;
+    j->thr_source = "class";
+    j->sensitivity = NAN;
     return j;
 }
 
@@ -435,6 +448,15 @@ static void class_view(rd_engine *e, const rd_class_row *row, rd_engine_class *o
     rd_refset_unref(r);
 }
 
+static void class_event(rd_engine *e, const char *name, const char *action);
+
+/* webhooks.h's render callback: the composition root's view of an event */
+static char *render_event(void *ctx, const rd_event *ev)
+{
+    rd_engine *e = ctx;
+    return e->o->render_event ? e->o->render_event(e, ev) : NULL;
+}
+
 rd_ecode rd_engine_class_create(rd_engine *e, const char *name, const char *desc, rd_engine_class *out, rd_err *err)
 {
     rd_ecode rc = rd_store_class_create(e->store, name, desc, err);
@@ -443,6 +465,7 @@ rd_ecode rd_engine_class_create(rd_engine *e, const char *name, const char *desc
         rd_err_set(err, RD_ERR_NOMEM, "out of memory");
         return RD_E_INTERNAL;
     }
+    class_event(e, name, "created");
     return rd_engine_class_get(e, name, out, err);
 }
 
@@ -476,6 +499,7 @@ rd_ecode rd_engine_class_update(rd_engine *e, const char *name, const char *desc
 {
     rd_ecode rc = rd_store_class_update(e->store, name, desc, set_threshold, threshold, err);
     if (rc != RD_E_OK) return rc;
+    class_event(e, name, "updated");
     return rd_engine_class_get(e, name, out, err);
 }
 
@@ -535,6 +559,7 @@ rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err)
         }
         pthread_mutex_unlock(&c->reg_mu);
     }
+    if (rc == RD_E_OK) class_event(e, name, "deleted");
     return rc;
 }
 
@@ -725,6 +750,8 @@ static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, const 
             rd_feats_deserialize(e->model, rows[i].feats, rows[i].feats_len, &f[i], NULL) == RD_OK &&
             geo_same(&f[i]->geo, geo))
             continue;
+        rd_feats_free(f[i]);
+        f[i] = NULL;
         if (!stale++)
             rd_log(RD_LOG_INFO, "class %s: reference features were computed by another model or at another geometry; "
                    "recomputing for %.16s at %s", cls, e->info->model_id, geo_text(geo).s);
@@ -1086,6 +1113,7 @@ rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, i
     code = j->code;
     if (code == RD_E_OK) *out = j->reg;
     else *err = j->err;
+    if (code == RD_E_OK) class_event(e, cls, "references");
 out:
     if (j) job_unref(j);
     for (int i = 0; imgs && i < n; i++) unpixel(e, &imgs[i]);
@@ -1140,6 +1168,7 @@ rd_ecode rd_engine_ref_delete(rd_engine *e, const char *cls, int64_t id, int *re
     code = j->code;
     if (code != RD_E_OK) *err = j->err;
     else *remaining = j->n;
+    if (code == RD_E_OK) class_event(e, cls, "references");
     job_unref(j);
     return code;
 }
@@ -1161,6 +1190,40 @@ rd_ecode rd_engine_ref_image(rd_engine *e, const char *cls, int64_t id, uint8_t 
 }
 
 /* ---- inspection ---- */
+#define RD_REGIONS_MAX 32
+#define RD_REGIONS_JSON_MAX 4096 /* rd_insp_row.regions */
+typedef struct verdict {
+    double confidence, area;
+    int total;
+} verdict;
+
+/* confidence, anomalous area and the regions (JSON array text, largest first,
+ * at most RD_REGIONS_MAX, in the fw×fh displayed image's pixels) of a result:
+ * core/regions.h over the inspected part of the map at the applied threshold. */
+static int verdict_fields(const rd_result *res, int fw, int fh, verdict *vd, char *buf, size_t cap)
+{
+    rd_region r[RD_REGIONS_MAX];
+    rd_rect in = {res->view.dst_x, res->view.dst_y, res->view.dst_w, res->view.dst_h};
+    long hot, insp;
+    int n = rd_regions_find(res->map, res->map_w, res->map_h, &in, res->threshold, r, RD_REGIONS_MAX, &hot, &insp);
+    if (n < 0) return -1;
+    rd_view v = res->view;
+    v.img_w = fw, v.img_h = fh;
+    int k = n < RD_REGIONS_MAX ? n : RD_REGIONS_MAX;
+    rd_regions_to_image(&v, r, k);
+    vd->confidence = rd_confidence(res->score, res->threshold);
+    vd->area = insp ? (double)hot / (double)insp : 0;
+    vd->total = n;
+    size_t off = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < k; i++) /* 32 regions of at most ~110 bytes fit in cap */
+        off += (size_t)snprintf(buf + off, cap - off,
+                                "%s{\"bbox\":[%d,%d,%d,%d],\"area\":%ld,\"peak\":%.6g,\"peak_at\":[%d,%d]}",
+                                i ? "," : "", r[i].x, r[i].y, r[i].w, r[i].h, r[i].area, (double)r[i].peak,
+                                r[i].peak_x, r[i].peak_y);
+    snprintf(buf + off, cap - off, "]");
+    return 0;
+}
+
 static void run_inspect(rd_engine *e, rd_worker *w, job *j)
 {
     rd_result res = {0};
@@ -1188,6 +1251,12 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
              res.t.total);
     geo_buf gtext = geo_text(&res.geo);
     rd_image_full_size(&j->img, &fw, &fh); /* displayed, after EXIF orientation */
+    char regions[RD_REGIONS_JSON_MAX];
+    verdict vd;
+    if (verdict_fields(&res, fw, fh, &vd, regions, sizeof regions)) {
+        rd_err_set(&j->err, RD_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     rd_store_insp_done d = {.score = res.score,
                             .threshold = res.threshold,
                             .anomalous = res.anomalous,
@@ -1201,7 +1270,14 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
                             .scorer = res.scorer,
                             .model_sha256 = e->info->model_sha256,
                             .timings_json = timings,
-                            .total_ms = res.t.total};
+                            .total_ms = res.t.total,
+                            .has_verdict = 1,
+                            .confidence = vd.confidence,
+                            .anomalous_area = vd.area,
+                            .regions_json = regions,
+                            .regions_total = vd.total,
+                            .threshold_source = j->thr_source,
+                            .sensitivity = j->sensitivity};
     d.png[3] = png[0].data;
     d.png_len[3] = png[0].len;
     d.png[4] = png[1].data;
@@ -1213,6 +1289,12 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
         goto fail;
     }
     count(e, j->cls->name, res.anomalous ? "anomalous" : "ok");
+    if (e->events) rd_events_publish(e->events, "inspection", j->cls->name, j->id, "done");
+    {
+        const double ms[RD_ISTATS_STAGES] = {queue_ms, res.t.preprocess, res.t.backbone, res.t.nn, res.t.score,
+                                             res.t.heatmap, now_ms() - t_start, res.t.total};
+        rd_istats_record(e->istats, j->cls->name, res.score, ms);
+    }
     j->code = RD_E_OK;
     goto out;
 fail:
@@ -1226,6 +1308,7 @@ fail:
         pthread_mutex_unlock(&e->mmu);
     }
     count(e, j->cls->name, "failed");
+    if (e->events) rd_events_publish(e->events, "inspection", j->cls->name, j->id, "failed");
 out:
     for (int k = 0; k < 3; k++) rd_png_buf_release(&png[k]);
     rd_result_release(&res);
@@ -1235,6 +1318,26 @@ out:
 rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, const char *external_id, int async,
                            rd_insp_row *out, rd_err *err)
 {
+    return rd_engine_inspect_opts(e, cls, u, external_id, async, NULL, out, err);
+}
+
+/* The original of a repeated external id within the window: 1 (and *out), 0, or -1 (err). */
+static int idem_find(rd_engine *e, const char *cls, const char *external_id, rd_insp_row *out, rd_err *err)
+{
+    char since[32];
+    time_t t = time(NULL) - e->o->idempotency_window_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    rd_ecode rc = rd_store_insp_by_extid(e->store, cls, external_id, since, out, err);
+    return rc == RD_E_OK ? 1 : rc == RD_E_NOTFOUND ? 0 : -1;
+}
+
+rd_ecode rd_engine_inspect_opts(rd_engine *e, const char *cls, const rd_upload *u, const char *external_id,
+                                int async, rd_engine_insp_opts *o, rd_insp_row *out, rd_err *err)
+{
+    int idem = external_id && e->o->idempotency_window_s > 0, idem_locked = 0;
+    if (o) o->replayed = 0;
     eclass *c = class_find(e, cls);
     rd_ecode code;
     double t = 0;
@@ -1263,6 +1366,14 @@ rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, co
     }
     if ((code = rd_store_class_threshold(e->store, cls, &manual, &t, err)) != RD_E_OK) goto out;
     if (manual) j->threshold = t;
+    if (o && !isnan(o->threshold)) {
+        j->threshold = o->threshold;
+        j->thr_source = "request";
+    } else if (o && !isnan(o->sensitivity)) {
+        j->threshold = rd_sensitivity_threshold(manual ? t : rd_refset_threshold(j->rs), o->sensitivity);
+        j->thr_source = "sensitivity";
+        j->sensitivity = o->sensitivity;
+    }
     const rd_geometry *geo = rd_refset_geometry(j->rs);
     if ((code = decode(e, u, geo->alpha, &j->img, err)) != RD_E_OK) goto out;
     {
@@ -1275,12 +1386,26 @@ rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, co
             goto out;
         }
     }
+    if (idem) { /* a repeat within the window replays the original; held until its row exists */
+        pthread_mutex_lock(&e->idmu);
+        idem_locked = 1;
+        int f = idem_find(e, cls, external_id, out, err);
+        if (f != 0) {
+            code = f < 0 ? RD_E_DB : RD_E_OK;
+            if (f > 0 && o) o->replayed = 1;
+            goto out;
+        }
+    }
     /* reserve the queue slot before writing anything */
     if ((code = reserve(e, err)) != RD_E_OK) goto out;
     if ((code = rd_store_insp_queue(e->store, cls, external_id, async ? u->data : NULL, u->len, u->content_type,
                                     &j->id, err)) != RD_E_OK) {
         unreserve(e);
         goto out;
+    }
+    if (idem_locked) {
+        pthread_mutex_unlock(&e->idmu);
+        idem_locked = 0;
     }
     j->refs = 2;
     if ((code = submit_r(e, j, SLOT_RESERVED, err)) != RD_E_OK) {
@@ -1309,6 +1434,7 @@ rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, co
     if (code == RD_E_OK) *out = j->row;
     else *err = j->err;
 out:
+    if (idem_locked) pthread_mutex_unlock(&e->idmu);
     job_unref(j);
     return code;
 }
@@ -1408,6 +1534,17 @@ rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
     pthread_cond_init(&e->pcv, NULL);
     pthread_mutex_init(&e->cmu, NULL);
     pthread_mutex_init(&e->mmu, NULL);
+    pthread_mutex_init(&e->idmu, NULL);
+    e->events = rd_events_new(RD_EVENTS_RETAINED);
+    e->istats = rd_istats_new();
+    if (e->events) {
+        rd_webhook_opts wo = {.timeout_s = o->webhook_timeout_s > 0 ? o->webhook_timeout_s : 5,
+                              .max_attempts = o->webhook_max_attempts > 0 ? o->webhook_max_attempts : 8,
+                              .backoff_s = (o->webhook_backoff_ms > 0 ? o->webhook_backoff_ms : 1000) / 1000.0};
+        rd_err werr = {0};
+        if (!(e->hooks = rd_webhooks_start(store, e->events, &wo, render_event, e, &werr)))
+            rd_log(RD_LOG_ERR, "webhooks disabled: %s", werr.msg);
+    }
     e->heat = rd_heatcache_new(o->heat_cache_bytes);
     /* the files are found now (a clear error at once); loaded in the background */
     rd_model_opts_default(&e->mo);
@@ -1502,6 +1639,55 @@ void rd_engine_stop(rd_engine *e)
         job_unref(j);
         j = next;
     }
+    rd_webhooks_stop(e->hooks); /* after the workers: their last events are queued */
+    e->hooks = NULL;
+    if (e->events) rd_events_close(e->events); /* event streams end */
+}
+
+rd_ecode rd_engine_webhook_add(rd_engine *e, const char *url, const char *events, const char *cls,
+                               const char *secret, rd_webhook_row *out, rd_err *err)
+{
+    int64_t id;
+    rd_ecode rc = rd_store_webhook_add(e->store, url, events, cls, secret, &id, err);
+    if (rc != RD_E_OK) return rc;
+    rd_webhooks_kick(e->hooks);
+    return rd_store_webhook_get(e->store, id, out, err);
+}
+
+rd_ecode rd_engine_webhook_list(rd_engine *e, rd_webhook_row **rows, int *n, rd_err *err)
+{
+    return rd_store_webhook_list(e->store, rows, n, err);
+}
+
+rd_ecode rd_engine_webhook_get(rd_engine *e, int64_t id, rd_webhook_row *out, rd_err *err)
+{
+    return rd_store_webhook_get(e->store, id, out, err);
+}
+
+rd_ecode rd_engine_webhook_delete(rd_engine *e, int64_t id, rd_err *err)
+{
+    return rd_store_webhook_delete(e->store, id, err);
+}
+
+struct rd_istats_snap *rd_engine_istats(rd_engine *e)
+{
+    struct rd_istats_snap *s = malloc(sizeof *s);
+    if (s) rd_istats_snapshot(e->istats, s);
+    return s;
+}
+
+void rd_engine_webhook_counts(rd_engine *e, unsigned long out[4])
+{
+    rd_webhook_counts c;
+    rd_webhooks_counts(e->hooks, &c);
+    out[0] = c.delivered, out[1] = c.failed_attempts, out[2] = c.gave_up, out[3] = c.enqueued;
+}
+
+rd_events *rd_engine_events(rd_engine *e) { return e->events; }
+
+static void class_event(rd_engine *e, const char *name, const char *action)
+{
+    if (e->events) rd_events_publish(e->events, "class", name, 0, action);
 }
 
 void rd_engine_free(rd_engine *e)
@@ -1523,6 +1709,10 @@ void rd_engine_free(rd_engine *e)
     pthread_cond_destroy(&e->pcv);
     pthread_mutex_destroy(&e->cmu);
     pthread_mutex_destroy(&e->mmu);
+    pthread_mutex_destroy(&e->idmu);
+    rd_webhooks_stop(e->hooks); /* when rd_engine_stop did not run */
+    rd_events_free(e->events);
+    rd_istats_free(e->istats);
     rd_heatcache_free(e->heat);
     free(e);
 }

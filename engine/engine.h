@@ -27,6 +27,7 @@
 #include "sql/store.h"
 
 typedef struct rd_engine rd_engine;
+struct rd_event; /* engine/events.h */
 
 typedef struct rd_engine_opts {
     const char *backbone;      /* "" or NULL = the shipped default */
@@ -39,6 +40,13 @@ typedef struct rd_engine_opts {
     int max_side;
     int max_references;        /* per class */
     int request_timeout_s;     /* a sync request waits this long for its result */
+    int idempotency_window_s;  /* a repeated external id of a class within this replays (0 = off) */
+    int webhook_timeout_s;     /* per delivery attempt */
+    int webhook_max_attempts;
+    int webhook_backoff_ms;    /* first retry delay; doubles per attempt */
+    /* The JSON body of an event for webhooks (malloc'ed; NULL = none):
+     * injected by the composition root from api/ (the views live there). */
+    char *(*render_event)(rd_engine *e, const struct rd_event *ev);
     int keep_images;           /* 1: store a JPEG copy of each inspected image (overlay heatmaps) */
     int keep_image_quality;    /* its JPEG quality, 1..100 */
     size_t heat_cache_bytes;   /* rendered heatmaps kept in memory (0 = none) */
@@ -141,6 +149,16 @@ rd_ecode rd_engine_ref_image(rd_engine *e, const char *cls, int64_t id, uint8_t 
  * this returns (so it survives a crash) and out holds the queued row. */
 rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, const char *external_id, int async,
                            rd_insp_row *out, rd_err *err);
+/* Per-request options of an inspection (engine/engine.c, sql/005_integrator.sql). */
+typedef struct rd_engine_insp_opts {
+    double threshold;   /* NaN = none; else overrides the class's (score units) */
+    double sensitivity; /* NaN = none; 0..1 scales the class's (rd_sensitivity_threshold) */
+    int replayed;       /* out: 1 when external_id repeated one within the idempotency window
+                         * and out holds that original inspection (nothing new was run) */
+} rd_engine_insp_opts;
+/* rd_engine_inspect with options (o may be NULL). */
+rd_ecode rd_engine_inspect_opts(rd_engine *e, const char *cls, const rd_upload *u, const char *external_id,
+                                int async, rd_engine_insp_opts *o, rd_insp_row *out, rd_err *err);
 rd_ecode rd_engine_insp_get(rd_engine *e, int64_t id, rd_insp_row *out, rd_err *err);
 rd_ecode rd_engine_insp_list(rd_engine *e, const rd_insp_query *q, rd_insp_page *page, rd_err *err);
 rd_ecode rd_engine_heatmap(rd_engine *e, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err);
@@ -148,6 +166,26 @@ rd_ecode rd_engine_heatmap(rd_engine *e, int64_t id, const char *kind, uint8_t *
  * with err->msg set: no such inspection; with err->msg empty: not retained. */
 rd_ecode rd_engine_insp_image(rd_engine *e, int64_t id, uint8_t **data, size_t *len, rd_err *err);
 rd_ecode rd_engine_stats(rd_engine *e, const char *cls, const char *since, rd_stats *out, rd_err *err);
+
+/* ---- events (GET /v1/events) ---- */
+#define RD_EVENTS_RETAINED 4096 /* events a client can resume within (Last-Event-ID) */
+struct rd_events;
+/* Inspection results (done/failed) and class changes, in order (engine/events.h);
+ * closed by rd_engine_stop. */
+struct rd_events *rd_engine_events(rd_engine *e);
+
+/* ---- webhooks (engine/webhooks.h) ---- */
+rd_ecode rd_engine_webhook_add(rd_engine *e, const char *url, const char *events, const char *cls,
+                               const char *secret, rd_webhook_row *out, rd_err *err);
+rd_ecode rd_engine_webhook_list(rd_engine *e, rd_webhook_row **rows, int *n, rd_err *err);
+rd_ecode rd_engine_webhook_get(rd_engine *e, int64_t id, rd_webhook_row *out, rd_err *err);
+rd_ecode rd_engine_webhook_delete(rd_engine *e, int64_t id, rd_err *err);
+/* A copy (free()) of the latency-per-stage and score-per-class histograms
+ * (engine/istats.h); NULL on out of memory. */
+struct rd_istats_snap;
+struct rd_istats_snap *rd_engine_istats(rd_engine *e);
+/* Delivery counters since start: delivered, failed attempts, given up, queued. */
+void rd_engine_webhook_counts(rd_engine *e, unsigned long out[4]);
 
 /* ---- tokens ---- */
 /* Scope ("admin", "inspect", "read") of the live token whose sha256 is hash. */

@@ -6,6 +6,7 @@
  * result codes to rd_ecode and where tests inject faults. */
 #include "store.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -780,15 +781,24 @@ static const char SQL_INSP_DONE[] =
 static const char SQL_INSP_GEO[] =
     "UPDATE inspections SET geometry = ?2, inspected_fraction = ?3, left_out_fraction = ?4, fitted = ?5 WHERE id = ?1";
 static const char SQL_HEAT_INS[] = "INSERT INTO heatmaps(inspection_id, kind, png) VALUES (?1, ?2, ?3)";
+/* seq: the completion sequence (sql/005_integrator.sql), the next number in
+ * commit order (every write here holds the one connection's lock) */
+#define NEXT_SEQ "(SELECT coalesce(max(seq), 0) + 1 FROM inspections)"
+static const char SQL_INSP_VERDICT[] =
+    "UPDATE inspections SET confidence = ?2, anomalous_area = ?3, regions = ?4, regions_total = ?5, "
+    "threshold_source = ?6, sensitivity = ?7 WHERE id = ?1";
+static const char SQL_INSP_SEQ[] = "UPDATE inspections SET seq = " NEXT_SEQ " WHERE id = ?1";
 static const char SQL_INSP_FAIL[] =
-    "UPDATE inspections SET status = 'failed', error_code = ?2, error = ?3, finished_at = ?4 WHERE id = ?1";
+    "UPDATE inspections SET status = 'failed', error_code = ?2, error = ?3, finished_at = ?4, seq = " NEXT_SEQ
+    " WHERE id = ?1";
 static const char SQL_INSP_FAILQ[] =
-    "UPDATE inspections SET status = 'failed', error_code = 'aborted', error = ?1, finished_at = ?2 "
+    "UPDATE inspections SET status = 'failed', error_code = 'aborted', error = ?1, finished_at = ?2, "
+    "seq = (SELECT coalesce(max(seq), 0) FROM inspections) + id "
     "WHERE status = 'queued' AND id NOT IN (SELECT inspection_id FROM jobs)";
 #define INSP_COLS                                                                                          \
     "id, class, external_id, status, score, threshold, anomalous, scorer, shots, width, height, timings, " \
     "error_code, error, created_at, finished_at, model_sha256, geometry, inspected_fraction, left_out_fraction, " \
-    "fitted"
+    "fitted, confidence, anomalous_area, regions, regions_total, threshold_source, sensitivity, seq"
 static const char SQL_INSP_GET[] = "SELECT " INSP_COLS " FROM inspections WHERE id = ?1";
 static const char SQL_HEAT_GET[] = "SELECT png FROM heatmaps WHERE inspection_id = ?1 AND kind = ?2";
 
@@ -870,6 +880,23 @@ rd_ecode rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done 
         sqlite3_bind_int(st, 5, d->fitted);
         if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
     }
+    if (d->has_verdict) {
+        r = SQLITE_ERROR;
+        if (!(st = stmt(s, SQL_INSP_VERDICT))) goto dbfail;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_double(st, 2, d->confidence);
+        sqlite3_bind_double(st, 3, d->anomalous_area);
+        bind_text(st, 4, d->regions_json);
+        sqlite3_bind_int(st, 5, d->regions_total);
+        bind_text(st, 6, d->threshold_source);
+        if (isnan(d->sensitivity)) sqlite3_bind_null(st, 7);
+        else sqlite3_bind_double(st, 7, d->sensitivity);
+        if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    }
+    r = SQLITE_ERROR;
+    if (!(st = stmt(s, SQL_INSP_SEQ))) goto dbfail;
+    sqlite3_bind_int64(st, 1, id);
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
     for (int k = 0; k < 5; k++) {
         if (!d->png[k]) continue;
         r = SQLITE_ERROR;
@@ -1012,6 +1039,13 @@ static void insp_row(sqlite3_stmt *st, rd_insp_row *o)
     o->inspected_fraction = sqlite3_column_double(st, RD_INSP_INSPECTED);
     o->left_out_fraction = sqlite3_column_double(st, RD_INSP_LEFTOUT);
     o->fitted = sqlite3_column_int(st, RD_INSP_FITTED);
+    o->confidence = sqlite3_column_double(st, RD_INSP_CONFIDENCE);
+    o->anomalous_area = sqlite3_column_double(st, RD_INSP_AREA);
+    col_text(st, RD_INSP_REGIONS, o->regions, sizeof o->regions);
+    o->regions_total = sqlite3_column_int(st, RD_INSP_REGIONS_TOTAL);
+    col_text(st, RD_INSP_THRSRC, o->threshold_source, sizeof o->threshold_source);
+    o->sensitivity = sqlite3_column_double(st, RD_INSP_SENS);
+    o->seq = sqlite3_column_int64(st, RD_INSP_SEQ);
 }
 
 rd_ecode rd_store_insp_get(rd_store *s, int64_t id, rd_insp_row *out, rd_err *err)
@@ -1038,25 +1072,33 @@ out:
     return rc;
 }
 
-/* after_id: the oldest `limit` rows newer than after_id (so a poller misses
- * nothing), shown newest first; otherwise the newest rows (before before_id). */
+/* after_id (a completion sequence): the oldest finished rows whose seq is
+ * above it, ascending — a row becomes visible here only when it finishes, in
+ * commit order, so a poller that follows `next` sees every row once (one
+ * more row is read to tell has_more).  Otherwise the newest rows by id
+ * (before before_id), queued ones included. */
 static const char SQL_INSP_AFTER[] =
-    "SELECT * FROM (SELECT " INSP_COLS " FROM inspections WHERE (?1 IS NULL OR class = ?1) AND "
-    "(?2 < 0 OR anomalous = ?2) AND (?3 IS NULL OR created_at >= ?3) AND id > ?4 ORDER BY id ASC LIMIT ?5) "
-    "ORDER BY id DESC";
+    "SELECT " INSP_COLS " FROM inspections WHERE (?1 IS NULL OR class = ?1) AND "
+    "(?2 < 0 OR anomalous = ?2) AND (?3 IS NULL OR created_at >= ?3) AND seq > ?4 AND "
+    "(?6 IS NULL OR external_id = ?6) ORDER BY seq ASC LIMIT ?5 + 1";
 static const char SQL_INSP_BEFORE[] =
     "SELECT " INSP_COLS " FROM inspections WHERE (?1 IS NULL OR class = ?1) AND (?2 < 0 OR anomalous = ?2) AND "
-    "(?3 IS NULL OR created_at >= ?3) AND (?4 = 0 OR id < ?4) ORDER BY id DESC LIMIT ?5";
+    "(?3 IS NULL OR created_at >= ?3) AND (?4 = 0 OR id < ?4) AND (?6 IS NULL OR external_id = ?6) "
+    "ORDER BY id DESC LIMIT ?5";
+static const char SQL_INSP_EXTID[] =
+    "SELECT " INSP_COLS " FROM inspections WHERE class = ?1 AND external_id = ?2 AND "
+    "(?3 IS NULL OR created_at >= ?3) ORDER BY id DESC LIMIT 1";
 
 rd_ecode rd_store_insp_list(rd_store *s, const rd_insp_query *q, rd_insp_page *page, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
     int64_t minid = 0;
-    int cap = 0, r;
+    int cap = 0, r, after = q->after_set || q->after_id > 0;
     memset(page, 0, sizeof *page);
     page->last_id = q->after_id;
+    page->next = q->after_id;
     LOCK(s);
-    sqlite3_stmt *st = stmt(s, q->after_id > 0 ? SQL_INSP_AFTER : SQL_INSP_BEFORE);
+    sqlite3_stmt *st = stmt(s, after ? SQL_INSP_AFTER : SQL_INSP_BEFORE);
     if (!st) {
         rc = db_fail(s, err, "prepare");
         goto out;
@@ -1064,10 +1106,16 @@ rd_ecode rd_store_insp_list(rd_store *s, const rd_insp_query *q, rd_insp_page *p
     bind_text(st, 1, q->cls);
     sqlite3_bind_int(st, 2, q->anomalous);
     bind_text(st, 3, q->since);
-    sqlite3_bind_int64(st, 4, q->after_id > 0 ? q->after_id : q->before_id);
+    sqlite3_bind_int64(st, 4, after ? q->after_id : q->before_id);
     sqlite3_bind_int(st, 5, q->limit);
+    bind_text(st, 6, q->external_id);
     while ((r = step(s, st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
+        if (after && page->n == q->limit) {
+            page->has_more = 1;
+            continue;
+        }
+        if (after) page->next = sqlite3_column_int64(st, RD_INSP_SEQ);
         if (grow((void **)&page->rows, page->n, &cap, sizeof *page->rows)) {
             rc = RD_E_INTERNAL;
             rd_err_set(err, RD_ERR_NOMEM, "out of memory");
@@ -1081,12 +1129,39 @@ rd_ecode rd_store_insp_list(rd_store *s, const rd_insp_query *q, rd_insp_page *p
         rc = db_fail_rc(s, r, err, "list inspections");
         goto out;
     }
-    if (page->n == q->limit && q->after_id <= 0) page->next_before_id = minid;
+    if (page->n == q->limit && !after) page->next_before_id = minid;
 out:
     if (rc != RD_E_OK) {
         free(page->rows);
         memset(page, 0, sizeof *page);
     }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_insp_by_extid(rd_store *s, const char *cls, const char *external_id, const char *since,
+                                rd_insp_row *out, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_INSP_EXTID);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    bind_text(st, 2, external_id);
+    bind_text(st, 3, since);
+    int r = step(s, st);
+    if (r == SQLITE_ROW) {
+        insp_row(st, out);
+    } else if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "no inspection of '%s' with external id '%s'", cls, external_id);
+        rc = RD_E_NOTFOUND;
+    } else {
+        rc = db_fail_rc(s, r, err, "read inspection");
+    }
+out:
     UNLOCK(s);
     return rc;
 }
@@ -1476,4 +1551,251 @@ rd_ecode rd_store_class_set_geo_opts(rd_store *s, const char *name, const char *
 rd_ecode rd_store_class_set_geometry(rd_store *s, const char *name, const char *geometry, rd_err *err)
 {
     return class_set_text(s, SQL_CLASS_GEOMETRY, name, geometry, err);
+}
+
+/* ---- webhooks (sql/005_integrator.sql) ---- */
+static const char SQL_HOOK_INS[] =
+    "INSERT INTO webhooks(url, events, class, secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+#define HOOK_COLS                                                                                                    \
+    "w.id, w.url, w.events, coalesce(w.class, ''), w.created_at, "                                                   \
+    "(SELECT count(*) FROM deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending'), "                       \
+    "(SELECT count(*) FROM deliveries d WHERE d.webhook_id = w.id AND d.status = 'delivered'), "                     \
+    "(SELECT count(*) FROM deliveries d WHERE d.webhook_id = w.id AND d.status = 'failed'), "                        \
+    "(SELECT coalesce(d.last_status, 0) FROM deliveries d WHERE d.webhook_id = w.id AND d.attempts > 0 "            \
+    "ORDER BY d.id DESC LIMIT 1), "                                                                                 \
+    "(SELECT coalesce(d.last_error, '') FROM deliveries d WHERE d.webhook_id = w.id AND d.attempts > 0 "            \
+    "ORDER BY d.id DESC LIMIT 1)"
+static const char SQL_HOOK_LIST[] = "SELECT " HOOK_COLS " FROM webhooks w ORDER BY w.id";
+static const char SQL_HOOK_GET[] = "SELECT " HOOK_COLS " FROM webhooks w WHERE w.id = ?1";
+static const char SQL_HOOK_DEL[] = "DELETE FROM webhooks WHERE id = ?1";
+static const char SQL_DLV_INS[] =
+    "INSERT INTO deliveries(webhook_id, event, body, status, next_at, created_at) SELECT id, ?1, ?2, 'pending', ?4, ?5 "
+    "FROM webhooks WHERE (class IS NULL OR class = ?3) AND "
+    "(events = '*' OR instr(',' || events || ',', ',' || ?1 || ',') > 0)";
+static const char SQL_DLV_DUE[] =
+    "SELECT d.id, d.webhook_id, w.url, w.secret, d.event, d.body, d.attempts FROM deliveries d JOIN webhooks w ON "
+    "w.id = d.webhook_id WHERE d.status = 'pending' AND d.next_at <= ?1 ORDER BY d.next_at, d.id LIMIT ?2";
+static const char SQL_DLV_NEXT[] = "SELECT min(next_at) FROM deliveries WHERE status = 'pending' AND next_at > ?1";
+static const char SQL_DLV_RES[] =
+    "UPDATE deliveries SET status = ?2, attempts = attempts + 1, last_status = ?3, last_error = ?4, "
+    "next_at = CASE WHEN ?5 >= 0 THEN ?5 ELSE next_at END, "
+    "finished_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?6 END WHERE id = ?1";
+
+rd_ecode rd_store_webhook_add(rd_store *s, const char *url, const char *events, const char *cls, const char *secret,
+                              int64_t *id, rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_HOOK_INS);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, url);
+    bind_text(st, 2, events);
+    bind_text(st, 3, cls && *cls ? cls : NULL);
+    bind_text(st, 4, secret);
+    bind_text(st, 5, now);
+    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "add webhook");
+    else *id = sqlite3_last_insert_rowid(s->db);
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+static void hook_row(sqlite3_stmt *st, rd_webhook_row *o)
+{
+    memset(o, 0, sizeof *o);
+    o->id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, o->url, sizeof o->url);
+    col_text(st, 2, o->events, sizeof o->events);
+    col_text(st, 3, o->cls, sizeof o->cls);
+    col_text(st, 4, o->created_at, sizeof o->created_at);
+    o->pending = sqlite3_column_int64(st, 5);
+    o->delivered = sqlite3_column_int64(st, 6);
+    o->failed = sqlite3_column_int64(st, 7);
+    o->last_status = sqlite3_column_int(st, 8);
+    col_text(st, 9, o->last_error, sizeof o->last_error);
+}
+
+rd_ecode rd_store_webhook_list(rd_store *s, rd_webhook_row **rows, int *n, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int cap = 0, r;
+    *rows = NULL;
+    *n = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_HOOK_LIST);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        hook_row(st, &(*rows)[(*n)++]);
+    }
+    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "list webhooks");
+out:
+    if (rc != RD_E_OK) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_webhook_get(rd_store *s, int64_t id, rd_webhook_row *out, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_HOOK_GET);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int r = step(s, st);
+    if (r == SQLITE_ROW) {
+        hook_row(st, out);
+    } else if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "no webhook %lld", (long long)id);
+        rc = RD_E_NOTFOUND;
+    } else {
+        rc = db_fail_rc(s, r, err, "read webhook");
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_webhook_delete(rd_store *s, int64_t id, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int r;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_HOOK_DEL);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    if ((r = step(s, st)) != SQLITE_DONE) {
+        rc = db_fail_rc(s, r, err, "delete webhook");
+    } else if (sqlite3_changes(s->db) == 0) {
+        rd_err_set(err, RD_ERR_ARG, "no webhook %lld", (long long)id);
+        rc = RD_E_NOTFOUND;
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+int rd_store_delivery_enqueue(rd_store *s, const char *event, const char *cls, const char *body, double next_at)
+{
+    char now[32];
+    int n = -1;
+    rd_store_now(now);
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_DLV_INS);
+    if (st) {
+        bind_text(st, 1, event);
+        bind_text(st, 2, body);
+        bind_text(st, 3, cls);
+        sqlite3_bind_double(st, 4, next_at);
+        bind_text(st, 5, now);
+        if (step(s, st) == SQLITE_DONE) n = sqlite3_changes(s->db);
+    }
+    UNLOCK(s);
+    return n;
+}
+
+void rd_store_delivery_free(rd_delivery *d, int n)
+{
+    for (int i = 0; d && i < n; i++) free(d[i].body);
+}
+
+rd_ecode rd_store_delivery_due(rd_store *s, double now, rd_delivery *out, int max, int *n, double *next_at,
+                               rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int r;
+    *n = 0;
+    *next_at = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_DLV_DUE);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    sqlite3_bind_double(st, 1, now);
+    sqlite3_bind_int(st, 2, max);
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        rd_delivery *d = &out[*n];
+        memset(d, 0, sizeof *d);
+        d->id = sqlite3_column_int64(st, 0);
+        d->webhook_id = sqlite3_column_int64(st, 1);
+        col_text(st, 2, d->url, sizeof d->url);
+        col_text(st, 3, d->secret, sizeof d->secret);
+        col_text(st, 4, d->event, sizeof d->event);
+        const char *b = (const char *)sqlite3_column_text(st, 5);
+        if (!(d->body = strdup(b ? b : ""))) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        d->attempts = sqlite3_column_int(st, 6);
+        (*n)++;
+    }
+    if (r != SQLITE_DONE) {
+        rc = db_fail_rc(s, r, err, "due deliveries");
+        goto out;
+    }
+    if (!(st = stmt(s, SQL_DLV_NEXT))) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    sqlite3_bind_double(st, 1, now);
+    if ((r = step(s, st)) == SQLITE_ROW) *next_at = sqlite3_column_double(st, 0);
+    else if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "next delivery");
+out:
+    if (rc != RD_E_OK) {
+        rd_store_delivery_free(out, *n);
+        *n = 0;
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_delivery_result(rd_store *s, int64_t id, int ok, int http_status, const char *error, double next_at,
+                                  rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_DLV_RES);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    bind_text(st, 2, ok ? "delivered" : next_at >= 0 ? "pending" : "failed");
+    if (http_status > 0) sqlite3_bind_int(st, 3, http_status);
+    else sqlite3_bind_null(st, 3);
+    bind_text(st, 4, error && *error ? error : NULL);
+    sqlite3_bind_double(st, 5, ok ? -1 : next_at);
+    bind_text(st, 6, now);
+    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "record delivery");
+out:
+    UNLOCK(s);
+    return rc;
 }

@@ -142,14 +142,20 @@ typedef struct rd_store_insp_done {
     const char *model_sha256; /* learned model file, NULL/"" for residual-norm */
     const char *timings_json;
     double total_ms;
+    const char *geometry; /* NULL: the geometry columns stay NULL */
+    double inspected_fraction, left_out_fraction;
+    int fitted;
     /* heatmaps rows (NULL = none): overlay, raw, mask PNGs (before 006_storage),
      * "map" (core/heatblob.h: the compact map the PNGs render from on GET)
      * and "image" (the retained copy of the inspected image, a JPEG) */
     const uint8_t *png[5];
     size_t png_len[5];
-    const char *geometry; /* NULL: the geometry columns stay NULL */
-    double inspected_fraction, left_out_fraction;
-    int fitted;
+    /* verdict fields (sql/005_integrator.sql), written when has_verdict:
+     * regions_json a JSON array text; sensitivity NaN = none requested */
+    int has_verdict;
+    double confidence, anomalous_area, sensitivity;
+    const char *regions_json, *threshold_source;
+    int regions_total;
 } rd_store_insp_done;
 /* Records the result (and drops any stored job image) in one transaction. */
 rd_ecode rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done *d, rd_err *err);
@@ -173,7 +179,9 @@ enum {
     RD_INSP_ID, RD_INSP_CLASS, RD_INSP_EXTID, RD_INSP_STATUS, RD_INSP_SCORE, RD_INSP_THRESHOLD,
     RD_INSP_ANOMALOUS, RD_INSP_SCORER, RD_INSP_SHOTS, RD_INSP_WIDTH, RD_INSP_HEIGHT, RD_INSP_TIMINGS,
     RD_INSP_ERRCODE, RD_INSP_ERROR, RD_INSP_CREATED, RD_INSP_FINISHED, RD_INSP_MODEL,
-    RD_INSP_GEOMETRY, RD_INSP_INSPECTED, RD_INSP_LEFTOUT, RD_INSP_FITTED, RD_INSP_COLS_COUNT
+    RD_INSP_GEOMETRY, RD_INSP_INSPECTED, RD_INSP_LEFTOUT, RD_INSP_FITTED,
+    RD_INSP_CONFIDENCE, RD_INSP_AREA, RD_INSP_REGIONS, RD_INSP_REGIONS_TOTAL, RD_INSP_THRSRC, RD_INSP_SENS,
+    RD_INSP_SEQ, RD_INSP_COLS_COUNT
 };
 typedef struct rd_insp_row {
     unsigned present;
@@ -205,7 +213,9 @@ typedef struct rd_insp_query {
     const char *cls;      /* NULL = all */
     int anomalous;        /* -1 any */
     const char *since;    /* ISO time or NULL */
-    int64_t after_id, before_id; /* 0 = unset */
+    int64_t after_id, before_id; /* 0 = unset; after_id is a completion sequence (seq) */
+    int after_set;        /* after_id was given (also 0): page forward on seq */
+    const char *external_id; /* NULL = any */
     int limit;
 } rd_insp_query;
 typedef struct rd_insp_page {
@@ -213,8 +223,14 @@ typedef struct rd_insp_page {
     int n;
     int64_t last_id;        /* the largest id seen (after_id when empty) */
     int64_t next_before_id; /* 0 = no older page */
+    int64_t next;           /* after_set: the cursor for the next page (the last row's seq, or after_id) */
+    int has_more;           /* after_set: more finished rows follow */
 } rd_insp_page;
 rd_ecode rd_store_insp_list(rd_store *s, const rd_insp_query *q, rd_insp_page *page, rd_err *err);
+/* The newest inspection of cls with this external id created at or after
+ * since (ISO time; NULL = any age); RD_E_NOTFOUND when none. */
+rd_ecode rd_store_insp_by_extid(rd_store *s, const char *cls, const char *external_id, const char *since,
+                                rd_insp_row *out, rd_err *err);
 rd_ecode rd_store_heatmap(rd_store *s, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err);
 
 typedef struct rd_stats {
@@ -236,6 +252,45 @@ int rd_store_prune_images(rd_store *s, long keep_last, long max_age_s);
 int rd_store_prune_bytes(rd_store *s, uint64_t max_bytes);
 /* Bytes of the database's pages in use; -1 on error. */
 int64_t rd_store_used_bytes(rd_store *s);
+
+/* ---- webhooks (sql/005_integrator.sql) ---- */
+#define RD_STORE_URL_MAX 1024
+typedef struct rd_webhook_row {
+    int64_t id;
+    char url[RD_STORE_URL_MAX + 1];
+    char events[128];
+    char cls[RD_STORE_NAME_MAX + 8]; /* "" = every class */
+    char created_at[32];
+    int64_t pending, delivered, failed; /* deliveries by status */
+    int last_status;                    /* of the newest attempted delivery; 0 = none / no answer */
+    char last_error[256];
+} rd_webhook_row;
+/* cls NULL/"" = every class; events "*" or comma-separated types. */
+rd_ecode rd_store_webhook_add(rd_store *s, const char *url, const char *events, const char *cls, const char *secret,
+                              int64_t *id, rd_err *err);
+rd_ecode rd_store_webhook_list(rd_store *s, rd_webhook_row **rows, int *n, rd_err *err);
+rd_ecode rd_store_webhook_get(rd_store *s, int64_t id, rd_webhook_row *out, rd_err *err);
+rd_ecode rd_store_webhook_delete(rd_store *s, int64_t id, rd_err *err);
+/* One pending delivery (due at next_at, unix seconds) of body per hook whose
+ * events and class match; returns how many, or -1. */
+int rd_store_delivery_enqueue(rd_store *s, const char *event, const char *cls, const char *body, double next_at);
+typedef struct rd_delivery {
+    int64_t id, webhook_id;
+    char url[RD_STORE_URL_MAX + 1];
+    char secret[256];
+    char event[16];
+    char *body; /* malloc'ed */
+    int attempts;
+} rd_delivery;
+/* Up to max pending deliveries due at or before now, oldest first; *next_at
+ * = when the next one not yet due is (0 = none). */
+rd_ecode rd_store_delivery_due(rd_store *s, double now, rd_delivery *out, int max, int *n, double *next_at,
+                               rd_err *err);
+void rd_store_delivery_free(rd_delivery *d, int n);
+/* After an attempt: delivered (ok), pending again at next_at, or failed for
+ * good (next_at < 0). */
+rd_ecode rd_store_delivery_result(rd_store *s, int64_t id, int ok, int http_status, const char *error, double next_at,
+                                  rd_err *err);
 
 /* ---- tokens ---- */
 typedef struct rd_token_row {

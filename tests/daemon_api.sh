@@ -36,7 +36,7 @@ check "reference bytes round-trip" cmp -s "$T/ref1.out" "$I/ref1.jpg"
 
 req POST /v1/classes/rust-panel/inspections -H 'Content-Type: image/jpeg' -H 'X-Request-Id: part-0001' --data-binary "@$I/good.jpg"
 expect "inspect good part" 200
-GOOD=$(jget 'j["score"]'); GID=$(jget 'j["id"]')
+GOOD=$(jget 'j["score"]'); GID=$(jget 'j["id"]'); GSEQ=$(jget 'j["seq"]')
 check "good part: fields" [ "$(jget 'j["class"], j["anomalous"], j["external_id"], j["status"], j["scorer"], sorted(j["timings_ms"])[:3], j["heatmap_url"]')" = "('rust-panel', False, 'part-0001', 'done', 'resad', ['backbone', 'heatmap', 'inference'], '/v1/inspections/$GID/heatmap.png')" ]
 MODEL_SHA=$(jget 'j.get("model_sha256")')
 req GET /v1/model
@@ -73,9 +73,9 @@ check "async inspection done" [ "$(jget 'j["status"], j["anomalous"]')" = "('don
 # dashboard: paging
 req GET "/v1/inspections?limit=2"
 check "newest first" [ "$(jget '[i["id"] for i in j["inspections"]]')" = "[$AID, $BID]" ]
-req GET "/v1/inspections?after_id=$GID"
-check "after_id returns newer" [ "$(jget '[i["id"] for i in j["inspections"]], j["last_id"]')" = "([$AID, $BID], $AID)" ]
-req GET "/v1/inspections?after_id=$AID"
+req GET "/v1/inspections?after_id=$GSEQ"
+check "after_id returns those finished later, oldest first" [ "$(jget '[i["id"] for i in j["inspections"]], j["last_id"], j["has_more"]')" = "([$BID, $AID], $AID, False)" ]
+req GET "/v1/inspections?after_id=$(jget 'j["next"]')"
 check "after_id at the end is empty" [ "$(jget 'len(j["inspections"])')" = 0 ]
 req GET "/v1/inspections?anomalous=true&class=rust-panel"
 check "filter anomalous" [ "$(jget '[i["id"] for i in j["inspections"]]')" = "[$BID]" ]

@@ -93,6 +93,17 @@ curl -s -o "$T/orig.jpg" -w '%{http_code} %{content_type}' -H "$A" "$URL/v1/insp
 check "GET .../image: 200 image/jpeg (the retained copy)" [ "$(cat "$T/code")" = "200 image/jpeg" ]
 check "... of the inspected image's size" $PY -c "
 from PIL import Image; a = Image.open('$T/orig.jpg'); b = Image.open('$I/defect.jpg'); assert a.size == b.size, (a.size, b.size)"
+curl -s -o "$T/thumb.jpg" -w '%{http_code} %{content_type}' -H "$A" "$URL/v1/inspections/$ID/image?kind=thumbnail" > "$T/code"
+check "?kind=thumbnail: 200 image/jpeg" [ "$(cat "$T/code")" = "200 image/jpeg" ]
+check "... long side 256 at most, the image's aspect, close to its downscaled pixels" $PY -c "
+from PIL import Image, ImageChops, ImageStat
+t = Image.open('$T/thumb.jpg').convert('RGB'); o = Image.open('$I/defect.jpg').convert('RGB')
+assert max(t.size) == min(256, max(o.size)) and abs(t.size[0] / t.size[1] - o.size[0] / o.size[1]) < 0.02, (t.size, o.size)
+ref = o.resize(t.size, Image.BICUBIC)
+d = ImageStat.Stat(ImageChops.difference(t, ref)).mean
+assert max(d) < 8, d"
+req GET "/v1/inspections/$ID/image?kind=huge" -H "$A"
+expect "unknown kind" 400 bad_request
 req GET /v1/inspections/999999/image -H "$A"
 expect "image of a missing inspection" 404 not_found
 stop_resadd

@@ -13,11 +13,13 @@
 #    and resumes with Last-Event-ID without loss or repeats;
 #  - webhooks: a loopback receiver (tests/webhook_receiver.py) answers 500 to the
 #    first delivery; the daemon is restarted while the retry is pending and the
-#    same delivery arrives after the restart, signed, with the inspection.
+#    same delivery arrives after the restart, signed, with the inspection;
+#  - /metrics: stage latency and per-class score histograms, build/model info,
+#    webhook counters; promtool check metrics when Debian's prometheus is there.
 . "$(dirname "$0")/daemon_lib.sh"
 make_images
 I=$T/img
-printf 'request_deadline_s = 3\nauth = off\nwebhook_backoff_ms = 2000\n' > "$T/resadd.conf"
+printf 'request_deadline_s = 3\nauth = off\nwebhook_backoff_ms = 4000\n' > "$T/resadd.conf"
 start_resadd --workers 2 --config "$T/resadd.conf"
 
 req POST /v1/classes -H 'Content-Type: application/json' -d '{"name":"plate"}'
@@ -193,8 +195,9 @@ check "first delivery answered 500" [ "$(wc -l < "$T/recv.log")" = 1 ]
 req GET "/v1/webhooks/$HID"
 check "pending after the 500, status visible" [ "$(jget 'j["deliveries"]["pending"], j["deliveries"]["last_status"], j["deliveries"]["last_error"]')" = "(1, 500, 'HTTP 500')" ]
 stop_resadd
+check "the retry was still pending when the daemon stopped" [ "$(wc -l < "$T/recv.log")" = 1 ]
 start_resadd --workers 2 --config "$T/resadd.conf"
-for _ in $(seq 200); do [ "$(wc -l < "$T/recv.log")" -ge 2 ] && break; sleep 0.05; done
+for _ in $(seq 300); do [ "$(wc -l < "$T/recv.log")" -ge 2 ] && break; sleep 0.05; done
 check "the retry arrived after the restart, signed, same delivery" $PY - "$T/recv.log" "$WID" <<'PY'
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
@@ -213,6 +216,26 @@ expect "delete webhook" 200
 req GET "/v1/webhooks/$HID"
 expect "deleted webhook" 404 not_found
 kill "$RECV" 2>/dev/null; wait "$RECV" 2>/dev/null
+
+# ---- metrics ----
+req POST /v1/classes/plate/inspections -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+curl -s "$URL/metrics" > "$T/metrics"
+check "metrics: stage and score histograms, build/model info, webhook counters" $PY - "$T/metrics" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+for want in ['resadd_inference_stage_seconds_bucket{stage="backbone",le="+Inf"} 1',
+             'resadd_inspection_score_count{class="plate"} 1', 'resadd_build_info{version=',
+             'resadd_model_info{arch=', 'resadd_webhook_deliveries_total{result="delivered"} 1',
+             'resadd_webhook_deliveries_total{result="failed"} 0']:
+    assert want in t, want
+b = [int(v) for v in re.findall(r'resadd_inference_stage_seconds_bucket\{stage="total",le="[^"]+"\} (\d+)', t)]
+assert b == sorted(b) and b[-1] == 1, b
+PY
+if command -v promtool >/dev/null; then
+    check "promtool check metrics" sh -c "promtool check metrics < '$T/metrics'"
+else
+    echo "skip: promtool not installed (Debian package prometheus): /metrics not checked with it"
+fi
 
 # an open event stream does not hold up shutdown
 curl -sN "$URL/v1/events" >/dev/null 2>&1 &

@@ -25,6 +25,7 @@ build libjansson-dev         JSON
 build libssl-dev             SHA-256 (libcrypto)
 build libmicrohttpd-dev      the HTTP server of resadd
 build libsqlite3-dev         the store of resadd
+build libcurl4-openssl-dev   webhook deliveries of resadd (HTTP client)
 run   ca-certificates        apt over https
 run   curl                   the quick start talks to resadd with curl
 run   python3-pil            demo images: crops, a drawn scratch (tools/demo-images.py)
