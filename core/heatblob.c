@@ -88,6 +88,7 @@ rd_status rd_heatblob_decode(const uint8_t *blob, size_t len, rd_heatblob *o, rd
         head[used] != '\0')
         return rd_err_set(err, RD_ERR_FORMAT, "heatblob: malformed header");
     if (!(p->hi > p->lo) || p->out_w <= 0 || p->out_h <= 0 || p->out_w > 100000 || p->out_h > 100000 ||
+        (uint64_t)p->out_w * (uint64_t)p->out_h > 1000000000u || /* resadd's largest max_megapixels */
         v->work_w <= 0 || v->work_h <= 0 || v->work_w > RD_GEO_MAX_SIDE || v->work_h > RD_GEO_MAX_SIDE ||
         (uint64_t)v->work_w * (uint64_t)v->work_h > RD_GEO_MAX_PIXELS || v->dst_w <= 0 || v->dst_h <= 0 ||
         v->dst_x < 0 || v->dst_y < 0 || v->dst_x + v->dst_w > v->work_w || v->dst_y + v->dst_h > v->work_h)
