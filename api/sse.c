@@ -85,6 +85,8 @@ static int fill(sse *s)
         json_decref(o);
         if (!data) return -1;
         s->cursor = ev.id;
+    } else if (r == 0 && lost) {
+        s->cursor = ev.id; /* say it once */
     }
     const char *lostmsg = lost ? "event: lost\ndata: {\"reason\":\"events after Last-Event-ID left the retention\"}\n\n"
                                : "";

@@ -14,6 +14,7 @@ struct rd_events {
     rd_event *ring;
     int cap;
     int64_t last; /* id of the newest event; event k is ring[(k - 1) % cap] */
+    int64_t first; /* id of this run's first event */
     int closed;
 };
 
@@ -27,6 +28,11 @@ rd_events *rd_events_new(int capacity)
         free(b);
         return NULL;
     }
+    /* ids continue above the previous run's (unless it averaged more than
+     * 1000 events a second): a Last-Event-ID from before a restart is older
+     * than this run's first event, so its reader is told it lost events */
+    b->last = (int64_t)time(NULL) * 1000;
+    b->first = b->last + 1;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     return b;
@@ -80,7 +86,7 @@ int rd_events_next(rd_events *b, int64_t after, const char *cls, int timeout_ms,
             ret = -1;
             break;
         }
-        int64_t oldest = b->last - b->cap + 1 > 1 ? b->last - b->cap + 1 : 1;
+        int64_t oldest = b->last - b->cap + 1 > b->first ? b->last - b->cap + 1 : b->first;
         if (after + 1 < oldest) {
             *lost = 1;
             after = oldest - 1;
@@ -94,7 +100,10 @@ int rd_events_next(rd_events *b, int64_t after, const char *cls, int timeout_ms,
             }
             after = k; /* skipped: not this reader's class */
         }
-        if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT) break;
+        if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT) {
+            out->id = after; /* where to continue (past lost or other classes' events) */
+            break;
+        }
     }
 out:
     pthread_mutex_unlock(&b->mu);

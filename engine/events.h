@@ -4,7 +4,10 @@
  * a client can resume within with Last-Event-ID).  Publishing never blocks on
  * readers: it copies a few words into the ring under a mutex and signals.
  * Events name what changed (type, class, inspection id, action); api/ turns
- * them into JSON when it sends them. */
+ * them into JSON when it sends them.  Ids start at 1000 × the unix time of
+ * the start, so they keep increasing across restarts; the ring itself does
+ * not survive one (a reader resuming from before it gets a `lost` event and
+ * catches up with GET /v1/inspections?after_id=). */
 #ifndef RD_EVENTS_H
 #define RD_EVENTS_H
 
@@ -28,9 +31,10 @@ void rd_events_free(rd_events *b);
 int64_t rd_events_publish(rd_events *b, const char *type, const char *cls, int64_t insp_id, const char *action);
 /* The oldest retained event with id > after whose class is cls (NULL = any)
  * into *out: 1; none within timeout_ms: 0; the bus was closed: -1.  *lost is
- * set to 1 when events after `after` have already left the ring. */
+ * set to 1 when events after `after` have already left the ring.  On 0,
+ * out->id is the cursor to continue from (past lost events). */
 int rd_events_next(rd_events *b, int64_t after, const char *cls, int timeout_ms, rd_event *out, int *lost);
-/* The id of the newest event (0 = none yet). */
+/* The id of the newest event (the start's base when none yet). */
 int64_t rd_events_last(rd_events *b);
 /* Wakes every waiter for good (shutdown). */
 void rd_events_close(rd_events *b);

@@ -140,6 +140,7 @@ static void *loop(void *arg)
         rd_event ev;
         int lost = 0, r = rd_events_next(w->bus, w->cursor, NULL, wait_ms, &ev, &lost);
         if (lost) rd_log(RD_LOG_WARN, "webhooks: events left the retention before they were queued");
+        if (r == 0 && lost) w->cursor = ev.id;
         if (r > 0) {
             w->cursor = ev.id;
             char *body = w->render(w->ctx, &ev);

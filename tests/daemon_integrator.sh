@@ -121,7 +121,7 @@ assert dup == 0 and set(seen) == set(posted) and len(posted) == 2 * n
 PY
 
 # ---- Server-Sent Events ----
-check "SSE: every inspection, heartbeats past the deadline, Last-Event-ID resume" $PY - "$URL" "$I/good.jpg" <<'PY'
+check "SSE: every inspection, heartbeats past the deadline, Last-Event-ID resume" $PY - "$URL" "$I/good.jpg" "$T/last_event" <<'PY'
 import http.client, json, sys, time, urllib.parse, urllib.request
 url, img = sys.argv[1], open(sys.argv[2], 'rb').read()
 host = urllib.parse.urlparse(url)
@@ -171,6 +171,7 @@ ids2 = [post('/v1/classes/plate/inspections', img, 'image/jpeg')['id'] for _ in 
 s2 = Stream(last)
 got2 = [s2.next() for _ in range(2)]
 assert [g[2]['id'] for g in got2] == ids2 and all(g[0] > last for g in got2), (got2, last)
+open(sys.argv[3], 'w').write(str(got2[-1][0]))
 print('events %s, class event %d, heartbeats %d, resumed after %d: %s' % ([g[0] for g in got], cid, s.hb, last,
       [g[0] for g in got2]))
 PY
@@ -209,6 +210,8 @@ assert b['body']['event'] == 'inspection' and b['body']['data']['id'] == int(sys
 assert b['body']['data']['status'] == 'done' and 'confidence' in b['body']['data']
 print('delivery %s: 500 then 200 after the restart' % a['delivery'])
 PY
+curl -sN -m 2.5 -H "Last-Event-ID: $(cat "$T/last_event")" "$URL/v1/events?heartbeat_s=1" > "$T/sse_after_restart"
+check "a Last-Event-ID from before the restart is told once that events were lost" [ "$(grep -c '^event: lost' "$T/sse_after_restart")" = 1 ]
 req GET "/v1/webhooks"
 check "delivered, nothing pending" [ "$(jget '[(w["id"], w["deliveries"]["delivered"], w["deliveries"]["pending"], w["deliveries"]["last_status"]) for w in j["webhooks"]]')" = "[($HID, 1, 0, 200)]" ]
 req DELETE "/v1/webhooks/$HID"
