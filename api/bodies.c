@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "routes.h"
@@ -178,4 +179,163 @@ badtype:
 out:
     json_decref(o);
     return rc;
+}
+
+/* POST /v1/webhooks: the checks and messages the handler had inline. */
+int rd_body_webhook(const char *text, size_t len, rd_webhook_body *out, rd_body_err *e)
+{
+    json_error_t je;
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), *v;
+    const char *k, *msg = NULL;
+    memset(out, 0, sizeof *out);
+    if (!o || !json_is_object(o)) {
+        msg = "the body is a JSON object {url, secret, events, class}";
+        goto out;
+    }
+    const char *url = json_string_value(json_object_get(o, "url"));
+    const char *secret = json_string_value(json_object_get(o, "secret"));
+    json_t *cls = json_object_get(o, "class"), *ev = json_object_get(o, "events");
+    json_object_foreach(o, k, v)
+    if (strcmp(k, "url") && strcmp(k, "secret") && strcmp(k, "class") && strcmp(k, "events")) {
+        msg = "unknown field (url, secret, events, class)";
+        goto out;
+    }
+    if (!url || strlen(url) > RD_BODY_URL_MAX || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
+        msg = "url is an http:// or https:// URL";
+        goto out;
+    }
+    if (!secret || strlen(secret) < 8 || strlen(secret) > 255) {
+        msg = "secret is 8 to 255 bytes";
+        goto out;
+    }
+    if (cls && !json_is_null(cls) && (!json_is_string(cls) || !rd_route_valid_name(json_string_value(cls)))) {
+        msg = "class is a class name or null (every class)";
+        goto out;
+    }
+    char *events = out->events;
+    size_t cap = sizeof out->events;
+    if (!ev || json_is_null(ev)) {
+        snprintf(events, cap, "inspection");
+    } else {
+        size_t i;
+        json_t *x;
+        if (!json_is_array(ev) || !json_array_size(ev)) {
+            msg = "events is a non-empty array";
+            goto out;
+        }
+        json_array_foreach(ev, i, x)
+        {
+            const char *s = json_string_value(x);
+            if (!s || (strcmp(s, "inspection") && strcmp(s, "class") && strcmp(s, "*"))) {
+                msg = "events are \"inspection\", \"class\" or \"*\"";
+                goto out;
+            }
+            if (!strcmp(s, "*")) snprintf(events, cap, "*");
+            else if (strcmp(events, "*") && !strstr(events, s))
+                snprintf(events + strlen(events), cap - strlen(events), "%s%s", events[0] ? "," : "", s);
+        }
+    }
+    snprintf(out->url, sizeof out->url, "%s", url);
+    snprintf(out->secret, sizeof out->secret, "%s", secret);
+    if (json_is_string(cls)) {
+        out->has_cls = 1;
+        snprintf(out->cls, sizeof out->cls, "%s", json_string_value(cls));
+    }
+out:
+    json_decref(o);
+    return msg ? bad(e, "bad_request", "%s", msg) : 0;
+}
+
+/* POST /v1/tokens: the checks and messages the handler had inline. */
+int rd_body_token(const char *text, size_t len, rd_token_body *out, rd_body_err *e)
+{
+    json_error_t je;
+    json_t *b = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), *v;
+    const char *k;
+    int rc = -1;
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(b)) {
+        json_decref(b);
+        return bad(e, "bad_json", "the body is a JSON object {\"scope\", \"name\"?, \"expires_in_s\"?}");
+    }
+    json_object_foreach(b, k, v)
+    {
+        if (strcmp(k, "scope") && strcmp(k, "name") && strcmp(k, "expires_in_s")) {
+            bad(e, "bad_request", "unknown field '%.64s' (scope, name, expires_in_s)", k);
+            goto out;
+        }
+    }
+    const char *scope = json_string_value(json_object_get(b, "scope"));
+    json_t *name = json_object_get(b, "name"), *ein = json_object_get(b, "expires_in_s");
+    if (!scope || (strcmp(scope, "admin") && strcmp(scope, "inspect") && strcmp(scope, "read"))) {
+        bad(e, "bad_request", "scope is admin, inspect or read");
+        goto out;
+    }
+    if (name && (!json_is_string(name) || json_string_length(name) > 127)) {
+        bad(e, "bad_request", "name is a string of at most 127 bytes");
+        goto out;
+    }
+    if (ein && !json_is_null(ein)) {
+        json_int_t s = json_is_integer(ein) ? json_integer_value(ein) : -1;
+        if (s < 1 || s > RD_BODY_TOKEN_EXPIRY_MAX) {
+            bad(e, "bad_request", "expires_in_s is an integer from 1 to %lld", RD_BODY_TOKEN_EXPIRY_MAX);
+            goto out;
+        }
+        out->expires_in_s = (long long)s;
+    }
+    snprintf(out->scope, sizeof out->scope, "%s", scope);
+    snprintf(out->name, sizeof out->name, "%s", name ? json_string_value(name) : "");
+    rc = 0;
+out:
+    json_decref(b);
+    return rc;
+}
+
+/* A decimal integer >= 0 (the whole string). */
+static int parse_i64(const char *v, int64_t *out)
+{
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end || x < 0) return -1;
+    *out = x;
+    return 0;
+}
+
+int rd_body_events_query(const char *cls, const char *last, const char *heartbeat_s, rd_events_query *out,
+                         rd_body_err *e)
+{
+    int64_t v;
+    memset(out, 0, sizeof *out);
+    if (cls && !rd_route_valid_name(cls)) return bad(e, "bad_name", "class must match [a-z0-9][a-z0-9_-]{0,63}");
+    if (last && parse_i64(last, &out->last)) return bad(e, "bad_request", "Last-Event-ID is an event id (integer)");
+    out->has_last = last != NULL;
+    if (cls) snprintf(out->cls, sizeof out->cls, "%s", cls), out->has_cls = 1;
+    out->heartbeat_s = 15;
+    if (heartbeat_s) {
+        if (parse_i64(heartbeat_s, &v) || v < 1 || v > 60) return bad(e, "bad_request", "heartbeat_s is 1..60");
+        out->heartbeat_s = (int)v;
+    }
+    return 0;
+}
+
+/* A finite decimal number (the whole string). */
+static int parse_num(const char *s, double *out)
+{
+    char *end;
+    double x = strtod(s, &end);
+    if (end == s || *end || !isfinite(x)) return -1;
+    *out = x;
+    return 0;
+}
+
+int rd_body_inspect_query(const char *threshold, const char *sensitivity, double *thr, double *sens, rd_body_err *e)
+{
+    *thr = NAN;
+    *sens = NAN;
+    if (threshold && sensitivity) return bad(e, "bad_request", "give threshold or sensitivity, not both");
+    if (threshold && (parse_num(threshold, thr) || *thr < 0))
+        return bad(e, "bad_request", "threshold is a number >= 0 (score units)");
+    if (sensitivity && (parse_num(sensitivity, sens) || *sens < 0 || *sens > 1))
+        return bad(e, "bad_request", "sensitivity is a number from 0 to 1 (0.5 = the class's threshold)");
+    return 0;
 }

@@ -183,16 +183,6 @@ static int h_ref_delete(rd_req *r)
 }
 
 /* ---- inspections ---- */
-/* A finite decimal number (the whole string). */
-static int parse_num(const char *s, double *out)
-{
-    char *end;
-    double x = strtod(s, &end);
-    if (end == s || *end || !isfinite(x)) return -1;
-    *out = x;
-    return 0;
-}
-
 static int h_inspect(rd_req *r)
 {
     rd_upload u[MAX_UPLOADS];
@@ -208,12 +198,10 @@ static int h_inspect(rd_req *r)
         return rd_reply_err(r, 400, "bad_request", "X-Request-Id must be 1 to %d bytes (got %zu)", RD_STORE_EXTID_MAX,
                             strlen(ext));
     rd_engine_insp_opts io = {.threshold = NAN, .sensitivity = NAN};
-    const char *tv = rd_req_query(r, "threshold"), *sv = rd_req_query(r, "sensitivity");
-    if (tv && sv) return rd_reply_err(r, 400, "bad_request", "give threshold or sensitivity, not both");
-    if (tv && (parse_num(tv, &io.threshold) || io.threshold < 0))
-        return rd_reply_err(r, 400, "bad_request", "threshold is a number >= 0 (score units)");
-    if (sv && (parse_num(sv, &io.sensitivity) || io.sensitivity < 0 || io.sensitivity > 1))
-        return rd_reply_err(r, 400, "bad_request", "sensitivity is a number from 0 to 1 (0.5 = the class's threshold)");
+    rd_body_err be = {0};
+    if (rd_body_inspect_query(rd_req_query(r, "threshold"), rd_req_query(r, "sensitivity"), &io.threshold,
+                              &io.sensitivity, &be))
+        return rd_reply_err(r, 400, be.code, "%s", be.msg);
     int n = rd_req_uploads(r, u, MAX_UPLOADS);
     if (n < 0) return MHD_YES;
     if (n != 1) return rd_reply_err(r, 400, "bad_request", "an inspection takes exactly one image (got %d)", n);

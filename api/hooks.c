@@ -5,8 +5,10 @@
 #include "hooks.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "bodies.h"
 #include "views.h"
 
 static json_t *view_hook(const rd_webhook_row *w)
@@ -23,55 +25,28 @@ static json_t *view_hook(const rd_webhook_row *w)
                      w->last_error[0] ? json_string(w->last_error) : json_null());
 }
 
-static int bad(rd_req *r, json_t *o, const char *msg)
-{
-    json_decref(o);
-    return rd_reply_err(r, 400, "bad_request", "%s", msg);
-}
+_Static_assert(RD_BODY_URL_MAX == RD_STORE_URL_MAX, "webhook URL limits differ");
 
 int rd_hooks_create(rd_req *r)
 {
-    json_error_t je;
-    json_t *o = json_loadb((const char *)r->body, r->len, JSON_REJECT_DUPLICATES, &je);
-    char events[128] = "";
-    if (!o || !json_is_object(o)) return bad(r, o, "the body is a JSON object {url, secret, events, class}");
-    const char *url = json_string_value(json_object_get(o, "url"));
-    const char *secret = json_string_value(json_object_get(o, "secret"));
-    json_t *cls = json_object_get(o, "class"), *ev = json_object_get(o, "events");
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v)
-    if (strcmp(k, "url") && strcmp(k, "secret") && strcmp(k, "class") && strcmp(k, "events"))
-        return bad(r, o, "unknown field (url, secret, events, class)");
-    if (!url || strlen(url) > RD_STORE_URL_MAX || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
-        return bad(r, o, "url is an http:// or https:// URL");
-    if (!secret || strlen(secret) < 8 || strlen(secret) > 255) return bad(r, o, "secret is 8 to 255 bytes");
-    if (cls && !json_is_null(cls) && (!json_is_string(cls) || !rd_route_valid_name(json_string_value(cls))))
-        return bad(r, o, "class is a class name or null (every class)");
-    if (!ev || json_is_null(ev)) {
-        snprintf(events, sizeof events, "inspection");
-    } else {
-        size_t i;
-        json_t *e;
-        if (!json_is_array(ev) || !json_array_size(ev)) return bad(r, o, "events is a non-empty array");
-        json_array_foreach(ev, i, e)
-        {
-            const char *s = json_string_value(e);
-            if (!s || (strcmp(s, "inspection") && strcmp(s, "class") && strcmp(s, "*")))
-                return bad(r, o, "events are \"inspection\", \"class\" or \"*\"");
-            if (!strcmp(s, "*")) snprintf(events, sizeof events, "*");
-            else if (strcmp(events, "*") && !strstr(events, s))
-                snprintf(events + strlen(events), sizeof events - strlen(events), "%s%s", events[0] ? "," : "", s);
-        }
+    rd_webhook_body *b = malloc(sizeof *b);
+    rd_body_err be = {0};
+    if (!b) return rd_reply_err(r, 400, "bad_request", "%s", "out of memory");
+    if (rd_body_webhook((const char *)r->body, r->len, b, &be)) {
+        free(b);
+        return rd_reply_err(r, 400, be.code, "%s", be.msg);
     }
     rd_webhook_row *row = malloc(sizeof *row);
     rd_err err = {0};
-    if (!row) return bad(r, o, "out of memory");
-    rd_ecode code = rd_engine_webhook_add(r->e, url, events, json_is_string(cls) ? json_string_value(cls) : NULL,
-                                          secret, row, &err);
-    json_decref(o);
-    int ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 201, view_hook(row));
+    int ret;
+    if (!row) {
+        ret = rd_reply_err(r, 400, "bad_request", "%s", "out of memory");
+    } else {
+        rd_ecode code = rd_engine_webhook_add(r->e, b->url, b->events, b->has_cls ? b->cls : NULL, b->secret, row, &err);
+        ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 201, view_hook(row));
+    }
     free(row);
+    free(b);
     return ret;
 }
 

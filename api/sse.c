@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bodies.h"
 #include "engine/events.h"
 #include "views.h"
 
@@ -122,35 +123,20 @@ static void sse_free(void *cls)
     free(s);
 }
 
-static int parse_i64(const char *v, int64_t *out)
-{
-    char *end;
-    long long x = strtoll(v, &end, 10);
-    if (end == v || *end || x < 0) return -1;
-    *out = x;
-    return 0;
-}
-
 int rd_sse_serve(rd_req *r)
 {
-    const char *cls = rd_req_query(r, "class"), *last = rd_req_header(r, "Last-Event-ID"), *hb;
-    int64_t v;
-    if (cls && !rd_route_valid_name(cls)) return rd_reply_err(r, 400, "bad_name", "class must match [a-z0-9][a-z0-9_-]{0,63}");
+    const char *last = rd_req_header(r, "Last-Event-ID");
+    rd_events_query q;
+    rd_body_err be = {0};
     if (!last) last = rd_req_query(r, "last_event_id");
-    if (last && parse_i64(last, &v)) return rd_reply_err(r, 400, "bad_request", "Last-Event-ID is an event id (integer)");
+    if (rd_body_events_query(rd_req_query(r, "class"), last, rd_req_query(r, "heartbeat_s"), &q, &be))
+        return rd_reply_err(r, 400, be.code, "%s", be.msg);
     sse *s = calloc(1, sizeof *s);
     if (!s) return rd_reply_err(r, 500, "internal", "out of memory");
     s->e = r->e;
-    s->cursor = last ? v : rd_events_last(rd_engine_events(r->e));
-    if (cls) snprintf(s->cls, sizeof s->cls, "%s", cls), s->has_cls = 1;
-    int hb_s = 15;
-    if ((hb = rd_req_query(r, "heartbeat_s"))) {
-        if (parse_i64(hb, &v) || v < 1 || v > 60) {
-            free(s);
-            return rd_reply_err(r, 400, "bad_request", "heartbeat_s is 1..60");
-        }
-        hb_s = (int)v;
-    }
+    s->cursor = q.has_last ? q.last : rd_events_last(rd_engine_events(r->e));
+    if (q.has_cls) snprintf(s->cls, sizeof s->cls, "%s", q.cls), s->has_cls = 1;
+    int hb_s = q.heartbeat_s;
     if (r->o->request_deadline_s > 1 && hb_s > r->o->request_deadline_s / 2) hb_s = r->o->request_deadline_s / 2;
     s->hb_ms = hb_s * 1000;
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);

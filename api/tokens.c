@@ -9,10 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bodies.h"
 #include "req.h"
 #include "views.h"
-
-#define MAX_EXPIRY_S (10LL * 365 * 86400)
 
 static json_t *token_view(const rd_token_row *t)
 {
@@ -24,59 +23,25 @@ static json_t *token_view(const rd_token_row *t)
 
 int rd_tokens_create(rd_req *r)
 {
-    json_error_t je;
+    rd_token_body b;
+    rd_body_err be = {0};
     rd_token_row row;
     rd_err err = {0};
     char tok[68], exp[32];
     const char *exp_at = NULL;
-    json_t *b = json_loadb((const char *)r->body, r->len, JSON_REJECT_DUPLICATES, &je);
-    int ret;
-    if (!json_is_object(b)) {
-        json_decref(b);
-        return rd_reply_err(r, 400, "bad_json", "the body is a JSON object {\"scope\", \"name\"?, \"expires_in_s\"?}");
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(b, k, v)
-    {
-        if (strcmp(k, "scope") && strcmp(k, "name") && strcmp(k, "expires_in_s")) {
-            ret = rd_reply_err(r, 400, "bad_request", "unknown field '%.64s' (scope, name, expires_in_s)", k);
-            goto out;
-        }
-    }
-    const char *scope = json_string_value(json_object_get(b, "scope"));
-    json_t *name = json_object_get(b, "name"), *ein = json_object_get(b, "expires_in_s");
-    if (!scope || (strcmp(scope, "admin") && strcmp(scope, "inspect") && strcmp(scope, "read"))) {
-        ret = rd_reply_err(r, 400, "bad_request", "scope is admin, inspect or read");
-        goto out;
-    }
-    if (name && (!json_is_string(name) || json_string_length(name) > 127)) {
-        ret = rd_reply_err(r, 400, "bad_request", "name is a string of at most 127 bytes");
-        goto out;
-    }
-    if (ein && !json_is_null(ein)) {
-        json_int_t s = json_is_integer(ein) ? json_integer_value(ein) : -1;
-        if (s < 1 || s > MAX_EXPIRY_S) {
-            ret = rd_reply_err(r, 400, "bad_request", "expires_in_s is an integer from 1 to %lld", MAX_EXPIRY_S);
-            goto out;
-        }
-        time_t t = time(NULL) + (time_t)s;
+    if (rd_body_token((const char *)r->body, r->len, &b, &be)) return rd_reply_err(r, 400, be.code, "%s", be.msg);
+    if (b.expires_in_s) {
+        time_t t = time(NULL) + (time_t)b.expires_in_s;
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(exp, sizeof exp, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
         exp_at = exp;
     }
-    rd_ecode code = rd_engine_token_create(r->e, name ? json_string_value(name) : "", scope, exp_at, tok, &row, &err);
-    if (code != RD_E_OK) {
-        ret = rd_reply_code(r, code, &err);
-        goto out;
-    }
+    rd_ecode code = rd_engine_token_create(r->e, b.name, b.scope, exp_at, tok, &row, &err);
+    if (code != RD_E_OK) return rd_reply_code(r, code, &err);
     json_t *o = token_view(&row);
     json_object_set_new(o, "token", json_string(tok));
-    ret = rd_reply_json(r, 201, o);
-out:
-    json_decref(b);
-    return ret;
+    return rd_reply_json(r, 201, o);
 }
 
 int rd_tokens_list(rd_req *r)
