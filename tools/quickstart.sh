@@ -24,7 +24,8 @@ echo "== real photographs (steel diamond-plate crops, Debian openarena-081-textu
 
 ./build/resadd --listen 127.0.0.1:$PORT --data-dir "$demo/data" 2>"$demo/resadd.log" &
 pid=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+# /healthz answers at once; /readyz once the model and every class are loaded.
+for _ in $(seq 600); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$demo/resadd.log"; exit 1; }
 echo "== resadd running (pid $pid), log: $demo/resadd.log"
 set -x
