@@ -395,8 +395,10 @@ int rd_cli_train(int argc, char **argv)
         rd_train_set_max_seconds(t, left > 1 ? left : 1);
     }
     /* OpenBLAS stays at one thread (as rd_model_load sets it): the team runs
-     * the NN search per query block and the levels' flows side by side, which
-     * also makes the result independent of the thread count. */
+     * the NN search per query block and the levels' flows side by side.  The
+     * result is bit-exact for a seed, a --threads value and an OpenBLAS kernel
+     * set (OPENBLAS_CORETYPE) together; another thread count or kernel set can
+     * round differently (README, "bit-exact for a fixed seed"). */
     rd_blas_set_threads(1);
     prog_ctx pc = {isatty(2), 0};
     int stopped = 0;
