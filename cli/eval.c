@@ -113,10 +113,52 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
+/* Border vs central defects: a defect image is "border" when the centroid of
+ * its mask lies within RD_EVAL_BORDER_PX frame pixels (at the mask's own
+ * geometry) of the nearest frame edge, else "central"; defects without a mask
+ * are in neither group.  Each group's image AUROC is against all of the
+ * class's good images. */
+#define RD_EVAL_BORDER_PX 24.0
+enum { G_GOOD, G_BORDER, G_CENTRAL, G_NOMASK };
+
 typedef struct class_result {
     double m[SC_COUNT][8][M_COUNT][16]; /* scorer, shot index, metric, seed */
     double inspected;                   /* mean fraction of each test frame's pixels inspected */
+    double bc[SC_COUNT][8][2][16];      /* image AUROC of border [0] / central [1] defects vs all goods */
+    int n_good, n_border, n_central;
 } class_result;
+
+/* Distance in pixels from the centroid of mask pixels (channel 0 > 127) of a
+ * w×h RGB mask to the nearest frame edge; -1 for an empty mask. */
+static double mask_border_dist(const uint8_t *rgb, int w, int h)
+{
+    double sx = 0, sy = 0;
+    size_t n = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (rgb[((size_t)y * w + x) * 3] > 127) {
+                sx += x + 0.5;
+                sy += y + 0.5;
+                n++;
+            }
+    if (!n) return -1;
+    const double cx = sx / (double)n, cy = sy / (double)n;
+    return fmin(fmin(cx, w - cx), fmin(cy, h - cy));
+}
+
+/* Image AUROC of the images in group g against the good ones (NaN if either is empty). */
+static rd_status group_auroc(const float *scores, const uint8_t *grp, int n, int g, double *auroc, rd_err *err)
+{
+    rd_metrics_acc *acc = NULL;
+    rd_metrics_result r;
+    rd_status st = rd_metrics_acc_new(1, &acc, err);
+    for (int i = 0; st == RD_OK && i < n; i++)
+        if (grp[i] == G_GOOD || grp[i] == g) st = rd_metrics_image_add(acc, scores[i], grp[i] == g, err);
+    if (st == RD_OK) st = rd_metrics_compute(acc, &r, err);
+    rd_metrics_acc_free(acc);
+    *auroc = st == RD_OK ? r.image_auroc : NAN;
+    return st;
+}
 
 static double mean_of(const double *v, int n, double *sd)
 {
@@ -126,6 +168,72 @@ static double mean_of(const double *v, int n, double *sd)
     for (int i = 0; i < n; i++) s += (v[i] - m) * (v[i] - m);
     *sd = n > 1 ? sqrt(s / (n - 1)) : 0;
     return m;
+}
+
+/* Border vs central table of one scorer and shot count (see RD_EVAL_BORDER_PX):
+ * per class the counts and the mean ± std over seeds of each group's AUROC;
+ * "pooled" weighs each class by its (defect, good) pairs, i.e. the share of
+ * within-class pairs ranked right, per seed, then mean ± std over seeds. */
+static json_t *border_report(const class_result *cr, const rd_dataset *ds, int sc, int si, int seeds)
+{
+    json_t *j = json_object(), *per = json_object(), *pooled = json_object();
+    static const char *const gname[2] = {"border", "central"};
+    int tot[2] = {0, 0}, totg = 0;
+    printf("\n-- border vs central defects (mask centroid within %.0f px of the frame edge or not), image AUROC "
+           "against all goods\n%-20s %6s %8s %9s %15s %15s\n",
+           RD_EVAL_BORDER_PX, "class", "goods", "border", "central", "border", "central");
+    for (int ci = 0; ci < ds->nclasses; ci++) {
+        const class_result *c = &cr[ci];
+        json_t *cj = json_object();
+        printf("%-20s %6d %8d %9d", ds->classes[ci].name, c->n_good, c->n_border, c->n_central);
+        json_object_set_new(cj, "n_good", json_integer(c->n_good));
+        for (int b = 0; b < 2; b++) {
+            double sd, mu = mean_of(c->bc[sc][si][b], seeds, &sd);
+            char key[64];
+            if (isnan(mu)) printf(" %15s", "-");
+            else printf("   %5.1f ± %4.1f ", 100 * mu, 100 * sd);
+            snprintf(key, sizeof key, "n_%s", gname[b]);
+            json_object_set_new(cj, key, json_integer(b ? c->n_central : c->n_border));
+            snprintf(key, sizeof key, "%s_image_auroc", gname[b]);
+            json_object_set_new(cj, key, isnan(mu) ? json_null() : json_real(mu));
+            snprintf(key, sizeof key, "%s_image_auroc_std", gname[b]);
+            json_object_set_new(cj, key, isnan(mu) ? json_null() : json_real(sd));
+        }
+        printf("\n");
+        json_object_set_new(per, ds->classes[ci].name, cj);
+        tot[0] += c->n_border, tot[1] += c->n_central, totg += c->n_good;
+    }
+    printf("%-20s %6d %8d %9d", "pooled", totg, tot[0], tot[1]);
+    json_object_set_new(pooled, "n_good", json_integer(totg));
+    for (int b = 0; b < 2; b++) {
+        double per_seed[16], sd;
+        int ok = 1;
+        for (int s = 0; s < seeds; s++) {
+            double num = 0, den = 0;
+            for (int ci = 0; ci < ds->nclasses; ci++) {
+                const double pairs = (double)(b ? cr[ci].n_central : cr[ci].n_border) * cr[ci].n_good;
+                const double a = cr[ci].bc[sc][si][b][s];
+                if (pairs > 0 && !isnan(a)) num += a * pairs, den += pairs;
+            }
+            per_seed[s] = den > 0 ? num / den : NAN;
+            ok = ok && den > 0;
+        }
+        double mu = ok ? mean_of(per_seed, seeds, &sd) : NAN;
+        char key[64];
+        if (isnan(mu)) printf(" %15s", "-");
+        else printf("   %5.1f ± %4.1f ", 100 * mu, 100 * sd);
+        snprintf(key, sizeof key, "n_%s", gname[b]);
+        json_object_set_new(pooled, key, json_integer(tot[b]));
+        snprintf(key, sizeof key, "%s_image_auroc", gname[b]);
+        json_object_set_new(pooled, key, isnan(mu) ? json_null() : json_real(mu));
+        snprintf(key, sizeof key, "%s_image_auroc_std", gname[b]);
+        json_object_set_new(pooled, key, isnan(mu) ? json_null() : json_real(sd));
+    }
+    printf("\n");
+    json_object_set_new(j, "radius_px", json_real(RD_EVAL_BORDER_PX));
+    json_object_set_new(j, "classes", per);
+    json_object_set_new(j, "pooled", pooled);
+    return j;
 }
 
 /* The working grid of f's maps and where it lies in the frame: the whole
@@ -154,19 +262,20 @@ static void grid_of(const rd_feats *f, int S, rd_eval_grid *g)
  * fraction, metrics) + .maps.f32 and .gt.u8 (concatenated, row-major). */
 static rd_status dump_run(const char *dir, const char *cls, const char *scorer, int k, int seed, int n,
                           const float *scores, const uint8_t *labels, const int *fw, const int *fh,
-                          const double *insp, const float *maps, const uint8_t *gt, size_t total, const double *mv,
-                          rd_err *err)
+                          const double *insp, const double *bdist, const float *maps, const uint8_t *gt, size_t total,
+                          const double *mv, rd_err *err)
 {
     char base[4096], path[4200];
     snprintf(base, sizeof base, "%s/%s.%s.k%d.s%d", dir, cls, scorer, k, seed);
     json_t *j = json_object(), *js = json_array(), *jl = json_array(), *jw = json_array(), *jh = json_array(),
-           *ji = json_array(), *jm = json_object();
+           *ji = json_array(), *jm = json_object(), *jb = json_array();
     for (int i = 0; i < n; i++) {
         json_array_append_new(js, json_real(scores[i]));
         json_array_append_new(jl, json_integer(labels[i]));
         json_array_append_new(jw, json_integer(fw[i]));
         json_array_append_new(jh, json_integer(fh[i]));
         json_array_append_new(ji, json_real(insp[i]));
+        json_array_append_new(jb, json_real(bdist[i]));
     }
     for (int mi = 0; mi < M_COUNT; mi++) json_object_set_new(jm, metric_keys[mi], json_real(mv[mi]));
     json_object_set_new(j, "scores", js);
@@ -174,6 +283,7 @@ static rd_status dump_run(const char *dir, const char *cls, const char *scorer, 
     json_object_set_new(j, "w", jw);
     json_object_set_new(j, "h", jh);
     json_object_set_new(j, "inspected", ji);
+    json_object_set_new(j, "defect_border_px", jb); /* mask centroid to the nearest edge; -1: good / no mask */
     json_object_set_new(j, "metrics", jm);
     snprintf(path, sizeof path, "%s.json", base);
     int bad = json_dump_file(j, path, JSON_REAL_PRECISION(9)) != 0;
@@ -205,13 +315,15 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
     int *fw = calloc((size_t)nt, sizeof(int)), *fh = calloc((size_t)nt, sizeof(int));
     size_t *off = calloc((size_t)nt + 1, sizeof(size_t));
     double *insp = calloc((size_t)nt, sizeof(double));
+    double *bdist = malloc((size_t)nt * sizeof(double));
+    uint8_t *grp = malloc((size_t)nt);
     uint8_t *gt = NULL;
     uint8_t *labels = malloc((size_t)nt);
     float *maps = NULL, *gmap = NULL;
     size_t gmax = 0;
     float *iscores = malloc((size_t)nt * sizeof(float));
     rd_status st = RD_OK;
-    if (!tf || !trf || !fw || !fh || !off || !insp || !labels || !iscores) goto nomem;
+    if (!tf || !trf || !fw || !fh || !off || !insp || !bdist || !grp || !labels || !iscores) goto nomem;
     for (int i = 0; i < nt; i++) {
         rd_image img = {0}, mk = {0};
         const rd_ds_item *it = &c->test[i];
@@ -221,6 +333,8 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
         rd_image_release(&img);
         if (st != RD_OK) goto out;
         labels[i] = (uint8_t)it->label;
+        grp[i] = it->label ? G_NOMASK : G_GOOD;
+        bdist[i] = -1;
         rd_eval_grid g;
         grid_of(tf[i], S, &g);
         if ((size_t)g.map_w * g.map_h > gmax) gmax = (size_t)g.map_w * g.map_h;
@@ -228,7 +342,12 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
             st = rd_image_load(it->mask, &lim, &mk, err);
             if (st != RD_OK) goto out;
             fw[i] = mk.w, fh[i] = mk.h;
+            bdist[i] = mask_border_dist(mk.rgb, mk.w, mk.h);
+            if (bdist[i] >= 0) grp[i] = bdist[i] <= RD_EVAL_BORDER_PX ? G_BORDER : G_CENTRAL;
         }
+        cr->n_good += grp[i] == G_GOOD;
+        cr->n_border += grp[i] == G_BORDER;
+        cr->n_central += grp[i] == G_CENTRAL;
         const int mw = fw[i], mh = fh[i]; /* the mask's (or image's) own geometry */
         if (o->pixel_max > 0 && (mw > o->pixel_max || mh > o->pixel_max)) {
             const int f = ((mw > mh ? mw : mh) + o->pixel_max - 1) / o->pixel_max;
@@ -325,8 +444,10 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
                 double mv[M_COUNT];
                 st = rd_eval_metrics(iscores, labels, maps, gt, nt, fh, fw, mv, err);
                 if (st == RD_OK && o->dump)
-                    st = dump_run(o->dump, c->name, scorer_names[sc], k, seed, nt, iscores, labels, fw, fh, insp, maps,
-                                  gt, off[nt], mv, err);
+                    st = dump_run(o->dump, c->name, scorer_names[sc], k, seed, nt, iscores, labels, fw, fh, insp, bdist,
+                                  maps, gt, off[nt], mv, err);
+                for (int b = 0; b < 2 && st == RD_OK; b++)
+                    st = group_auroc(iscores, grp, nt, b ? G_CENTRAL : G_BORDER, &cr->bc[sc][si][b][seed], err);
                 if (st != RD_OK) goto out;
                 for (int mi = 0; mi < M_COUNT; mi++) cr->m[sc][si][mi][seed] = mv[mi];
                 cr->inspected = insp_sum / nt;
@@ -349,6 +470,8 @@ out:
     free(fh);
     free(off);
     free(insp);
+    free(bdist);
+    free(grp);
     free(gt);
     free(labels);
     free(maps);
@@ -368,6 +491,7 @@ int rd_cli_eval(int argc, char **argv)
     o.nshots = 1;
     o.seeds = 1;
     const char *scorer = NULL; /* NULL: the model's own */
+    for (int i = 2; i < argc; i++)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -571,6 +695,7 @@ int rd_cli_eval(int argc, char **argv)
                 json_object_set_new(run, "shots", json_integer(o.shots[si]));
                 json_object_set_new(run, "classes", per);
                 json_object_set_new(run, "overall", overall);
+                json_object_set_new(run, "border_vs_central", border_report(cr, ds, sc, si, o.seeds));
                 json_array_append_new(runs, run);
             }
         }

@@ -91,6 +91,54 @@ def make_camera_dataset(root):
         m.save(f"{root}/edge/ground_truth/scratch/{i:03d}_mask.png")
 
 
+def check_border(root, dump, run, cls, seeds):
+    """resad eval's border-vs-central report for one run and class against a
+    recomputation: each defect's mask centroid distance to the nearest frame
+    edge (numpy), the groups (<= 24 px: border), and each group's image AUROC
+    against the class's goods (sklearn on the dumped scores, mean over seeds).
+    Returns the group counts."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+    items = []  # test images in resad's order (kinds sorted, files sorted)
+    for kind in sorted(os.listdir(f"{root}/{cls}/test")):
+        for f in sorted(os.listdir(f"{root}/{cls}/test/{kind}")):
+            items.append((kind, os.path.splitext(f)[0]))
+    dist = []
+    for kind, stem in items:
+        if kind == "good":
+            dist.append(-1.0)
+            continue
+        m = np.array(Image.open(f"{root}/{cls}/ground_truth/{kind}/{stem}_mask.png").convert("L")) > 127
+        ys, xs = np.nonzero(m)
+        cx, cy = (xs + 0.5).mean(), (ys + 0.5).mean()
+        dist.append(min(cx, m.shape[1] - cx, cy, m.shape[0] - cy))
+    dist = np.array(dist)
+    grp = np.where(dist < 0, 0, np.where(dist <= 24, 1, 2))
+    bc = run["border_vs_central"]["classes"][cls]
+    check(bc["n_good"] == int((grp == 0).sum()) and bc["n_border"] == int((grp == 1).sum())
+          and bc["n_central"] == int((grp == 2).sum()),
+          f"{run['scorer']} {cls}: border/central counts {bc['n_good']}/{bc['n_border']}/{bc['n_central']}, "
+          f"want {(grp == 0).sum()}/{(grp == 1).sum()}/{(grp == 2).sum()}")
+    auc = {1: [], 2: []}
+    for s in range(seeds):
+        d = json.load(open(f"{dump}/{cls}.{run['scorer']}.k{run['shots']}.s{s}.json"))
+        check(np.allclose(d["defect_border_px"], dist, atol=1e-6), f"{cls}: dumped defect_border_px differ")
+        sc = np.array(d["scores"])
+        for g in (1, 2):
+            sel = (grp == 0) | (grp == g)
+            if (grp == g).any():
+                auc[g].append(roc_auc_score(grp[sel] == g, sc[sel]))
+    for g, name in ((1, "border"), (2, "central")):
+        got = bc[f"{name}_image_auroc"]
+        if not auc[g]:
+            check(got is None, f"{cls}: {name} AUROC without {name} defects is {got}, want null")
+        else:
+            want = float(np.mean(auc[g]))
+            check(got is not None and abs(got - want) < 1e-6, f"{run['scorer']} {cls}: {name} AUROC {got}, "
+                  f"sklearn {want:.6f}")
+    return int((grp == 1).sum()), int((grp == 2).sum())
+
+
 def check_whole_frame(tmp):
     import numpy as np
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -124,6 +172,12 @@ def check_whole_frame(tmp):
         if run["scorer"] != "knn":
             check(want["image_auroc"] >= 0.75, f"{run['scorer']}: border scratches missed "
                   f"(image AUROC {want['image_auroc']:.3f})")
+        # every scratch hugs a side border: all 6 in the border group, none central
+        check(check_border(tmp + "/cam", dump, run, "edge", 1) == (6, 0), f"{run['scorer']}: border group")
+        pooled = run["border_vs_central"]["pooled"]
+        check(pooled["central_image_auroc"] is None and pooled["n_border"] == 6
+              and abs(pooled["border_image_auroc"] - want["image_auroc"]) < 1e-6,
+              f"{run['scorer']}: pooled border report {pooled}")
     # --pixel-max: the masks' geometry reduced by an integer factor (320x180 -> 160x90)
     dump2 = tmp + "/dump2"
     os.makedirs(dump2)
@@ -146,8 +200,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rd-eval-")
     make_dataset(tmp + "/ds")
     out = tmp + "/r.json"
+    os.makedirs(tmp + "/dmain")
     p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--shots", "2,4", "--seeds", "2", "--scorer", "all",
-                        "--json", out], capture_output=True, text=True, timeout=600)
+                        "--json", out, "--dump", tmp + "/dmain"], capture_output=True, text=True, timeout=600)
     check(p.returncode == 0, f"eval failed: {p.stderr[-2000:]}")
     if p.returncode:
         return 1
@@ -163,6 +218,14 @@ def main():
                 check(k + "_std" in scope, f"{k}_std missing")
         check(run["overall"]["image_auroc"] >= 0.75, f"{run['scorer']} {run['shots']}-shot misses obvious scratches")
     check(set(r["runs"][0]["classes"]) == {"rust", "wood"}, "classes")
+    # border vs central report (scratches at 20..180 px: mostly central, some near an edge)
+    for run in r["runs"]:
+        nb = nc = 0
+        for cls in ("rust", "wood"):
+            b, c = check_border(tmp + "/ds", tmp + "/dmain", run, cls, 2)
+            nb, nc = nb + b, nc + c
+        check(nc > 0 and run["border_vs_central"]["pooled"]["n_central"] == nc
+              and run["border_vs_central"]["pooled"]["n_border"] == nb, f"{run['scorer']}: pooled counts")
     # default scorer = the shipped model's; --model none / --scorer choose others
     for extra, want in [([], ["resad"]), (["--model", "none"], ["residual-norm"]),
                         (["--model", "none", "--scorer", "all"], ["residual-norm", "knn"]),
