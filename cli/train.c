@@ -33,6 +33,9 @@ static void train_usage(FILE *f)
           "  --flow-blocks K          coupling blocks per flow (default 8)\n"
           "  --flow-hidden H          subnet width (default 0 = 2*(C/2+256) as the paper's code)\n"
           "  --cstr-kernel 1|3        constraintor kernel (default 3)\n"
+          "  --flow-pos MODE          the flow's positional condition: abs (absolute (y, x), default),\n"
+          "                           none (no position), shift[:F] (randomly translated by up to\n"
+          "                           F x the grid per image in training, default F 1)\n"
           "  --no-constraintor        flow directly on the residuals\n"
           "  --residual diff|sq       x-x* (default) or (x-x*)^2\n"
           "  --metric l2|cosine       nearest-neighbour metric (default l2)\n"
@@ -290,6 +293,16 @@ int rd_cli_train(int argc, char **argv)
                 return 2;
             }
             cfg.cstr_kernel = atoi(v);
+        } else if (!strcmp(a, "--flow-pos")) {
+            rd_flow_cfg fc;
+            rd_flow_cfg_default(&fc, 2, 1);
+            if (!rd_flow_pos_parse(v, &fc)) {
+                fprintf(stderr, "resad train: --flow-pos is abs, none, shift or shift:F with 0 < F <= 4 (got '%s')\n",
+                        v);
+                return 2;
+            }
+            cfg.flow_pos = fc.pos;
+            cfg.flow_shift = fc.shift;
         } else if (!strcmp(a, "--residual")) {
             if (!strcmp(v, "diff")) cfg.resid = RD_RESID_X_MINUS_NN;
             else if (!strcmp(v, "sq")) cfg.resid = RD_RESID_SQUARED;

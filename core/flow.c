@@ -99,6 +99,38 @@ void rd_flow_cfg_default(rd_flow_cfg *cfg, int c, int k)
     cfg->p = RD_FLOW_DEFAULT_P;
     cfg->hid = 0;
     cfg->clamp = RD_FLOW_DEFAULT_CLAMP;
+    cfg->pos = RD_FLOW_POS_ABS;
+    cfg->shift = RD_FLOW_DEFAULT_SHIFT;
+}
+
+int rd_flow_shift_range(const rd_flow_cfg *cfg, int n)
+{
+    if (cfg->pos != RD_FLOW_POS_SHIFT || n <= 1) return 0;
+    return (int)floorf(cfg->shift * (float)(n - 1) + 0.5f);
+}
+
+int rd_flow_pos_parse(const char *s, rd_flow_cfg *cfg)
+{
+    if (!strcmp(s, "abs")) cfg->pos = RD_FLOW_POS_ABS;
+    else if (!strcmp(s, "none")) cfg->pos = RD_FLOW_POS_NONE;
+    else if (!strcmp(s, "shift")) {
+        cfg->pos = RD_FLOW_POS_SHIFT;
+        cfg->shift = RD_FLOW_DEFAULT_SHIFT;
+    } else if (!strncmp(s, "shift:", 6)) {
+        char *end;
+        float f = strtof(s + 6, &end);
+        if (end == s + 6 || *end || !(f > 0 && f <= 4)) return 0;
+        cfg->pos = RD_FLOW_POS_SHIFT;
+        cfg->shift = f;
+    } else
+        return 0;
+    return 1;
+}
+
+void rd_flow_pos_name(const rd_flow_cfg *cfg, char *buf, size_t len)
+{
+    if (cfg->pos == RD_FLOW_POS_SHIFT) snprintf(buf, len, "shift:%g", (double)cfg->shift);
+    else snprintf(buf, len, "%s", cfg->pos == RD_FLOW_POS_NONE ? "none" : "abs");
 }
 
 static rd_flow *flow_alloc(const rd_flow_cfg *cfg_in, rd_err *err)
@@ -108,9 +140,11 @@ static rd_flow *flow_alloc(const rd_flow_cfg *cfg_in, rd_err *err)
     size_t stride, total, rot;
     if (cfg.c < 2 || cfg.c > RD_FLOW_MAX_C || cfg.k < 1 || cfg.k > RD_FLOW_MAX_K || cfg.p < 4 ||
         cfg.p % 4 != 0 || cfg.p > 4096 || cfg.hid < 0 || cfg.hid > RD_FLOW_MAX_HID ||
-        !(cfg.clamp > 0 && cfg.clamp < 100)) {
-        rd_err_set(err, RD_ERR_ARG, "flow: invalid configuration (C %d, K %d, P %d, hidden %d, clamp %g)",
-                   cfg.c, cfg.k, cfg.p, cfg.hid, (double)cfg.clamp);
+        !(cfg.clamp > 0 && cfg.clamp < 100) || cfg.pos < RD_FLOW_POS_ABS || cfg.pos > RD_FLOW_POS_SHIFT ||
+        (cfg.pos == RD_FLOW_POS_SHIFT && !(cfg.shift > 0 && cfg.shift <= 4))) {
+        rd_err_set(err, RD_ERR_ARG,
+                   "flow: invalid configuration (C %d, K %d, P %d, hidden %d, clamp %g, position %d, shift %g)",
+                   cfg.c, cfg.k, cfg.p, cfg.hid, (double)cfg.clamp, cfg.pos, (double)cfg.shift);
         return NULL;
     }
     f = calloc(1, sizeof *f);
@@ -119,13 +153,17 @@ static rd_flow *flow_alloc(const rd_flow_cfg *cfg_in, rd_err *err)
     f->ca = cfg.c / 2;
     f->in = f->cp + cfg.p;
     if (cfg.hid == 0) cfg.hid = 2 * f->in;
+    if (cfg.pos != RD_FLOW_POS_SHIFT) cfg.shift = cfg.pos == RD_FLOW_POS_ABS ? RD_FLOW_DEFAULT_SHIFT : 0;
     f->cfg = cfg;
-    f->cfg_tensor[0] = 1;
+    f->cfg_tensor[0] = cfg.pos == RD_FLOW_POS_ABS ? 1 : 2;
     f->cfg_tensor[1] = (float)cfg.c;
     f->cfg_tensor[2] = (float)cfg.k;
     f->cfg_tensor[3] = (float)cfg.p;
     f->cfg_tensor[4] = (float)cfg.hid;
     f->cfg_tensor[5] = cfg.clamp;
+    f->cfg_tensor[6] = (float)cfg.pos;
+    f->cfg_tensor[7] = cfg.shift;
+    f->cfg_len = cfg.pos == RD_FLOW_POS_ABS ? 6 : 8;
     stride = (size_t)cfg.hid * f->in + cfg.hid + (size_t)2 * f->ca * cfg.hid + 2 * f->ca + 2 * (size_t)cfg.c;
     f->block_stride = stride;
     total = stride * (size_t)cfg.k;
@@ -239,7 +277,11 @@ float rd_flow_pos_scale(int n, int n_trained)
 
 rd_flow_plan *rd_flow_plan_new_at(const rd_flow *f, int h, int w, int trained_h, int trained_w, rd_err *err)
 {
-    const float scy = rd_flow_pos_scale(h, trained_h), scx = rd_flow_pos_scale(w, trained_w);
+    const int none = f->cfg.pos == RD_FLOW_POS_NONE;
+    const float scy = none ? 0.0f : rd_flow_pos_scale(h, trained_h), scx = none ? 0.0f : rd_flow_pos_scale(w, trained_w);
+    /* SHIFT: the middle of the translations seen in training */
+    const float oy = 0.5f * (float)rd_flow_shift_range(&f->cfg, trained_h);
+    const float ox = 0.5f * (float)rd_flow_shift_range(&f->cfg, trained_w);
     rd_flow_plan *p = NULL;
     float *pew = NULL, *peh = NULL;
     const int c = f->cfg.c, hid = f->cfg.hid, cp = f->cp, ca = f->ca, d = f->cfg.p / 2;
@@ -266,8 +308,8 @@ rd_flow_plan *rd_flow_plan_new_at(const rd_flow *f, int h, int w, int trained_h,
     p->h = h;
     p->w = w;
     p->clamp = f->cfg.clamp;
-    rd_flow_k_posenc_axis_scaled(f->cfg.p, w, scx, pew);
-    rd_flow_k_posenc_axis_scaled(f->cfg.p, h, scy, peh);
+    rd_flow_k_posenc_axis_affine(f->cfg.p, w, scx, ox, pew);
+    rd_flow_k_posenc_axis_affine(f->cfg.p, h, scy, oy, peh);
     float *m = p->mem;
     double ld = 0;
     for (int k = 0; k < f->cfg.k; k++) {
@@ -481,7 +523,7 @@ rd_status rd_flow_export(const rd_flow *f, const char *prefix, rd_st_out_tensor 
     const int c = f->cfg.c, hid = f->cfg.hid;
     char suf[64];
     if (!name_ok(names[t], prefix, ".config")) goto toolong;
-    out[t] = (rd_st_out_tensor){names[t], 1, {6}, f->cfg_tensor};
+    out[t] = (rd_st_out_tensor){names[t], 1, {f->cfg_len}, f->cfg_tensor};
     t++;
     for (int k = 0; k < f->cfg.k; k++) {
         rd_flow_block b = rd_flow_block_view(f, f->params, k);
@@ -508,28 +550,43 @@ toolong:
 rd_flow *rd_flow_import(const rd_st_file *st, const char *prefix, rd_err *err)
 {
     char name[RD_LEARN_NAME_MAX], suf[64];
-    float cv[6];
-    const int64_t six = 6;
+    float cv[8];
+    const int64_t any = -1;
     rd_flow_cfg cfg;
     rd_flow *f = NULL;
     const rd_st_tensor *t;
     if (!name_ok(name, prefix, ".config")) goto toolong;
-    t = rd_st_expect(st, name, 1, &six, err);
-    if (!t || rd_st_to_f32(t, cv, err) != RD_OK) return NULL;
+    /* format 1: {1, c, k, p, hid, clamp} (absolute positions);
+     * format 2: {2, c, k, p, hid, clamp, pos, shift} */
+    t = rd_st_expect(st, name, 1, &any, err);
+    if (!t) return NULL;
+    if (t->numel != 6 && t->numel != 8) {
+        rd_err_set(err, RD_ERR_FORMAT, "%s: flow configuration has %zu values (6 or 8 expected)", name, t->numel);
+        return NULL;
+    }
+    if (rd_st_to_f32(t, cv, err) != RD_OK) return NULL;
     for (int i = 1; i < 5; i++)
         if (!(cv[i] >= 0 && cv[i] <= 1e6f && cv[i] == floorf(cv[i]))) {
             rd_err_set(err, RD_ERR_FORMAT, "%s: invalid flow configuration", name);
             return NULL;
         }
-    if (cv[0] != 1) {
-        rd_err_set(err, RD_ERR_UNSUPPORTED, "%s: flow format version %g is not supported", name, (double)cv[0]);
+    if (!((cv[0] == 1 && t->numel == 6) || (cv[0] == 2 && t->numel == 8))) {
+        rd_err_set(err, RD_ERR_UNSUPPORTED, "%s: flow format version %g with %zu values is not supported", name,
+                   (double)cv[0], t->numel);
         return NULL;
     }
-    cfg.c = (int)cv[1];
-    cfg.k = (int)cv[2];
+    rd_flow_cfg_default(&cfg, (int)cv[1], (int)cv[2]);
     cfg.p = (int)cv[3];
     cfg.hid = (int)cv[4];
     cfg.clamp = cv[5];
+    if (cv[0] == 2) {
+        if (!(cv[6] == RD_FLOW_POS_NONE || cv[6] == RD_FLOW_POS_SHIFT) || !isfinite(cv[7])) {
+            rd_err_set(err, RD_ERR_FORMAT, "%s: invalid positional condition %g", name, (double)cv[6]);
+            return NULL;
+        }
+        cfg.pos = (int)cv[6];
+        cfg.shift = cv[7]; /* checked by flow_alloc */
+    }
     if (cfg.hid == 0) {
         rd_err_set(err, RD_ERR_FORMAT, "%s: hidden width 0", name);
         return NULL;

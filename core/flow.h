@@ -14,6 +14,17 @@
  * Defaults match the official ResAD code: hid = 2·(cp + P), clamp 1.9, P 256,
  * γ initialised so g = 1, offset 0, torch Linear init (uniform ±1/√fan_in).
  *
+ * What the condition encodes is the flow's `pos` mode (rd_flow_pos, stored in
+ * its config tensor, so a model file says how its condition is defined):
+ *   ABS   absolute (y, x) of the row (the paper's; config format 1): the flow
+ *         can learn that border positions look different (it does: ~1.2 units
+ *         lower at the borders of good images after training on S×S crops);
+ *   NONE  no position: every row encodes (0, 0), the condition is a constant
+ *         bias (config format 2);
+ *   SHIFT (y + oy, x + ox) with a random translation (oy, ox) in [0, R]² per
+ *         image and level during training, R = rd_flow_shift_range (a fraction
+ *         `shift` of the grid), so an encoding value is seen at the border and
+ *         inside alike; inference encodes i·s + R/2 (the middle of the range).
  * The positional condition is separable: c = [pe(x) (P/2), pe(y) (P/2)], so
  * W1_c·c = A[x] + B[y].  Neither inference nor training ever forms the n×P
  * condition rows: the first layer is x1·W1_xᵀ (a GEMM with inner size cp) plus
@@ -48,12 +59,21 @@
 #define RD_FLOW_DEFAULT_P 256
 #define RD_FLOW_DEFAULT_CLAMP 1.9f
 
+typedef enum rd_flow_pos {
+    RD_FLOW_POS_ABS = 0,  /* absolute (y, x): format 1, every model before this mode existed */
+    RD_FLOW_POS_NONE = 1, /* constant condition */
+    RD_FLOW_POS_SHIFT = 2 /* randomly translated during training */
+} rd_flow_pos;
+#define RD_FLOW_DEFAULT_SHIFT 1.0f
+
 typedef struct rd_flow_cfg {
     int c;       /* channels */
     int k;       /* blocks */
     int p;       /* positional channels, multiple of 4 (default 256) */
     int hid;     /* subnet hidden width; 0 = 2·(cp + p) as in the code */
     float clamp; /* soft clamp α of s (default 1.9) */
+    int pos;     /* rd_flow_pos (default ABS) */
+    float shift; /* SHIFT only: translation range as a fraction of the grid, (0, 4] */
 } rd_flow_cfg;
 
 /* Per-block views into a flat parameter (or gradient, or Adam) array. */
@@ -73,7 +93,9 @@ typedef struct rd_flow {
     size_t block_stride;
     float *params;  /* nparams floats, block after block */
     float *rot;     /* k × c × c fixed rotations (row-major, y = v·Rᵀ) */
-    float cfg_tensor[6]; /* {1, c, k, p, hid, clamp}: the "<prefix>.config" tensor */
+    float cfg_tensor[8]; /* {1, c, k, p, hid, clamp} (ABS) or {2, c, k, p, hid, clamp, pos, shift}:
+                          * the "<prefix>.config" tensor */
+    int cfg_len;         /* 6 or 8 */
 } rd_flow;
 
 /* Fills cfg's defaults for c channels and k blocks. */
@@ -85,6 +107,15 @@ rd_flow *rd_flow_new(const rd_flow_cfg *cfg, uint64_t seed, rd_err *err);
 void rd_flow_free(rd_flow *f);
 
 rd_flow_block rd_flow_block_view(const rd_flow *f, float *flat, int block);
+
+/* SHIFT: the largest translation for an axis of n positions, ⌊shift·(n − 1) + ½⌋
+ * (0 for the other modes).  Training positions on that axis run 0..n−1+R. */
+int rd_flow_shift_range(const rd_flow_cfg *cfg, int n);
+
+/* Parses "abs", "none", "shift" or "shift:F" into cfg->pos/shift; 0 if invalid. */
+int rd_flow_pos_parse(const char *s, rd_flow_cfg *cfg);
+/* The mode as text ("abs", "none", "shift:0.5") for metadata. */
+void rd_flow_pos_name(const rd_flow_cfg *cfg, char *buf, size_t len);
 
 /* The P-channel positional encoding of (y, x) — exposed for tests. */
 void rd_flow_posenc(int p, int y, int x, float *out);
@@ -109,7 +140,9 @@ rd_flow_plan *rd_flow_plan_new(const rd_flow *f, int h, int w, rd_err *err);
  * s = (n_trained − 1)/(n − 1) (rd_flow_pos_scale), i.e. the first and last
  * row/column of any frame see the trained grid's borders and everything in
  * between is interpolated; nothing is extrapolated beyond what training saw.
- * At the trained size s = 1 and the plan is bit-identical to rd_flow_plan_new. */
+ * At the trained size s = 1 and the plan is bit-identical to rd_flow_plan_new.
+ * NONE encodes every row as (0, 0); SHIFT encodes i·s + R/2 with R the
+ * trained grid's rd_flow_shift_range. */
 float rd_flow_pos_scale(int n, int n_trained);
 rd_flow_plan *rd_flow_plan_new_at(const rd_flow *f, int h, int w, int trained_h, int trained_w, rd_err *err);
 void rd_flow_plan_free(rd_flow_plan *p);
@@ -147,7 +180,8 @@ double rd_flow_plan_macs(const rd_flow_plan *p);
 
 /* Workspace of a training forward: caches every block's activations for the
  * backward.  Caller-owned; sized for up to `cap` rows and positions with
- * y < max_h, x < max_w.  About cap·(K·(hid + 2C + C/2) + 5C + hid) floats:
+ * y < max_h, x < max_w (SHIFT: the caller adds the image's translation to the
+ * positions, so max_h = h + R).  About cap·(K·(hid + 2C + C/2) + 5C + hid) floats:
  * 8192 rows, C 24, K 8, default hidden ≈ 178 MB. */
 typedef struct rd_flow_ws rd_flow_ws;
 
@@ -167,7 +201,8 @@ rd_status rd_flow_train_backward(const rd_flow *f, rd_flow_ws *ws, const float *
 
 /* ---- files ----------------------------------------------------------------- */
 
-/* Tensors written per flow: "<prefix>.config" [6] = {1, c, k, p, hid, clamp},
+/* Tensors written per flow: "<prefix>.config" [6] = {1, c, k, p, hid, clamp}
+ * for ABS (as every earlier model), [8] = {2, c, k, p, hid, clamp, pos, shift} otherwise,
  * and per block b "<prefix>.block<b>.subnet.0.weight" [hid, cp+p],
  * ".subnet.0.bias", ".subnet.2.weight" [2ca, hid], ".subnet.2.bias",
  * ".global_scale" [c], ".global_offset" [c], ".rot" [c, c]. */

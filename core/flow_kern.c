@@ -124,11 +124,16 @@ void rd_flow_k_posenc_axis(int p, int n, float *out) { rd_flow_k_posenc_axis_sca
 
 void rd_flow_k_posenc_axis_scaled(int p, int n, float scale, float *out)
 {
+    rd_flow_k_posenc_axis_affine(p, n, scale, 0.0f, out);
+}
+
+void rd_flow_k_posenc_axis_affine(int p, int n, float scale, float offset, float *out)
+{
     const int d = p / 2;
     for (int i = 0; i < n; i++)
         for (int k = 0; k < d / 2; k++) {
             float div = expf((float)(2 * k) * -(logf(10000.0f) / (float)d));
-            float a = ((float)i * scale) * div;
+            float a = ((float)i * scale + offset) * div; /* + 0 is exact: offset 0 = the unshifted bits */
             out[(size_t)i * d + 2 * k] = sinf(a);
             out[(size_t)i * d + 2 * k + 1] = cosf(a);
         }

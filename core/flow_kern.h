@@ -21,5 +21,7 @@ float rd_flow_k_gscale_deriv(float gamma);
 void rd_flow_k_posenc_axis(int p, int n, float *out);
 /* The same at positions i·scale (scale 1 gives rd_flow_k_posenc_axis bit for bit). */
 void rd_flow_k_posenc_axis_scaled(int p, int n, float scale, float *out);
+/* At positions i·scale + offset (the SHIFT condition's inference grid). */
+void rd_flow_k_posenc_axis_affine(int p, int n, float scale, float offset, float *out);
 
 #endif

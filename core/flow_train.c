@@ -84,8 +84,10 @@ rd_flow_ws *rd_flow_ws_new(const rd_flow *f, size_t cap, int max_h, int max_w, r
     ws->d2 = m, m += cap * c;
     ws->da = m, m += cap * 2 * ca;
     ws->dh = m;
-    rd_flow_k_posenc_axis(f->cfg.p, max_w, ws->pew);
-    rd_flow_k_posenc_axis(f->cfg.p, max_h, ws->peh);
+    /* NONE: every position encodes 0, so the condition is one constant row */
+    const float sc = f->cfg.pos == RD_FLOW_POS_NONE ? 0.0f : 1.0f;
+    rd_flow_k_posenc_axis_scaled(f->cfg.p, max_w, sc, ws->pew);
+    rd_flow_k_posenc_axis_scaled(f->cfg.p, max_h, sc, ws->peh);
     return ws;
 }
 

@@ -46,6 +46,7 @@ typedef struct tlevel {
     /* chunk buffers */
     float *xc, *lpc, *dlpc, *scratch;
     int32_t *py, *px;
+    int32_t *oy, *ox; /* SHIFT: per batch slot, the image's translation (0 otherwise) */
     uint8_t *mc;
     size_t *perm;
 } tlevel;
@@ -83,6 +84,8 @@ void rd_train_cfg_default(rd_train_cfg *c)
     c->resid = RD_RESID_X_MINUS_NN;
     c->metric = RD_POOL_L2;
     c->ml = RD_ML_LOGSIGMOID;
+    c->flow_pos = RD_FLOW_POS_ABS;
+    c->flow_shift = RD_FLOW_DEFAULT_SHIFT;
     c->lr = 2e-4f;
     c->wd = 5e-4f;
     c->chunk = 8192;
@@ -166,11 +169,14 @@ rd_train *rd_train_new(const rd_train_cfg *cfg, const rd_model_info *mi, rd_err 
         rd_flow_cfg fc;
         rd_flow_cfg_default(&fc, L->c, c->flow_blocks);
         if (c->flow_hidden) fc.hid = c->flow_hidden;
+        fc.pos = c->flow_pos;
+        fc.shift = c->flow_shift;
         L->flow = rd_flow_new(&fc, lseed + 2, err);
         if (!L->flow) goto fail;
         size_t nb = (size_t)c->batch * L->hw, nbc;
         size_t cap = nb < c->chunk ? nb : c->chunk;
-        L->fws = rd_flow_ws_new(L->flow, cap, L->h, L->w, err);
+        L->fws = rd_flow_ws_new(L->flow, cap, L->h + rd_flow_shift_range(&fc, L->h),
+                                L->w + rd_flow_shift_range(&fc, L->w), err);
         if (!L->fws) goto fail;
         if (rd_adam_init(&L->fadam, L->flow->nparams, c->lr, c->wd, err) != RD_OK) goto fail;
         L->fgrad = malloc(L->flow->nparams * sizeof(float));
@@ -189,6 +195,9 @@ rd_train *rd_train_new(const rd_train_cfg *cfg, const rd_model_info *mi, rd_err 
         L->py = malloc(cap * sizeof(int32_t));
         L->px = malloc(cap * sizeof(int32_t));
         L->mc = malloc(cap);
+        L->oy = calloc((size_t)c->batch, sizeof(int32_t));
+        L->ox = calloc((size_t)c->batch, sizeof(int32_t));
+        if (!L->oy || !L->ox) goto nomem;
         if (!L->fgrad || !L->x || !L->r || (c->use_cstr && (!L->e || !L->de)) || !L->m || !L->perm || !L->xc ||
             !L->lpc || !L->dlpc || !L->scratch || !L->py || !L->px || !L->mc)
             goto nomem;
@@ -232,6 +241,8 @@ void rd_train_free(rd_train *t)
         free(L->scratch);
         free(L->py);
         free(L->px);
+        free(L->oy);
+        free(L->ox);
         free(L->mc);
     }
     for (int i = 0; i < t->ncls; i++) {
@@ -395,8 +406,8 @@ static rd_status flow_level(rd_train *t, int l, size_t n, const float *feed, int
         for (size_t i = 0; i < m; i++) {
             size_t row = L->perm[a + i], pos = row % L->hw;
             memcpy(L->xc + i * L->c, feed + row * L->c, (size_t)L->c * sizeof(float));
-            L->py[i] = (int32_t)(pos / (size_t)L->w);
-            L->px[i] = (int32_t)(pos % (size_t)L->w);
+            L->py[i] = (int32_t)(pos / (size_t)L->w) + L->oy[row / L->hw];
+            L->px[i] = (int32_t)(pos % (size_t)L->w) + L->ox[row / L->hw];
             L->mc[i] = L->m[row];
         }
         st = rd_flow_train_forward(L->flow, L->fws, L->xc, L->py, L->px, m, L->lpc, err);
@@ -461,6 +472,11 @@ static rd_status run_batch(rd_train *t, const tclass *c, const int *members, int
             L->perm[i] = L->perm[j];
             L->perm[j] = tmp;
         }
+        if (L->flow->cfg.pos == RD_FLOW_POS_SHIFT) /* drawn only then: other modes keep their stream */
+            for (int i = 0; i < nb; i++) {
+                L->oy[i] = (int32_t)rand_below(&t->rng, (size_t)rd_flow_shift_range(&L->flow->cfg, L->h) + 1);
+                L->ox[i] = (int32_t)rand_below(&t->rng, (size_t)rd_flow_shift_range(&L->flow->cfg, L->w) + 1);
+            }
         job.n[l] = n;
         job.feed[l] = feed;
     }
@@ -694,6 +710,9 @@ static void cfg_string(const rd_train *t, char *buf, size_t len)
                      (unsigned long long)c->seed, c->data_id ? c->data_id : "");
     for (int l = 0; l < t->nlevels && n > 0 && (size_t)n < len; l++)
         n += snprintf(buf + n, len - (size_t)n, " L%d=%dx%dx%d", l, t->lv[l].h, t->lv[l].w, t->lv[l].c);
+    if (c->flow_pos != RD_FLOW_POS_ABS && n > 0 && (size_t)n < len) /* absent for ABS: older checkpoints match */
+        snprintf(buf + n, len - (size_t)n, " pos=%d shift=%a", c->flow_pos,
+                 c->flow_pos == RD_FLOW_POS_SHIFT ? (double)c->flow_shift : 0.0);
 }
 
 static void losses_json(const rd_train *t, char *buf, size_t len)
@@ -714,7 +733,7 @@ rd_status rd_train_write_model(const rd_train *t, const char *path, const char *
 {
     tensors x;
     const char *kv[MAX_META];
-    char nl[16], kern[16], blocks[16], hid[16], seed[32], epochs[16], losses[1024];
+    char nl[16], kern[16], blocks[16], hid[16], seed[32], epochs[16], losses[1024], pos[32];
     int n = 0;
     rd_status st = collect(t, 0, &x, err);
     if (st != RD_OK) goto out;
@@ -732,6 +751,8 @@ rd_status rd_train_write_model(const rd_train *t, const char *path, const char *
     kv[n++] = "resadd.cstr_kernel", kv[n++] = kern;
     kv[n++] = "resadd.flow_blocks", kv[n++] = blocks;
     kv[n++] = "resadd.flow_hidden", kv[n++] = hid;
+    rd_flow_pos_name(&t->lv[0].flow->cfg, pos, sizeof pos);
+    kv[n++] = "resadd.flow_pos", kv[n++] = pos;
     kv[n++] = "resadd.seed", kv[n++] = seed;
     kv[n++] = "resadd.epochs", kv[n++] = epochs;
     kv[n++] = "resadd.final_losses", kv[n++] = losses;

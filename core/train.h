@@ -52,6 +52,8 @@ typedef struct rd_train_cfg {
     rd_resid resid;      /* default x − x* (paper) */
     rd_pool_metric metric; /* default L2 (paper) */
     rd_ml_kind ml;       /* default logsigmoid (code) */
+    int flow_pos;        /* rd_flow_pos of the flows' condition (default ABS, the paper's) */
+    float flow_shift;    /* SHIFT: translation range as a fraction of each level's grid (default 1) */
     float lr;            /* default 2e-4 */
     float wd;            /* default 5e-4 */
     size_t chunk;        /* flow rows per step (default 8192) */
