@@ -10,23 +10,59 @@
 
 #define QTILE 128  /* queries per tile */
 #define PTILE 1024 /* pool rows per tile: 128×1024×4 B = 512 KiB, L2-resident */
-#define QGROUP 8   /* queries per register block of the fused kernel */
 
-static int force_sgemm;
+/* The fused kernels (see the comment above fused512).  A task is up to QPANELS
+ * query panels; the 512-bit kernel's panel is 16 queries, the 256-bit one's 8. */
+#define QPANELS 3
+#define TASK_QUERIES (QPANELS * 16)
 
-static int have_avx512(void)
+static rd_pool_kern forced; /* RD_POOL_KERN_AUTO: the best the CPU has */
+
+/* What the CPU can run: the fused kernels need the panels (built where either runs). */
+static int cpu_has(rd_pool_kern k)
 {
 #if defined(__x86_64__)
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    return cached && !force_sgemm;
-#else
-    return 0;
+    static int c512 = -1, c256 = -1;
+    if (c512 < 0) {
+        c512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        c256 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    }
+    if (k == RD_POOL_KERN_AVX512) return c512;
+    if (k == RD_POOL_KERN_AVX2) return c256;
 #endif
+    return k == RD_POOL_KERN_SGEMM || k == RD_POOL_KERN_AUTO;
 }
 
-const char *rd_pool_kernel(void) { return have_avx512() ? "avx512-fused" : "sgemm-tiles"; }
-void rd_pool_force_sgemm(int on) { force_sgemm = on; }
+static rd_pool_kern active_kernel(void)
+{
+    if (forced != RD_POOL_KERN_AUTO) return forced;
+    if (cpu_has(RD_POOL_KERN_AVX512)) return RD_POOL_KERN_AVX512;
+    if (cpu_has(RD_POOL_KERN_AVX2)) return RD_POOL_KERN_AVX2;
+    return RD_POOL_KERN_SGEMM;
+}
+
+static const char *const kern_names[RD_POOL_KERN_COUNT] = {
+    [RD_POOL_KERN_AUTO] = "auto",
+    [RD_POOL_KERN_SGEMM] = "sgemm-tiles",
+    [RD_POOL_KERN_AVX2] = "avx2-fused",
+    [RD_POOL_KERN_AVX512] = "avx512-fused",
+};
+_Static_assert(sizeof kern_names / sizeof kern_names[0] == RD_POOL_KERN_COUNT, "one name per kernel");
+
+const char *rd_pool_kernel(void) { return kern_names[active_kernel()]; }
+const char *rd_pool_kernel_name(rd_pool_kern k)
+{
+    return k >= 0 && k < RD_POOL_KERN_COUNT ? kern_names[k] : "unknown";
+}
+
+int rd_pool_force_kernel(rd_pool_kern k)
+{
+    if (k < 0 || k >= RD_POOL_KERN_COUNT || !cpu_has(k)) return 0;
+    forced = k;
+    return 1;
+}
+
+void rd_pool_force_sgemm(int on) { forced = on ? RD_POOL_KERN_SGEMM : RD_POOL_KERN_AUTO; }
 
 /* Transposes keys into 16-row panels for the fused kernel. */
 static int build_panels(rd_pool *p)
@@ -99,7 +135,7 @@ rd_pool *rd_pool_new(const float *const *blocks, const size_t *rows, int nblocks
             p->bias[i] = (float)(-0.5 * ss);
         }
     }
-    if (have_avx512() && build_panels(p) != 0) goto nomem;
+    if ((cpu_has(RD_POOL_KERN_AVX512) || cpu_has(RD_POOL_KERN_AVX2)) && build_panels(p) != 0) goto nomem;
     return p;
 overflow:
     rd_err_set(err, RD_ERR_LIMIT, "reference pool too large");
@@ -153,87 +189,164 @@ static float sqdist(const float *a, const float *b, int c)
 }
 
 #if defined(__x86_64__)
-/* The fused kernel: for QGROUP queries at once, walks the pool panel by panel;
- * each panel is 16 pool rows, so one zmm accumulator per query holds 16
- * similarities (bias + q·p, c FMAs with a broadcast query element), and a
- * masked compare keeps the running best value and row index per lane.  The
- * similarity matrix exists only in registers.  Pool rows are visited in
- * chunks that fit L1, so each chunk is reused by every query group. */
-__attribute__((target("avx512f"))) static void fused_search(const rd_pool *p, const row_ranges *rr,
-                                                             const float *qrows, size_t nq, int32_t *idx,
-                                                             float *state)
+/* The fused kernels: similarities live only in registers.  Lanes are queries:
+ * a task transposes its queries into up to QPANELS query panels ([c][lanes]
+ * floats each) and walks the pool's panels ([c][16] keys, see build_panels) a
+ * few rows at a time.  For each (query panel, pool row) pair one accumulator
+ * starts at the row's bias and gets c FMAs, query panel column × broadcast key
+ * element: a query-panel load feeds every row of the block and a broadcast
+ * every query panel, so the loop is FMA-bound, not load-bound.  The running
+ * best of each lane is max-ed in and its row index taken under the compare
+ * mask (strict >, rows ascending: a tie keeps the lower row, as brute force);
+ * that state lives in the task's scratch and is touched once per block, and
+ * only the max of a block is compared when no lane improves (most blocks).
+ *   512-bit: 16 queries per panel, blocks of 8 rows: 3 × 8 = 24 accumulators.
+ *   256-bit:  8 queries per panel, blocks of 4 rows: 3 × 4 = 12 accumulators
+ *            (of 16 ymm registers). */
+static inline __attribute__((always_inline, target("avx512f"))) void scan512(const rd_pool *p,
+                                                                              const row_ranges *rr,
+                                                                              const float *qt, const int np,
+                                                                              float *bvs, int32_t *bis)
 {
     const int c = p->c;
-    const size_t chunk_panels = (size_t)(24576 / (4 * RD_POOL_PANEL * c)) > 0
-                                    ? (size_t)(24576 / (4 * RD_POOL_PANEL * c)) : 1;
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    /* state: per query 16 best values then 16 best indices (as float bits) */
-    float *bv_all = state, *bi_all = state + nq * 16;
-
-    for (size_t i = 0; i < nq; i++) {
-        _mm512_storeu_ps(bv_all + i * 16, _mm512_set1_ps(-INFINITY));
-        _mm512_storeu_si512((void *)(bi_all + i * 16), _mm512_setzero_si512());
-    }
+    const size_t ps = (size_t)c * 16; /* floats per query panel and per pool panel */
     for (int ri = 0; ri < rr->n; ri++) {
-    const size_t pa = rr->r[2 * ri] / RD_POOL_PANEL, pe = (rr->r[2 * ri + 1] + RD_POOL_PANEL - 1) / RD_POOL_PANEL;
-    for (size_t b0 = pa; b0 < pe; b0 += chunk_panels) {
-        const size_t b1 = b0 + chunk_panels < pe ? b0 + chunk_panels : pe;
-        for (size_t g = 0; g < nq; g += QGROUP) {
-            const float *qp[QGROUP];
-            __m512 bv[QGROUP];
-            __m512i bi[QGROUP];
-            const int gn = (int)(nq - g < QGROUP ? nq - g : QGROUP);
-            for (int i = 0; i < QGROUP; i++) {
-                int ii = i < gn ? i : gn - 1; /* pad by repeating the last query */
-                qp[i] = qrows + (g + (size_t)ii) * (size_t)c;
-                bv[i] = _mm512_loadu_ps(bv_all + (g + (size_t)ii) * 16);
-                bi[i] = _mm512_loadu_si512((const void *)(bi_all + (g + (size_t)ii) * 16));
-            }
-            for (size_t b = b0; b < b1; b++) {
-                const float *panel = p->panels + b * (size_t)c * RD_POOL_PANEL;
-                const __m512 bias = _mm512_loadu_ps(p->panel_bias + b * RD_POOL_PANEL);
-                __m512 acc[QGROUP];
+        const size_t pa = rr->r[2 * ri] / RD_POOL_PANEL;
+        const size_t pe = (rr->r[2 * ri + 1] + RD_POOL_PANEL - 1) / RD_POOL_PANEL;
+        for (size_t b = pa; b < pe; b++)
+            for (int h = 0; h < 16; h += 8) {
+                const float *kp = p->panels + b * ps + h, *kb = p->panel_bias + b * 16 + h;
+                __m512 acc[QPANELS][8], qv[QPANELS];
+#pragma GCC unroll 3
+                for (int i = 0; i < np; i++) qv[i] = _mm512_load_ps(qt + i * ps);
 #pragma GCC unroll 8
-                for (int i = 0; i < QGROUP; i++) acc[i] = bias;
-                for (int k = 0; k < c; k++) {
-                    const __m512 pk = _mm512_load_ps(panel + (size_t)k * RD_POOL_PANEL);
-#pragma GCC unroll 8
-                    for (int i = 0; i < QGROUP; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(qp[i][k]), pk, acc[i]);
+                for (int j = 0; j < 8; j++) { /* k = 0: bias + q₀·r₀, no separate initialisation */
+                    const __m512 r = _mm512_set1_ps(kp[j]), bj = _mm512_set1_ps(kb[j]);
+#pragma GCC unroll 3
+                    for (int i = 0; i < np; i++) acc[i][j] = _mm512_fmadd_ps(qv[i], r, bj);
                 }
-                const __m512i id = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(b * RD_POOL_PANEL)));
+                for (int k = 1; k < c; k++) {
+#pragma GCC unroll 3
+                    for (int i = 0; i < np; i++) qv[i] = _mm512_load_ps(qt + i * ps + (size_t)k * 16);
 #pragma GCC unroll 8
-                for (int i = 0; i < QGROUP; i++) {
-                    __mmask16 m = _mm512_cmp_ps_mask(acc[i], bv[i], _CMP_GT_OQ);
-                    bv[i] = _mm512_mask_mov_ps(bv[i], m, acc[i]);
-                    bi[i] = _mm512_mask_mov_epi32(bi[i], m, id);
+                    for (int j = 0; j < 8; j++) {
+                        const __m512 r = _mm512_set1_ps(kp[(size_t)k * 16 + j]);
+#pragma GCC unroll 3
+                        for (int i = 0; i < np; i++) acc[i][j] = _mm512_fmadd_ps(qv[i], r, acc[i][j]);
+                    }
+                }
+                const int row = (int)(b * 16) + h;
+#pragma GCC unroll 3
+                for (int i = 0; i < np; i++) {
+                    __m512 v = _mm512_load_ps(bvs + i * 16);
+                    /* Most blocks improve no lane: their max, one compare, done. */
+                    const __m512 m = _mm512_max_ps(_mm512_max_ps(_mm512_max_ps(acc[i][0], acc[i][1]),
+                                                                 _mm512_max_ps(acc[i][2], acc[i][3])),
+                                                   _mm512_max_ps(_mm512_max_ps(acc[i][4], acc[i][5]),
+                                                                 _mm512_max_ps(acc[i][6], acc[i][7])));
+                    if (!_mm512_cmp_ps_mask(m, v, _CMP_GT_OQ)) continue;
+                    __m512i x = _mm512_load_si512((const void *)(bis + i * 16));
+#pragma GCC unroll 8
+                    for (int j = 0; j < 8; j++) {
+                        const __mmask16 m = _mm512_cmp_ps_mask(acc[i][j], v, _CMP_GT_OQ);
+                        v = _mm512_max_ps(acc[i][j], v); /* a NaN similarity never wins */
+                        x = _mm512_mask_set1_epi32(x, m, row + j);
+                    }
+                    _mm512_store_ps(bvs + i * 16, v);
+                    _mm512_store_si512((void *)(bis + i * 16), x);
                 }
             }
-            for (int i = 0; i < gn; i++) {
-                _mm512_storeu_ps(bv_all + (g + (size_t)i) * 16, bv[i]);
-                _mm512_storeu_si512((void *)(bi_all + (g + (size_t)i) * 16), bi[i]);
+    }
+}
+
+__attribute__((target("avx512f"))) static void fused512(const rd_pool *p, const row_ranges *rr, const float *qt,
+                                                        int np, float *bvs, int32_t *bis)
+{
+    if (np == 3) scan512(p, rr, qt, 3, bvs, bis);
+    else if (np == 2) scan512(p, rr, qt, 2, bvs, bis);
+    else scan512(p, rr, qt, 1, bvs, bis);
+}
+
+static inline __attribute__((always_inline, target("avx2,fma"))) void scan256(const rd_pool *p,
+                                                                               const row_ranges *rr,
+                                                                               const float *qt, const int np,
+                                                                               float *bvs, int32_t *bis)
+{
+    const int c = p->c;
+    const size_t ps = (size_t)c * 16, qs = (size_t)c * 8;
+    for (int ri = 0; ri < rr->n; ri++) {
+        const size_t pa = rr->r[2 * ri] / RD_POOL_PANEL;
+        const size_t pe = (rr->r[2 * ri + 1] + RD_POOL_PANEL - 1) / RD_POOL_PANEL;
+        for (size_t b = pa; b < pe; b++)
+            for (int h = 0; h < 16; h += 4) {
+                const float *kp = p->panels + b * ps + h, *kb = p->panel_bias + b * 16 + h;
+                __m256 acc[QPANELS][4], qv[QPANELS];
+#pragma GCC unroll 3
+                for (int i = 0; i < np; i++) qv[i] = _mm256_load_ps(qt + i * qs);
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) {
+                    const __m256 r = _mm256_broadcast_ss(kp + j), bj = _mm256_broadcast_ss(kb + j);
+#pragma GCC unroll 3
+                    for (int i = 0; i < np; i++) acc[i][j] = _mm256_fmadd_ps(qv[i], r, bj);
+                }
+                for (int k = 1; k < c; k++) {
+#pragma GCC unroll 3
+                    for (int i = 0; i < np; i++) qv[i] = _mm256_load_ps(qt + i * qs + (size_t)k * 8);
+#pragma GCC unroll 4
+                    for (int j = 0; j < 4; j++) {
+                        const __m256 r = _mm256_broadcast_ss(kp + (size_t)k * 16 + j);
+#pragma GCC unroll 3
+                        for (int i = 0; i < np; i++) acc[i][j] = _mm256_fmadd_ps(qv[i], r, acc[i][j]);
+                    }
+                }
+                const int row = (int)(b * 16) + h;
+#pragma GCC unroll 3
+                for (int i = 0; i < np; i++) {
+                    __m256 v = _mm256_load_ps(bvs + i * 8);
+                    const __m256 m = _mm256_max_ps(_mm256_max_ps(acc[i][0], acc[i][1]),
+                                                   _mm256_max_ps(acc[i][2], acc[i][3]));
+                    if (!_mm256_movemask_ps(_mm256_cmp_ps(m, v, _CMP_GT_OQ))) continue;
+                    __m256 x = _mm256_load_ps((const float *)(bis + i * 8));
+#pragma GCC unroll 4
+                    for (int j = 0; j < 4; j++) {
+                        const __m256 m = _mm256_cmp_ps(acc[i][j], v, _CMP_GT_OQ);
+                        v = _mm256_max_ps(acc[i][j], v);
+                        x = _mm256_blendv_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(row + j)), m);
+                    }
+                    _mm256_store_ps(bvs + i * 8, v);
+                    _mm256_store_ps((float *)(bis + i * 8), x);
+                }
             }
-        }
     }
-    }
-    for (size_t i = 0; i < nq; i++) {
-        const float *v = bv_all + i * 16;
-        int32_t ids[16];
-        memcpy(ids, bi_all + i * 16, sizeof ids);
-        int best = 0;
-        for (int l = 1; l < 16; l++)
-            if (v[l] > v[best] || (v[l] == v[best] && ids[l] < ids[best])) best = l;
-        idx[i] = ids[best];
-    }
+}
+
+__attribute__((target("avx2,fma"))) static void fused256(const rd_pool *p, const row_ranges *rr, const float *qt,
+                                                         int np, float *bvs, int32_t *bis)
+{
+    if (np == 3) scan256(p, rr, qt, 3, bvs, bis);
+    else if (np == 2) scan256(p, rr, qt, 2, bvs, bis);
+    else scan256(p, rr, qt, 1, bvs, bis);
 }
 #endif
 
-/* Scratch of the fused kernel for nq queries. */
-static size_t fused_scratch_bytes(size_t nq, int c)
+/* Floats of one task's scratch (query panels, best values, best rows), a whole
+ * number of cache lines so tasks on different threads never share one. */
+static size_t task_floats(int c, int lanes)
 {
-    return rd_arena_need(nq * 32 * sizeof(float)) + rd_arena_need(nq * (size_t)c * sizeof(float));
+    size_t f = (size_t)QPANELS * lanes * ((size_t)c + 2);
+    return (f + 15) / 16 * 16;
 }
 
-#define TASK_QUERIES 64
+static size_t fused_scratch_bytes(size_t nq, int c)
+{
+    size_t most = 0;
+    for (int lanes = 8; lanes <= 16; lanes *= 2) {
+        size_t tasks = (nq + (size_t)QPANELS * lanes - 1) / ((size_t)QPANELS * lanes);
+        size_t b = rd_arena_need(tasks * task_floats(c, lanes) * sizeof(float));
+        if (b > most) most = b;
+    }
+    return most + rd_arena_need(nq * (size_t)c * sizeof(float)); /* normalized queries (cosine) */
+}
 
 typedef struct search_job {
     const rd_pool *p;
@@ -243,45 +356,65 @@ typedef struct search_job {
     size_t nq;
     int32_t *idx;
     float *dist2;
-    float *state;
+    float *scratch; /* task t's at scratch + t·tf */
+    size_t tf;
+    int lanes; /* 16: fused512, 8: fused256 */
 } search_job;
 
 static void search_task(void *ctx, int task)
 {
-#if defined(__x86_64__)
     search_job *j = ctx;
-    const int c = j->p->c;
-    size_t q0 = (size_t)task * TASK_QUERIES;
-    size_t n = j->nq - q0 < TASK_QUERIES ? j->nq - q0 : TASK_QUERIES;
-    fused_search(j->p, j->rr, j->qk + q0 * (size_t)c, n, j->idx + q0, j->state + q0 * 32);
-    for (size_t i = q0; i < q0 + n; i++)
-        j->dist2[i] = sqdist(j->q + i * (size_t)c, j->p->rows + (size_t)j->idx[i] * c, c);
-#else
-    (void)ctx;
-    (void)task;
+    const int c = j->p->c, lanes = j->lanes;
+    const size_t tq = (size_t)QPANELS * lanes, q0 = (size_t)task * tq;
+    const size_t n = j->nq - q0 < tq ? j->nq - q0 : tq;
+    const int np = (int)((n + (size_t)lanes - 1) / (size_t)lanes);
+    float *qt = j->scratch + (size_t)task * j->tf, *bvs = qt + (size_t)QPANELS * lanes * c;
+    int32_t *bis = (int32_t *)(bvs + tq);
+    /* transpose; a partial last panel repeats the task's last query */
+    for (size_t i = 0; i < (size_t)np * lanes; i++) {
+        const float *src = j->qk + (q0 + (i < n ? i : n - 1)) * (size_t)c;
+        float *dst = qt + (i / (size_t)lanes) * (size_t)lanes * c + i % (size_t)lanes;
+        for (int k = 0; k < c; k++) dst[(size_t)k * lanes] = src[k];
+        bvs[i] = -INFINITY;
+        bis[i] = (int32_t)j->rr->r[0];
+    }
+#if defined(__x86_64__)
+    if (lanes == 16) fused512(j->p, j->rr, qt, np, bvs, bis);
+    else fused256(j->p, j->rr, qt, np, bvs, bis);
 #endif
+    for (size_t i = 0; i < n; i++) {
+        j->idx[q0 + i] = bis[i];
+        j->dist2[q0 + i] = sqdist(j->q + (q0 + i) * (size_t)c, j->p->rows + (size_t)bis[i] * c, c);
+    }
 }
 
 static rd_status nearest_ranges(const rd_pool *p, const row_ranges *rr, const float *q, size_t nq, int32_t *idx,
                                 float *dist2, rd_team *team, rd_arena *scratch, rd_err *err)
 {
-    if (have_avx512() && p->panels) {
+    const rd_pool_kern k = active_kernel();
+    if ((k == RD_POOL_KERN_AVX512 || k == RD_POOL_KERN_AVX2) && p->panels) {
+        const int lanes = k == RD_POOL_KERN_AVX512 ? 16 : 8;
+        const size_t tq = (size_t)QPANELS * lanes, ntasks = (nq + tq - 1) / tq;
         size_t mark = rd_arena_mark(scratch);
-        search_job j = {p, rr, q, q, nq, idx, dist2, rd_arena_floats(scratch, nq * 32)};
-        if (!j.state) return rd_err_set(err, RD_ERR_INTERNAL, "pool search: scratch arena too small");
+        search_job j = {p, rr, q, q, nq, idx, dist2, NULL, task_floats(p->c, lanes), lanes};
+        j.scratch = rd_arena_floats(scratch, ntasks * j.tf);
+        if (!j.scratch) return rd_err_set(err, RD_ERR_INTERNAL, "pool search: scratch arena too small");
         if (p->metric == RD_POOL_COSINE) {
             float *qn = rd_arena_floats(scratch, nq * (size_t)p->c);
-            if (!qn) return rd_err_set(err, RD_ERR_INTERNAL, "pool search: scratch arena too small");
+            if (!qn) {
+                rd_arena_rewind(scratch, mark);
+                return rd_err_set(err, RD_ERR_INTERNAL, "pool search: scratch arena too small");
+            }
             for (size_t i = 0; i < nq; i++) {
                 const float *r = q + i * (size_t)p->c;
                 double ss = 0;
-                for (int k = 0; k < p->c; k++) ss += (double)r[k] * r[k];
+                for (int c = 0; c < p->c; c++) ss += (double)r[c] * r[c];
                 float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
-                for (int k = 0; k < p->c; k++) qn[i * (size_t)p->c + k] = r[k] * inv;
+                for (int c = 0; c < p->c; c++) qn[i * (size_t)p->c + c] = r[c] * inv;
             }
             j.qk = qn;
         }
-        rd_team_run(team, search_task, &j, (int)((nq + TASK_QUERIES - 1) / TASK_QUERIES));
+        rd_team_run(team, search_task, &j, (int)ntasks);
         rd_arena_rewind(scratch, mark);
         return RD_OK;
     }

@@ -12,9 +12,10 @@
  *   cosine (code):   argmax x̂·p̂ with rows normalized once at pool build.
  * The reported distance of the winner is recomputed exactly from the vectors.
  *
- * On CPUs with AVX-512 a fused kernel replaces GEMM + arg-max: similarities
- * live only in registers (see pool.c); queries are split across the caller's
- * rd_team.  Elsewhere OpenBLAS tiles are used (and threaded by OpenBLAS).
+ * On x86-64 CPUs with AVX-512 or AVX2+FMA (detected at run time) a fused
+ * kernel replaces GEMM + arg-max: similarities live only in registers (see
+ * pool.c); queries are split across the caller's rd_team.  Elsewhere OpenBLAS
+ * tiles are used (and threaded by OpenBLAS).
  *
  * Ownership: rd_pool_new copies its inputs; the pool is immutable after
  * that and may be searched by many threads at once (scratch is the caller's). */
@@ -39,7 +40,7 @@ typedef struct rd_pool {
     float *rows;     /* n×c, the original vectors (residuals use these) */
     float *keys;     /* n×c search keys: = rows (L2) or normalized rows (cosine) */
     float *bias;     /* n: −½‖p‖² (L2) or 0 (cosine) */
-    /* Fused-kernel layout (only where the CPU has AVX-512): keys transposed in
+    /* Fused-kernel layout (only where the CPU has AVX2 or AVX-512): keys transposed in
      * panels of RD_POOL_PANEL rows, panel b = [c][16] floats; the last panel is
      * padded with bias −inf so padding never wins. */
     float *panels;
@@ -61,10 +62,23 @@ size_t rd_pool_scratch_bytes(int c, size_t nq);
 rd_status rd_pool_nearest(const rd_pool *p, const float *q, size_t nq, int32_t *idx, float *dist2,
                           rd_team *team, rd_arena *scratch, rd_err *err) RD_WARN_UNUSED;
 
-/* Which search kernel rd_pool_nearest uses on this CPU: "avx512-fused" or
- * "sgemm-tiles" (OpenBLAS GEMM tiles + arg-max; also the reference path). */
+/* The search kernels.  AUTO picks the best the CPU has (AVX512 > AVX2 > SGEMM). */
+typedef enum rd_pool_kern {
+    RD_POOL_KERN_AUTO,
+    RD_POOL_KERN_SGEMM,  /* "sgemm-tiles": OpenBLAS GEMM tiles + arg-max; also the reference path */
+    RD_POOL_KERN_AVX2,   /* "avx2-fused": 256-bit FMA, 8 queries per register */
+    RD_POOL_KERN_AVX512, /* "avx512-fused": 512-bit FMA, 16 queries per register */
+    RD_POOL_KERN_COUNT
+} rd_pool_kern;
+
+/* Which search kernel rd_pool_nearest uses now, by name (see rd_pool_kern). */
 const char *rd_pool_kernel(void);
-/* Forces the sgemm-tiles path (tests compare both); not thread-safe. */
+const char *rd_pool_kernel_name(rd_pool_kern k);
+/* Forces a kernel (tests and benchmarks compare them): 1 if the CPU runs it,
+ * else 0 and nothing changes.  A fused kernel needs panels, which pools built
+ * on a CPU with AVX2 or AVX-512 have.  Not thread-safe. */
+int rd_pool_force_kernel(rd_pool_kern k);
+/* = rd_pool_force_kernel(on ? RD_POOL_KERN_SGEMM : RD_POOL_KERN_AUTO). */
 void rd_pool_force_sgemm(int on);
 
 /* ---- local search over aligned reference maps (whole-frame inspection) ----
