@@ -33,6 +33,11 @@ static void train_usage(FILE *f)
           "  --flow-blocks K          coupling blocks per flow (default 8)\n"
           "  --flow-hidden H          subnet width (default 0 = 2*(C/2+256) as the paper's code)\n"
           "  --cstr-kernel 1|3        constraintor kernel (default 3)\n"
+          "  --frame centre|whole     train on the S x S centre square of each image (default, as the\n"
+          "                           shipped model) or on the whole frame at the working grid a class\n"
+          "                           gets (short side S, long side by the aspect): every pixel and\n"
+          "                           border defect counts; all images of the run need one aspect\n"
+          "                           ratio, and a non-square grid needs --flow-pos none or shift\n"
           "  --flow-pos MODE          the flow's positional condition: abs (absolute (y, x), default),\n"
           "                           none (no position), shift[:F] (randomly translated by up to\n"
           "                           F x the grid per image in training, default F 1)\n"
@@ -182,8 +187,50 @@ static int on_progress(void *ctx, const rd_train_progress *p)
     return 0;
 }
 
+/* One training image's features: the S×S centre square (rd_extract_center) or
+ * the whole frame at its default geometry (rd_extract). */
+static rd_status train_extract(const rd_model *m, rd_worker *w, const rd_image *img, int whole, rd_feats **f,
+                               rd_err *err)
+{
+    return whole ? rd_extract(m, w, img, f, NULL, err) : rd_extract_center(m, w, img, f, NULL, err);
+}
+
+/* Its mask as the S×S array rd_train_add_image takes: the centre crop's, or
+ * for a whole frame the frame resampled to S×S (nearest; the trainer samples
+ * it back at each level's h×w, so a level pixel sees the frame pixel it covers). */
+static void train_mask(const rd_image *mk, const rd_feats *f, int whole, int s, uint8_t *out)
+{
+    rd_crop all = {.s = s, .resized_w = s, .resized_h = s};
+    rd_mask_to_crop(mk, whole ? &all : &f->crop, out);
+}
+
+/* --frame whole: the level sizes of the first class's first image at its
+ * whole frame, into mi (the trainer's level geometry); "WxH" of its working grid. */
+static rd_status probe_grid(const rd_model *m, rd_worker *w, const rd_dataset *ds, rd_model_info *mi, char *grid,
+                            size_t len, rd_err *err)
+{
+    rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
+    rd_image img = {0};
+    rd_feats *f = NULL;
+    const rd_ds_class *c = &ds->classes[0];
+    const char *path = c->ntrain ? c->train[0] : c->ntest ? c->test[0].image : NULL;
+    if (!path) return rd_err_set(err, RD_ERR_ARG, "class %s has no images", c->name);
+    rd_status st = rd_image_load(path, &lim, &img, err);
+    if (st == RD_OK) st = rd_extract(m, w, &img, &f, NULL, err);
+    rd_image_release(&img);
+    if (st != RD_OK) return st;
+    for (int l = 0; l < mi->nlevels; l++) {
+        mi->level_h[l] = f->h[l];
+        mi->level_w[l] = f->w[l];
+    }
+    snprintf(grid, len, "whole %dx%d", f->geo.work_w, f->geo.work_h);
+    rd_feats_free(f);
+    return RD_OK;
+}
+
 /* Extracts every image of the chosen classes into the trainer. */
-static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds, rd_train *t, int s, rd_err *err)
+static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds, rd_train *t, int s, int whole,
+                           rd_err *err)
 {
     rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
     uint8_t *mask = malloc((size_t)s * s);
@@ -208,12 +255,12 @@ static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds
             rd_feats *f = NULL;
             const uint8_t *mp = NULL;
             st = rd_image_load(path, &lim, &img, err);
-            if (st == RD_OK) st = rd_extract_center(m, w, &img, &f, NULL, err); /* trains on S×S */
+            if (st == RD_OK) st = train_extract(m, w, &img, whole, &f, err);
             rd_image_release(&img);
             if (st == RD_OK && it && it->label && it->mask) {
                 st = rd_image_load(it->mask, &lim, &mk, err);
                 if (st == RD_OK) {
-                    rd_mask_to_crop(&mk, &f->crop, mask);
+                    train_mask(&mk, f, whole, s, mask);
                     mp = mask;
                 }
                 rd_image_release(&mk);
@@ -222,7 +269,11 @@ static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds
                 rd_feats_free(f);
                 break;
             }
+            const int gw = f->geo.work_w, gh = f->geo.work_h; /* f is taken by the trainer */
             st = rd_train_add_image(t, idx, f, it == NULL, it ? it->label : 0, mp, err);
+            if (st != RD_OK && whole)
+                rd_err_prefix(err, "%s: whole frame at a %dx%d grid, not the run's (--frame whole takes one aspect "
+                                   "ratio per run)", path, gw, gh);
             if (st != RD_OK) break;
             done++;
             if (tty ? done % 16 == 0 || done == total : done % step == 0 || done == total)
@@ -240,6 +291,8 @@ int rd_cli_train(int argc, char **argv)
     rd_model_opts mo;
     rd_err err = {0};
     const char *data = NULL, *classes = "known", *out = NULL, *resume = NULL;
+    int whole = 0;          /* --frame whole */
+    char frame[64] = "centre"; /* resadd.train_frame: "centre" or "whole WxH" */
     double max_minutes = 0;
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     rd_train_cfg_default(&cfg);
@@ -293,6 +346,13 @@ int rd_cli_train(int argc, char **argv)
                 return 2;
             }
             cfg.cstr_kernel = atoi(v);
+        } else if (!strcmp(a, "--frame")) {
+            if (!strcmp(v, "centre") || !strcmp(v, "center")) whole = 0;
+            else if (!strcmp(v, "whole")) whole = 1;
+            else {
+                fprintf(stderr, "resad train: --frame is centre or whole (got '%s')\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "--flow-pos")) {
             rd_flow_cfg fc;
             rd_flow_cfg_default(&fc, 2, 1);
@@ -394,9 +454,17 @@ int rd_cli_train(int argc, char **argv)
     w = rd_worker_new(m, &err);
     if (!w) goto fail;
     const rd_model_info *mi = rd_model_get_info(m);
-    t = rd_train_new(&cfg, mi, &err);
+    rd_model_info tmi = *mi; /* --frame whole: the levels at the first image's working grid */
+    if (whole && probe_grid(m, w, ds, &tmi, frame, sizeof frame, &err) != RD_OK) goto fail;
+    if (whole && cfg.flow_pos == RD_FLOW_POS_ABS && tmi.level_h[0] != tmi.level_w[0]) {
+        rd_err_set(&err, RD_ERR_ARG,
+                   "--frame whole on a non-square grid (%s) needs --flow-pos none or shift: an absolute "
+                   "condition is mapped onto the model's S x S levels at inference", frame);
+        goto fail;
+    }
+    t = rd_train_new(&cfg, &tmi, &err);
     if (!t) goto fail;
-    if (load_data(m, w, ds, t, mi->size, &err) != RD_OK) goto fail;
+    if (load_data(m, w, ds, t, mi->size, whole, &err) != RD_OK) goto fail;
     rd_worker_free(w);
     w = NULL;
     if (resume) {
@@ -444,7 +512,7 @@ int rd_cli_train(int argc, char **argv)
     const char *meta[] = {"resadd.kind", "resad-model", "resadd.version", "1", "resadd.backbone_arch", mi->arch,
                           "resadd.backbone_sha256", mi->backbone_sha256, "resadd.levels", levels, "resadd.size", size,
                           "resadd.train_manifest_sha256", msha, "resadd.train_classes", cls_csv, "resadd.created",
-                          created, "resadd.stopped_early", stopped ? "yes" : "no", NULL};
+                          created, "resadd.stopped_early", stopped ? "yes" : "no", "resadd.train_frame", frame, NULL};
     rd_status st = rd_train_write_model(t, out, meta, &err);
     free(cls_csv);
     if (st != RD_OK) goto fail;

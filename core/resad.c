@@ -169,7 +169,7 @@ static rd_status learned_meta(rd_model *m, const rd_st_file *st, rd_err *err)
 static char *learned_provenance(const rd_st_file *st)
 {
     static const char *const keys[] = {"created", "train_classes", "train_manifest_sha256", "epochs", "stopped_early",
-                                       "seed", "constraintor", "cstr_kernel", "flow_blocks", "flow_hidden", "flow_pos", "residual",
+                                       "seed", "constraintor", "cstr_kernel", "flow_blocks", "flow_hidden", "flow_pos", "train_frame", "residual",
                                        "metric", "final_losses", "eval"};
     json_t *o = json_object();
     char *txt = NULL;
