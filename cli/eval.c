@@ -60,6 +60,7 @@ static void eval_usage(FILE *f)
           "                  [--scorer resad|residual-norm|knn|all] [--model FILE|none]\n"
           "                  [--backbone FILE] [--json OUT] [--max-test N] [--size S]\n"
           "                  [--topk F] [--threads N] [--dump DIR] [--pixel-max N]\n"
+          "                  [--calib global|position[:A]|neighbour[:A]] [--calib-smooth C]\n"
           "\n"
           "Few-shot evaluation: for each class and seed, k references are drawn from\n"
           "train/good and every test image is scored; prints image/pixel AUROC, PRO,\n"
@@ -78,6 +79,13 @@ static void eval_usage(FILE *f)
           "geometry reduced by an integer factor to a long side <= N (memory on large\n"
           "frames, e.g. VisA).  --dump DIR writes each run's image scores and\n"
           "whole-frame maps (DIR/CLASS.SCORER.kK.sSEED.{json,maps.f32,gt.u8}).\n"
+          "--calib: how level maps are calibrated against the references (core/score.h):\n"
+          "global (default), position (per-position statistics of the references'\n"
+          "leave-one-out maps, blurred by --calib-smooth C level cells, default 1) or\n"
+          "neighbour (each position discounted by the leave-one-out score of the\n"
+          "reference feature it matched); A in [0, 1] weighs it against global (default 1).\n"
+          "After each table: image AUROC of defects whose mask centroid is within 24 px of\n"
+          "the frame border vs central ones, each against all goods.\n"
           "Defaults: every class, --shots 4, --seeds 1, --scorer = the shipped model's\n"
           "(resad; residual-norm without a model).\n",
           f);
@@ -542,6 +550,18 @@ int rd_cli_eval(int argc, char **argv)
                 fprintf(stderr, "resad eval: --topk is a fraction in [0, 1]\n");
                 return 2;
             }
+        } else if (!strcmp(a, "--calib")) {
+            if (rd_score_calib_parse(v, &o.mo.calib, &o.mo.calib_alpha)) {
+                fprintf(stderr, "resad eval: --calib is global, position[:ALPHA] or neighbour[:ALPHA], ALPHA in [0, 1]\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--calib-smooth")) {
+            char *end;
+            o.mo.calib_smooth = strtof(v, &end);
+            if (*end || !(o.mo.calib_smooth >= 0 && o.mo.calib_smooth <= 16)) {
+                fprintf(stderr, "resad eval: --calib-smooth is 0 to 16 level cells\n");
+                return 2;
+            }
         } else if (!strcmp(a, "--scorer")) {
             if (strcmp(v, "all") && strcmp(v, "resad") && strcmp(v, "residual-norm") && strcmp(v, "knn")) {
                 fprintf(stderr, "resad eval: --scorer is resad, residual-norm, knn or all\n");
@@ -638,6 +658,9 @@ int rd_cli_eval(int argc, char **argv)
         json_object_set_new(root, "backbone_sha256", json_string(in->backbone_sha256));
         json_object_set_new(root, "size", json_integer(in->size));
         json_object_set_new(root, "seeds", json_integer(o.seeds));
+        json_object_set_new(root, "calib", json_string(rd_score_calib_name(o.mo.calib)));
+        json_object_set_new(root, "calib_alpha", json_real(o.mo.calib_alpha));
+        json_object_set_new(root, "calib_smooth", json_real(o.mo.calib_smooth));
         json_object_set_new(root, "wall_s", json_real(now_s() - t0));
         if (ml) {
             json_object_set_new(root, "model", json_string(o.model));
@@ -646,6 +669,9 @@ int rd_cli_eval(int argc, char **argv)
         printf("backbone %s, S=%d, %d seed(s); mean ± std over seeds; pixel metrics over the whole frame at the "
                "masks' geometry, \"inspected\" = share of frame pixels the pipeline inspected\n",
                in->arch, in->size, o.seeds);
+        if (o.mo.calib != RD_SCORE_CALIB_GLOBAL)
+            printf("calibration %s, alpha %.2f, smoothing %.1f level cells (position only)\n",
+                   rd_score_calib_name(o.mo.calib), o.mo.calib_alpha, o.mo.calib_smooth);
         for (int sci = 0; sci < o.nscorers; sci++) {
             int sc = o.scorers[sci];
             for (int si = 0; si < o.nshots; si++) {

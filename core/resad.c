@@ -79,6 +79,12 @@ struct rd_refset {
     const rd_grid *grid;
     rd_pool_grid *pool[RD_MAX_LEVELS]; /* global, or local per tile (pool.h) */
     float mu[RD_MAX_LEVELS], sigma[RD_MAX_LEVELS];
+    /* calibration variants (score.h): per-position mean/sd at level resolution
+     * (position), the LOO score of every pool row as a 1-channel pool of the
+     * same layout and its level mean (neighbour); NULL under global */
+    float *pmu[RD_MAX_LEVELS], *psd[RD_MAX_LEVELS];
+    rd_pool_grid *lvals[RD_MAX_LEVELS];
+    float lmu[RD_MAX_LEVELS];
     float *loo;      /* k leave-one-out image scores */
     float threshold;
 };
@@ -98,6 +104,9 @@ void rd_model_opts_default(rd_model_opts *o)
     o->topk_frac = 0.0f;
     o->sigma = 4.0f;
     o->max_shots = 16;
+    o->calib = RD_SCORE_CALIB_GLOBAL;
+    o->calib_alpha = 1.0f;
+    o->calib_smooth = 1.0f;
 }
 
 static size_t worker_bytes(const rd_model *m, const rd_grid *gd)
@@ -238,8 +247,10 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
         rd_err_set(err, RD_ERR_ARG, "image size %d out of range (32..1024)", o->size);
         return NULL;
     }
-    if (o->topk_frac < 0 || o->topk_frac > 1 || !(o->sigma >= 0) || o->sigma > 64) {
-        rd_err_set(err, RD_ERR_ARG, "topk fraction must be in [0,1] and sigma in [0,64]");
+    if (o->topk_frac < 0 || o->topk_frac > 1 || !(o->sigma >= 0) || o->sigma > 64 || (unsigned)o->calib > 2 ||
+        !(o->calib_alpha >= 0 && o->calib_alpha <= 1) || !(o->calib_smooth >= 0 && o->calib_smooth <= 16)) {
+        rd_err_set(err, RD_ERR_ARG, "topk fraction must be in [0,1], sigma in [0,64], calibration alpha in [0,1] and "
+                                    "its smoothing in [0,16]");
         return NULL;
     }
     m = calloc(1, sizeof *m);
@@ -786,9 +797,12 @@ nomem:
 
 /* ---- scoring core shared by calibration and inspection ---- */
 
-/* Raw per-position scores of one level's features x (n×c) against pool. */
-static rd_status level_scores(const rd_model *m, rd_worker *w, const rd_grid *gd, int level,
-                              const rd_pool_grid *pool, const float *x, float *out, rd_timings *t, rd_err *err)
+/* Raw per-position scores of one level's features x (n×c) against pool;
+ * with lvals (the neighbour calibration: a 1-channel pool of pool's layout)
+ * each score is adjusted by its nearest row's LOO score (rd_score_nn_adjust). */
+static rd_status level_scores_adj(const rd_model *m, rd_worker *w, const rd_grid *gd, int level,
+                                  const rd_pool_grid *pool, const float *x, float *out, rd_timings *t,
+                                  const rd_pool_grid *lvals, float lmu, rd_err *err)
 {
     const int c = m->info.level_c[level], lh = gd->lh[level], lw = gd->lw[level];
     const size_t n = gd->ln[level];
@@ -823,18 +837,25 @@ static rd_status level_scores(const rd_model *m, rd_worker *w, const rd_grid *gd
     } else {
         rd_score_residual_norm(r, n, c, out);
     }
+    if (lvals) rd_score_nn_adjust(out, idx, lvals->rows, n, lmu, m->opts.calib_alpha);
     if (t) t->score += now_ms() - t1;
 out:
     rd_arena_rewind(&w->arena, mark);
     return st;
 }
 
+static rd_status level_scores(const rd_model *m, rd_worker *w, const rd_grid *gd, int level,
+                              const rd_pool_grid *pool, const float *x, float *out, rd_timings *t, rd_err *err)
+{
+    return level_scores_adj(m, w, gd, level, pool, x, out, t, NULL, 0, err);
+}
+
 /* Calibrated, combined, blurred map over the grid from per-level raw scores;
  * returns the image score over the inspected rectangle of view (NULL = all).
  * Not-inspected grid pixels are set to 0 (the references' typical level)
  * before the blur, so padding neither scores nor bleeds. */
-static float assemble(const rd_model *m, rd_worker *w, const rd_grid *gd, float *const *lvl_scores, const float *mu,
-                      const float *sigma, const rd_view *view, float *map)
+static float assemble(const rd_model *m, rd_worker *w, const rd_grid *gd, float *const *lvl_scores,
+                      const rd_refset *r, const rd_view *view, float *map)
 {
     const rd_model_info *in = &m->info;
     const int W = gd->w, H = gd->h;
@@ -843,9 +864,16 @@ static float assemble(const rd_model *m, rd_worker *w, const rd_grid *gd, float 
     float *tmp = rd_arena_floats(&w->arena, ss);
     float score;
     memset(map, 0, ss * sizeof(float));
-    for (int l = 0; l < in->nlevels; l++)
-        rd_score_accumulate_hw(lvl_scores[l], gd->lh[l], gd->lw[l], mu[l], sigma[l], 1.0f / (float)in->nlevels, map,
-                               H, W, tmp);
+    float *ztmp = NULL;
+    for (int l = 0; l < in->nlevels; l++) {
+        if (r->pmu[l] && !ztmp) ztmp = rd_arena_floats(&w->arena, gd->ln[0] + ss); /* level 0 is the finest */
+        if (r->pmu[l] && ztmp)
+            rd_score_accumulate_pos_hw(lvl_scores[l], r->pmu[l], r->psd[l], gd->lh[l], gd->lw[l],
+                                       1.0f / (float)in->nlevels, map, H, W, ztmp);
+        else
+            rd_score_accumulate_hw(lvl_scores[l], gd->lh[l], gd->lw[l], r->mu[l], r->sigma[l],
+                                   1.0f / (float)in->nlevels, map, H, W, tmp);
+    }
     int full = !view || (view->dst_x == 0 && view->dst_y == 0 && view->dst_w == W && view->dst_h == H);
     if (!full)
         for (int y = 0; y < H; y++)
@@ -871,7 +899,12 @@ static float assemble(const rd_model *m, rd_worker *w, const rd_grid *gd, float 
 static void refset_free(rd_refset *r)
 {
     if (!r) return;
-    for (int l = 0; l < RD_MAX_LEVELS; l++) rd_pool_grid_free(r->pool[l]);
+    for (int l = 0; l < RD_MAX_LEVELS; l++) {
+        rd_pool_grid_free(r->pool[l]);
+        rd_pool_grid_free(r->lvals[l]);
+        free(r->pmu[l]);
+        free(r->psd[l]);
+    }
     free(r->loo);
     free(r);
 }
@@ -892,6 +925,76 @@ static int tile_cells(const rd_geometry *g, const rd_grid *gd, int l)
     if (g->search_tile <= 0) return 0;
     int tc = (int)((long)g->search_tile * gd->lw[l] / gd->w);
     return tc < 1 ? 1 : tc;
+}
+
+/* The calibration variants (score.h) from the references' LOO position
+ * scores (scores[l]: k maps of gd->ln[l], pass one: global).  position: the
+ * per-position moments.  neighbour: the LOO scores become a 1-channel pool
+ * per level (the pools' layout depends only on the maps' shape, so a row
+ * index of the feature pool finds its reference position's LOO score), then
+ * every reference is scored again against the others with the adjustment,
+ * and those adjusted maps replace scores[l] for the global moments and the
+ * LOO image scores.  Nothing to do under global. */
+static rd_status calib_variant(const rd_model *m, rd_worker *w, const rd_grid *gd, rd_refset *r,
+                               rd_feats *const *refs, int k, float *const *scores, rd_err *err)
+{
+    const rd_model_info *in = &m->info;
+    const int L = in->nlevels;
+    const float *blocks[64], *vblocks[64];
+    float *ell[RD_MAX_LEVELS] = {0};
+    rd_status st = RD_OK;
+    if (m->opts.calib == RD_SCORE_CALIB_POSITION) {
+        for (int l = 0; l < L && st == RD_OK; l++) {
+            const size_t n = gd->ln[l];
+            double mu, sd;
+            float *tmp = malloc(n * sizeof(float));
+            r->pmu[l] = malloc(n * sizeof(float));
+            r->psd[l] = malloc(n * sizeof(float));
+            if (!tmp || !r->pmu[l] || !r->psd[l]) st = rd_err_set(err, RD_ERR_NOMEM, "out of memory (calibration)");
+            else {
+                rd_score_moments(scores[l], (size_t)k * n, &mu, &sd);
+                rd_score_posstats(scores[l], k, gd->lh[l], gd->lw[l], (float)mu, sd > 1e-6 ? (float)sd : 1e-6f,
+                                  m->opts.calib_alpha, m->opts.calib_smooth, r->pmu[l], r->psd[l], tmp);
+            }
+            free(tmp);
+        }
+        return st;
+    }
+    if (m->opts.calib != RD_SCORE_CALIB_NEIGHBOUR) return RD_OK;
+    for (int l = 0; l < L && st == RD_OK; l++) {
+        const size_t n = gd->ln[l];
+        double mu, sd;
+        if (!(ell[l] = malloc((size_t)k * n * sizeof(float)))) {
+            st = rd_err_set(err, RD_ERR_NOMEM, "out of memory (calibration)");
+            break;
+        }
+        memcpy(ell[l], scores[l], (size_t)k * n * sizeof(float));
+        rd_score_moments(ell[l], (size_t)k * n, &mu, &sd);
+        r->lmu[l] = (float)mu;
+        for (int j = 0; j < k; j++) vblocks[j] = ell[l] + (size_t)j * n;
+        if (!(r->lvals[l] = rd_pool_grid_new(vblocks, k, gd->lh[l], gd->lw[l], 1, RD_POOL_L2,
+                                             tile_cells(&r->geo, gd, l), err)))
+            st = err->code;
+    }
+    for (int i = 0; i < k && st == RD_OK; i++)
+        for (int l = 0; l < L && st == RD_OK; l++) {
+            const size_t n = gd->ln[l];
+            int nb = 0;
+            for (int j = 0; j < k; j++)
+                if (j != i) blocks[nb] = refs[j]->data[l], vblocks[nb++] = ell[l] + (size_t)j * n;
+            rd_pool_grid *p = rd_pool_grid_new(blocks, nb, gd->lh[l], gd->lw[l], in->level_c[l], m->opts.metric,
+                                               tile_cells(&r->geo, gd, l), err);
+            rd_pool_grid *pv = p ? rd_pool_grid_new(vblocks, nb, gd->lh[l], gd->lw[l], 1, RD_POOL_L2,
+                                                    tile_cells(&r->geo, gd, l), err)
+                                 : NULL;
+            st = pv ? level_scores_adj(m, w, gd, l, p, refs[i]->data[l], scores[l] + (size_t)i * n, NULL, pv,
+                                       r->lmu[l], err)
+                    : err->code;
+            rd_pool_grid_free(p);
+            rd_pool_grid_free(pv);
+        }
+    for (int l = 0; l < L; l++) free(ell[l]);
+    return st;
 }
 
 rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, rd_err *err)
@@ -967,6 +1070,7 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
             if (st != RD_OK) goto fail;
         }
     }
+    if (calib_variant(m, w, gd, r, refs, k, scores, err) != RD_OK) goto fail;
     for (int l = 0; l < L; l++) {
         double mu, sd;
         rd_score_moments(scores[l], (size_t)k * gd->ln[l], &mu, &sd);
@@ -976,7 +1080,7 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
     for (int i = 0; i < k; i++) {
         float *lv[RD_MAX_LEVELS];
         for (int l = 0; l < L; l++) lv[l] = scores[l] + (size_t)i * gd->ln[l];
-        r->loo[i] = assemble(m, w, gd, lv, r->mu, r->sigma, NULL, map);
+        r->loo[i] = assemble(m, w, gd, lv, r, NULL, map);
     }
     {
         /* Default threshold: mean + 3·sd of the leave-one-out image scores, with
@@ -1044,11 +1148,11 @@ static rd_status score_levels(const rd_model *m, rd_worker *w, const rd_refset *
     for (int l = 0; l < in->nlevels; l++) {
         scores[l] = rd_arena_floats(&w->arena, gd->ln[l]);
         if (!scores[l]) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (maps)");
-        st = level_scores(m, w, gd, l, r->pool[l], lv[l], scores[l], &out->t, err);
+        st = level_scores_adj(m, w, gd, l, r->pool[l], lv[l], scores[l], &out->t, r->lvals[l], r->lmu[l], err);
         if (st != RD_OK) return st;
     }
     double t1 = now_ms();
-    out->score = assemble(m, w, gd, scores, r->mu, r->sigma, &out->view, out->map);
+    out->score = assemble(m, w, gd, scores, r, &out->view, out->map);
     out->t.score += now_ms() - t1;
     out->threshold = isnan(threshold_override) ? r->threshold : threshold_override;
     out->anomalous = out->score >= out->threshold;

@@ -59,6 +59,9 @@ typedef struct rd_model_opts {
     rd_resid resid;            /* default RD_RESID_X_MINUS_NN (paper) */
     float topk_frac;           /* image score: 0 = map max (default), else mean of the top fraction */
     float sigma;               /* blur; default 4 */
+    rd_score_calib calib;      /* level calibration (score.h): global (default), position, neighbour */
+    float calib_alpha;         /* its weight against the global statistics, [0, 1]; default 1 */
+    float calib_smooth;        /* position: blur of the per-position moments, level cells; default 1 */
     int max_shots;             /* largest reference set a worker must handle (default 16) */
     int threads;               /* threads one inspection may use: the size of each
                                   worker's team (0 = 1).  OpenBLAS itself is set to one

@@ -2,6 +2,7 @@
 #include "score.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mapops.h"
@@ -109,4 +110,73 @@ void rd_score_moments(const float *x, size_t n, double *mean, double *std)
     }
     *mean = m;
     *std = n > 0 ? sqrt(m2 / (double)n) : 0;
+}
+
+static const char *const calib_names[] = {"global", "position", "neighbour"};
+
+const char *rd_score_calib_name(rd_score_calib mode)
+{
+    return (unsigned)mode < 3 ? calib_names[mode] : "?";
+}
+
+int rd_score_calib_parse(const char *s, rd_score_calib *mode, float *alpha)
+{
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(calib_names[i]);
+        if (strncmp(s, calib_names[i], n) || (s[n] && s[n] != ':')) continue;
+        float a = 1.0f;
+        if (s[n] == ':') {
+            if (i == RD_SCORE_CALIB_GLOBAL || !s[n + 1]) return -1;
+            char *end;
+            a = strtof(s + n + 1, &end);
+            if (*end || !(a >= 0 && a <= 1)) return -1;
+        }
+        *mode = (rd_score_calib)i;
+        *alpha = a;
+        return 0;
+    }
+    return -1;
+}
+
+void rd_score_posstats(const float *loo, int k, int h, int w, float mu, float sigma, float alpha, float smooth,
+                       float *pmu, float *psd, float *tmp)
+{
+    const size_t n = (size_t)h * w;
+    for (size_t p = 0; p < n; p++) {
+        double m = 0, q = 0;
+        for (int i = 0; i < k; i++) {
+            double v = loo[(size_t)i * n + p];
+            m += v;
+            q += v * v;
+        }
+        pmu[p] = (float)(m / k);
+        psd[p] = (float)(q / k); /* the mean square until the end */
+    }
+    if (smooth > 0) {
+        rd_gauss_blur(pmu, h, w, smooth, tmp);
+        rd_gauss_blur(psd, h, w, smooth, tmp);
+    }
+    const double g2 = (double)sigma * sigma + (double)mu * mu, lo = (double)RD_SCORE_POS_SD_FLOOR * sigma;
+    for (size_t p = 0; p < n; p++) {
+        const double m = (1 - (double)alpha) * mu + alpha * (double)pmu[p];
+        const double v = (1 - (double)alpha) * g2 + alpha * (double)psd[p] - m * m;
+        const double sd = v > 0 ? sqrt(v) : 0;
+        pmu[p] = (float)m;
+        psd[p] = (float)(sd > lo ? sd : lo);
+    }
+}
+
+void rd_score_accumulate_pos_hw(const float *level, const float *pmu, const float *psd, int h, int w, float weight,
+                                float *acc, int H, int W, float *tmp)
+{
+    const size_t n = (size_t)h * w, N = (size_t)H * W;
+    float *z = tmp, *up = tmp + n;
+    for (size_t i = 0; i < n; i++) z[i] = (level[i] - pmu[i]) / psd[i];
+    rd_upsample_bilinear_ac(z, h, w, up, H, W);
+    for (size_t i = 0; i < N; i++) acc[i] += weight * up[i];
+}
+
+void rd_score_nn_adjust(float *d, const int32_t *nn, const float *vals, size_t n, float mu_l, float alpha)
+{
+    for (size_t i = 0; i < n; i++) d[i] -= alpha * (vals[nn[i]] - mu_l);
 }
