@@ -5,7 +5,9 @@
  * Warnings (truncated data, corrupt segments) are treated as errors: a part
  * image that does not decode completely must not be scored.  Dimensions are
  * checked against rd_image_limits right after the header, before allocation,
- * for the full-size frame and for what is decoded (DCT-scaled JPEGs).
+ * for the full-size frame and for what is decoded (DCT-scaled JPEGs,
+ * box-reduced PNGs: a PNG reduced by d keeps one RGBA row and one row of
+ * uint32 sums, so a 20 MP PNG at 1/8 needs ~1 MB, not 80).
  *
  * EXIF: the orientation tag is read by a small bounds-checked TIFF-IFD0
  * reader (rd_exif_orientation; every offset checked against the block's
@@ -61,6 +63,16 @@ static rd_status check_limits(const rd_image_limits *lim, uint64_t w, uint64_t h
                           (unsigned long long)w, (unsigned long long)h, (double)(w * h) / 1e6,
                           (double)lim->max_pixels / 1e6);
     return RD_OK;
+}
+
+/* What is actually decoded (after any reduction) against max_decoded. */
+static rd_status check_decoded(const rd_image_limits *lim, uint64_t w, uint64_t h, const char *what, rd_err *err)
+{
+    rd_image_limits def = RD_IMAGE_LIMITS_DEFAULT, l;
+    if (!lim) lim = &def;
+    l = *lim;
+    if (l.max_decoded) l.max_pixels = l.max_decoded;
+    return check_limits(&l, w, h, what, err);
 }
 
 void rd_image_full_size(const rd_image *img, int *w, int *h)
@@ -212,7 +224,7 @@ static rd_status decode_jpeg(const uint8_t *buf, size_t len, const rd_image_limi
         cinfo.scale_denom = (unsigned)out->scale_denom;
     }
     jpeg_calc_output_dimensions(&cinfo);
-    st = check_limits(lim, cinfo.output_width, cinfo.output_height, "decoded JPEG", err);
+    st = check_decoded(lim, cinfo.output_width, cinfo.output_height, "decoded JPEG", err);
     if (st != RD_OK) goto out;
     out->full_w = (int)cinfo.image_width;
     out->full_h = (int)cinfo.image_height;
@@ -271,6 +283,12 @@ out:
 }
 
 /* ---- PNG ---- */
+
+/* One channel composited on RD_IMAGE_BG with alpha a (255: the colour as stored). */
+static inline uint8_t composite(unsigned v, unsigned a)
+{
+    return (uint8_t)((v * a + RD_IMAGE_BG * (255 - a) + 127) / 255);
+}
 
 typedef struct png_src {
     const uint8_t *buf;
@@ -337,6 +355,7 @@ static rd_status decode_png(const uint8_t *buf, size_t len, const rd_image_limit
     png_infop info = NULL;
     uint8_t *volatile pix = NULL;
     uint8_t *volatile row = NULL;
+    uint32_t *volatile acc = NULL;
     volatile rd_status st = RD_OK;
 
     if (!png_chunks_fit(buf, len))
@@ -374,37 +393,148 @@ static rd_status decode_png(const uint8_t *buf, size_t len, const rd_image_limit
             st = rd_err_set(err, RD_ERR_UNSUPPORTED, "unexpected PNG row layout");
             goto out;
         }
-        /* RGBA rows for the whole image (interlaced images need every pass) */
-        pix = malloc((size_t)w * h * 4);
-        if (!pix) {
-            st = rd_err_set(err, RD_ERR_NOMEM, "out of memory decoding a %ux%u PNG", (unsigned)w, (unsigned)h);
-            goto out;
+        /* reduced: non-interlaced rows box-averaged d×d as they are read */
+        const int d = passes == 1 ? rd_image_scale_for(w < h ? (int)w : (int)h, o->min_short) : 1;
+        const size_t ow = ((size_t)w + (size_t)d - 1) / (size_t)d, oh = ((size_t)h + (size_t)d - 1) / (size_t)d;
+        const int ignore = o->alpha == RD_ALPHA_IGNORE;
+        st = check_decoded(lim, ow, oh, "decoded PNG", err);
+        if (st != RD_OK) goto out;
+        if (d > 1) {
+            pix = malloc(ow * oh * 3);
+            row = malloc((size_t)w * 4);
+            acc = calloc(ow * 3, sizeof *acc);
+            if (!pix || !row || !acc) {
+                st = rd_err_set(err, RD_ERR_NOMEM, "out of memory decoding a %ux%u PNG", (unsigned)w, (unsigned)h);
+                goto out;
+            }
+            for (png_uint_32 y = 0; y < h; y++) {
+                png_read_row(png, row, NULL);
+                for (size_t x = 0; x < w; x++) {
+                    const uint8_t *px = row + 4 * x;
+                    uint32_t *a = acc + 3 * (x / (size_t)d);
+                    for (int c = 0; c < 3; c++) a[c] += composite(px[c], ignore ? 255 : px[3]);
+                }
+                if ((y + 1) % (png_uint_32)d && y + 1 < h) continue;
+                /* the block row is complete: averages (the last block row or
+                 * column has fewer pixels), then start the next */
+                const size_t by = y / (size_t)d, nrows = y + 1 - by * (size_t)d;
+                uint8_t *op = pix + by * ow * 3;
+                for (size_t bx = 0; bx < ow; bx++) {
+                    const size_t ncols = (size_t)w - bx * (size_t)d < (size_t)d ? (size_t)w - bx * (size_t)d : (size_t)d;
+                    const uint32_t n = (uint32_t)(nrows * ncols);
+                    for (int c = 0; c < 3; c++) op[3 * bx + c] = (uint8_t)((acc[3 * bx + c] + n / 2) / n);
+                }
+                memset(acc, 0, ow * 3 * sizeof *acc);
+            }
+        } else {
+            /* RGBA rows for the whole image (interlaced images need every pass) */
+            pix = malloc((size_t)w * h * 4);
+            if (!pix) {
+                st = rd_err_set(err, RD_ERR_NOMEM, "out of memory decoding a %ux%u PNG", (unsigned)w, (unsigned)h);
+                goto out;
+            }
+            for (int p = 0; p < passes; p++)
+                for (png_uint_32 y = 0; y < h; y++) png_read_row(png, pix + (size_t)y * w * 4, NULL);
+            /* alpha policy, RGBA → RGB in place: composite on the fixed
+             * background or drop the alpha channel */
+            uint8_t *dp = pix;
+            for (size_t i = 0, n = (size_t)w * h; i < n; i++) {
+                const uint8_t *sp = pix + 4 * i;
+                for (int c = 0; c < 3; c++) dp[3 * i + c] = composite(sp[c], ignore ? 255 : sp[3]);
+            }
+            uint8_t *shrunk = realloc(pix, (size_t)w * h * 3);
+            if (shrunk) pix = shrunk;
         }
-        for (int p = 0; p < passes; p++)
-            for (png_uint_32 y = 0; y < h; y++) png_read_row(png, pix + (size_t)y * w * 4, NULL);
         png_read_end(png, info); /* an eXIf chunk may follow the image data */
         if (!o->no_orient) out->orientation = png_orientation(png, info);
-        /* alpha policy, RGBA → RGB in place: composite on the fixed background
-         * or drop the alpha channel */
-        uint8_t *d = pix;
-        const int ignore = o->alpha == RD_ALPHA_IGNORE;
-        for (size_t i = 0, n = (size_t)w * h; i < n; i++) {
-            const uint8_t *s = pix + 4 * i;
-            unsigned a = ignore ? 255 : s[3];
-            for (int c = 0; c < 3; c++) d[3 * i + c] = (uint8_t)((s[c] * a + RD_IMAGE_BG * (255 - a) + 127) / 255);
-        }
-        row = realloc(pix, (size_t)w * h * 3);
-        if (row) pix = row;
-        row = NULL;
-        out->w = out->full_w = (int)w;
-        out->h = out->full_h = (int)h;
-        out->scale_denom = 1;
+        out->w = (int)ow;
+        out->h = (int)oh;
+        out->full_w = (int)w;
+        out->full_h = (int)h;
+        out->scale_denom = d;
         out->rgb = pix;
         pix = NULL;
     }
 out:
     png_destroy_read_struct(png ? &png : NULL, info ? &info : NULL, NULL);
     free(pix);
+    free(row);
+    free(acc);
+    return st;
+}
+
+/* ---- header probe ---- */
+
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+static rd_status probe_jpeg(const uint8_t *buf, size_t len, rd_image_info *out, rd_err *err)
+{
+    struct jpeg_decompress_struct cinfo;
+    jerr_mgr je;
+    volatile rd_status st = RD_OK;
+    memset(&cinfo, 0, sizeof cinfo);
+    cinfo.err = jpeg_std_error(&je.pub);
+    je.pub.error_exit = jpeg_fail;
+    je.pub.emit_message = jpeg_message;
+    if (setjmp(je.jb)) {
+        st = rd_err_set(err, RD_ERR_FORMAT, "corrupt or truncated JPEG: %s", je.msg);
+        goto out;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, buf, (unsigned long)len);
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
+    jpeg_read_header(&cinfo, TRUE);
+    out->w = (int)cinfo.image_width;
+    out->h = (int)cinfo.image_height;
+    for (jpeg_saved_marker_ptr mk = cinfo.marker_list; mk; mk = mk->next)
+        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 6 && !memcmp(mk->data, "Exif\0\0", 6)) {
+            out->orientation = rd_exif_orientation(mk->data + 6, mk->data_length - 6);
+            break;
+        }
+    out->reducible = 1;
+out:
+    jpeg_destroy_decompress(&cinfo);
+    return st;
+}
+
+/* IHDR and the first eXIf chunk, walking the chunks (each bounds-checked). */
+static rd_status probe_png(const uint8_t *buf, size_t len, rd_image_info *out, rd_err *err)
+{
+    if (len < 33 || be32(buf + 8) != 13 || memcmp(buf + 12, "IHDR", 4))
+        return rd_err_set(err, RD_ERR_FORMAT, "corrupt or truncated PNG: no IHDR chunk");
+    out->w = (int)(be32(buf + 16) & 0x7fffffff);
+    out->h = (int)(be32(buf + 20) & 0x7fffffff);
+    out->reducible = buf[28] == 0; /* not interlaced */
+    for (size_t at = 8; len - at >= 12;) {
+        const uint32_t n = be32(buf + at);
+        if (n > len - at - 12) break;
+        if (!memcmp(buf + at + 4, "eXIf", 4)) {
+            out->orientation = rd_exif_orientation(buf + at + 8, n);
+            break;
+        }
+        if (!memcmp(buf + at + 4, "IEND", 4)) break;
+        at += 12 + (size_t)n;
+    }
+    return RD_OK;
+}
+
+rd_status rd_image_probe(const void *buf, size_t len, rd_image_info *out, rd_err *err)
+{
+    rd_status st;
+    memset(out, 0, sizeof *out);
+    out->orientation = 1;
+    out->format = buf && len ? rd_image_sniff(buf, len) : RD_IMG_UNKNOWN;
+    switch (out->format) {
+    case RD_IMG_JPEG: st = probe_jpeg(buf, len, out, err); break;
+    case RD_IMG_PNG: st = probe_png(buf, len, out, err); break;
+    default: return rd_err_set(err, RD_ERR_UNSUPPORTED, "not a JPEG or PNG image");
+    }
+    if (st == RD_OK && out->orientation >= 5) {
+        int t = out->w;
+        out->w = out->h;
+        out->h = t;
+    }
+    if (st == RD_OK && (out->w < 1 || out->h < 1)) st = rd_err_set(err, RD_ERR_FORMAT, "image has zero size");
     return st;
 }
 

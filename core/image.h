@@ -15,13 +15,21 @@
  *    composites on the fixed background RD_IMAGE_BG (mid-grey 128, the
  *    dataset builder's flattening too); RD_ALPHA_IGNORE drops the alpha
  *    channel and keeps the stored colour.
- *  - Reduced-scale decoding (rd_decode_opts.min_short): a JPEG much larger than
- *    the working size is decoded with libjpeg-turbo's DCT scaling at 1/2, 1/4
- *    or 1/8 — the largest reduction whose decoded short side stays ≥ min_short,
- *    so the antialiased resize that follows still has at least as many pixels
- *    as it outputs.  The limits are checked on the full-size header (a
- *    decompression bomb is refused whatever the scale) and again on what is
- *    actually decoded.  full_w/full_h keep the displayed full-size geometry.
+ *  - Reduced-scale decoding (rd_decode_opts.min_short): an image much larger
+ *    than the working size is decoded at 1/2, 1/4 or 1/8 — the largest
+ *    reduction whose decoded short side stays ≥ min_short, so the antialiased
+ *    resize that follows still has at least as many pixels as it outputs.
+ *    JPEGs use libjpeg-turbo's DCT scaling (only the reduced image is ever in
+ *    memory); non-interlaced PNGs are box-averaged over d×d blocks as their
+ *    rows are read (one RGBA row and one row of sums in memory, never the
+ *    full-size frame; the last block of a row or column averages the pixels
+ *    it has, like libjpeg's ceil(side / d) output); interlaced PNGs are
+ *    decoded at full size.  The limits are checked on the full-size header (a
+ *    decompression bomb is refused whatever the scale) and, with
+ *    max_decoded, on what is actually decoded.  full_w/full_h keep the
+ *    displayed full-size geometry.
+ *  - rd_image_probe reads only the header (and the EXIF orientation) so a
+ *    caller can choose min_short for the frame before decoding it.
  *
  * Preprocessing follows torchvision's Resize(S) + CenterCrop(S): the shorter
  * side is resized to S with antialiased bicubic (PIL's Image.resize(BICUBIC)
@@ -48,7 +56,7 @@ typedef struct rd_image {
      * rd_image_full_size). */
     int full_w, full_h; /* displayed size at full scale (== w, h unless decoded at reduced scale) */
     int orientation;    /* EXIF orientation that was applied, 1..8 (1 = none) */
-    int scale_denom;    /* DCT scaling used: 1 (full size), 2, 4 or 8 */
+    int scale_denom;    /* reduction used: 1 (full size), 2, 4 or 8 (DCT scaling, or PNG box average) */
 } rd_image;
 
 /* The frame's displayed full-scale size (w, h for hand-built images). */
@@ -60,19 +68,21 @@ typedef enum rd_image_alpha {
 } rd_image_alpha;
 
 typedef struct rd_decode_opts {
-    int min_short;        /* 0 = full size; else the working short side: JPEGs are
-                             DCT-scaled by 1/2, 1/4 or 1/8 while the decoded short
-                             side stays ≥ min_short */
+    int min_short;        /* 0 = full size; else JPEGs (DCT scaling) and
+                             non-interlaced PNGs (box average) are reduced by 1/2,
+                             1/4 or 1/8 while the decoded short side stays ≥ min_short */
     rd_image_alpha alpha; /* see above */
     int no_orient;        /* 1 = ignore EXIF orientation (stored pixel order) */
 } rd_decode_opts;
 
 typedef struct rd_image_limits {
     int max_side;         /* each of width and height (default 30000) */
-    uint64_t max_pixels;  /* width × height (default 40 000 000) */
+    uint64_t max_pixels;  /* width × height of the frame (default 40 000 000) */
+    uint64_t max_decoded; /* width × height actually decoded (after any reduction);
+                             0 = max_pixels.  A caller's budget of pixels in memory. */
 } rd_image_limits;
 
-#define RD_IMAGE_LIMITS_DEFAULT {30000, 40000000ull}
+#define RD_IMAGE_LIMITS_DEFAULT {30000, 40000000ull, 0}
 
 typedef enum rd_image_format { RD_IMG_UNKNOWN, RD_IMG_JPEG, RD_IMG_PNG } rd_image_format;
 
@@ -86,9 +96,25 @@ rd_status rd_image_decode(const void *buf, size_t len, const rd_image_limits *li
 /* The same with options (NULL = the defaults above). */
 rd_status rd_image_decode_opts(const void *buf, size_t len, const rd_image_limits *lim, const rd_decode_opts *o,
                                rd_image *out, rd_err *err) RD_WARN_UNUSED;
-/* The DCT scale denominator (1, 2, 4, 8) rd_image_decode_opts picks for a
- * JPEG whose stored short side is short_side. */
+/* The scale denominator (1, 2, 4, 8) rd_image_decode_opts picks for an image
+ * whose stored short side is short_side. */
 int rd_image_scale_for(int short_side, int min_short);
+
+/* What rd_image_probe reads from a header: the displayed size (EXIF
+ * orientation applied, as rd_image_decode would give it at full scale), the
+ * orientation and whether rd_image_decode_opts can reduce it (JPEG,
+ * non-interlaced PNG). */
+typedef struct rd_image_info {
+    rd_image_format format;
+    int w, h;        /* displayed full-scale size */
+    int orientation; /* 1..8 */
+    int reducible;
+} rd_image_info;
+
+/* Reads the header only (no pixel is decoded, nothing sized by the image is
+ * allocated); the limits are not applied.  RD_ERR_FORMAT / RD_ERR_UNSUPPORTED
+ * as rd_image_decode for what it cannot read. */
+rd_status rd_image_probe(const void *buf, size_t len, rd_image_info *out, rd_err *err) RD_WARN_UNUSED;
 /* EXIF orientation (1..8) from a TIFF-structured EXIF block (the bytes after
  * "Exif\0\0" in a JPEG APP1, or a PNG eXIf chunk); 1 when absent or
  * malformed.  Bounds-checked: any bytes are safe. */

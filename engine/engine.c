@@ -70,6 +70,9 @@ struct job {
     rd_image *imgs;
     int n;
     int64_t del_id;    /* reference deletion */
+    double decode_ms;  /* inspection: decoding the upload (on the request's thread) */
+    uint8_t *orig;     /* inspection: the uploaded JPEG kept as the image copy when it was decoded reduced */
+    size_t orig_len;
     job *next;
 };
 
@@ -172,6 +175,7 @@ static void job_unref(job *j)
     pthread_mutex_unlock(&j->mu);
     if (!last) return;
     if (j->e) unpixel(j->e, &j->img);
+    free(j->orig);
     rd_refset_unref(j->rs);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
@@ -564,31 +568,72 @@ rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err)
 }
 
 /* ---- images ---- */
+/* Input pixels per working pixel a reduced decode keeps on each axis (at
+ * least): the antialiased resize then still averages >= 2 decoded pixels per
+ * output pixel.  Measured on tiled openarena photographs (JPEG q92 + noise),
+ * working image after resize vs full decode + resize: 1920x1080 at 1/2 mean
+ * 0.29 / max 9 levels, 5000x4000 at 1/8 mean 0.46 / max 10; at ~1.2x
+ * (1920x1080 at 1/4) mean 0.93 / max 37 — so 2, not 1. */
+#define RD_DECODE_OVERSAMPLE 2.0
+
+/* rd_decode_opts.min_short for a frame of (displayed) size in->w x in->h
+ * inspected at geo: the source pixels the view maps onto each working pixel,
+ * divided by RD_DECODE_OVERSAMPLE, is the reduction allowed.  0 (full size)
+ * without a geometry or when the frame does not fit it (refused after). */
+static int decode_min_short(const rd_geometry *geo, const rd_image_info *in)
+{
+    rd_view v;
+    if (!geo || !in->reducible || rd_view_for_image(geo, in->w, in->h, &v, NULL) != RD_OK || v.dst_w < 1 ||
+        v.dst_h < 1)
+        return 0;
+    double rx = v.src_w * in->w / v.dst_w, ry = v.src_h * in->h / v.dst_h;
+    double r = (rx < ry ? rx : ry) / RD_DECODE_OVERSAMPLE;
+    int sh = in->w < in->h ? in->w : in->h;
+    return r < 2 ? 0 : (int)ceil(sh / r);
+}
+
 /* Decodes u into img, its pixels counted against the budget of decoded pixels
- * in flight (pixel_budget) until unpixel().  The budget is enforced before
- * decoding: a decode first reserves min(max_pixels, what is left) — waiting
- * up to 5 s for room — and that reservation is the decoder's pixel limit,
- * checked on the image header before any allocation; after the decode the
- * reservation shrinks to the image's real size.  So a small PNG that decodes
- * to 36 MP cannot be sent many times over: once the budget is held, the next
- * one waits, then gets 503 busy, without a byte being allocated for it. */
-static rd_ecode decode(rd_engine *e, const rd_upload *u, int alpha, rd_image *img, rd_err *err)
+ * in flight (pixel_budget) until unpixel().  With a geometry (inspections) a
+ * frame much larger than the working grid is decoded reduced
+ * (decode_min_short: JPEG DCT scaling, PNG rows box-averaged as read), and the
+ * budget counts the pixels actually decoded.  The budget is enforced before
+ * decoding: the header says what the decode will hold (or, unreadable,
+ * max_pixels); a decode reserves that — waiting up to 5 s for room — and the
+ * reservation is the decoder's limit on decoded pixels, checked on the header
+ * before any allocation; the frame itself is checked against max_pixels.
+ * After the decode the reservation shrinks to the image's real size.  So a
+ * small PNG that decodes to 36 MP cannot be sent many times over: once the
+ * budget is held, the next one waits, then gets 503 busy, without a byte being
+ * allocated for it. */
+static rd_ecode decode(rd_engine *e, const rd_upload *u, const rd_geometry *geo, int alpha, rd_image *img,
+                       rd_err *err)
 {
     rd_decode_opts dopts = {.alpha = alpha ? RD_ALPHA_IGNORE : RD_ALPHA_COMPOSITE};
     rd_image_format f = rd_image_sniff(u->data, u->len);
     rd_image_limits lim = e->lim;
+    rd_image_info in;
     uint64_t budget = e->o->pixel_budget, take = lim.max_pixels;
+    int frame_ok = 0;
     if (f == RD_IMG_UNKNOWN) {
         rd_err_set(err, RD_ERR_FORMAT, "the body is not a JPEG or PNG image");
         return RD_E_BADIMAGE;
     }
+    if (rd_image_probe(u->data, u->len, &in, NULL) == RD_OK) {
+        dopts.min_short = decode_min_short(geo, &in);
+        const int d = in.reducible ? rd_image_scale_for(in.w < in.h ? in.w : in.h, dopts.min_short) : 1;
+        const uint64_t n = (uint64_t)((in.w + d - 1) / d) * (uint64_t)((in.h + d - 1) / d);
+        frame_ok = in.w <= lim.max_side && in.h <= lim.max_side && (uint64_t)in.w * (uint64_t)in.h <= lim.max_pixels;
+        if (frame_ok && n < take) take = n; /* else the decoder refuses the header */
+    }
     if (budget) {
         struct timespec dl;
         int rc = 0;
+        if (take > budget) take = budget;
         clock_gettime(CLOCK_REALTIME, &dl);
         dl.tv_sec += 5;
         pthread_mutex_lock(&e->qmu);
-        while (e->pixels >= budget && !e->stopping && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&e->pcv, &e->qmu, &dl);
+        while (e->pixels + take > budget && !e->stopping && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&e->pcv, &e->qmu, &dl);
         uint64_t left = budget > e->pixels ? budget - e->pixels : 0;
         if (take > left) take = left;
         e->pixels += take;
@@ -598,9 +643,8 @@ static rd_ecode decode(rd_engine *e, const rd_upload *u, int alpha, rd_image *im
                        (double)budget / 1e6);
             return RD_E_BUSY;
         }
-        lim.max_pixels = take;
+        lim.max_decoded = take;
     }
-    /* full size: the heatmaps are drawn over the frame at its decoded size */
     rd_status st = rd_image_decode_opts(u->data, u->len, &lim, &dopts, img, err);
     uint64_t real = st == RD_OK ? (uint64_t)img->w * (uint64_t)img->h : 0;
     if (budget) {
@@ -609,7 +653,7 @@ static rd_ecode decode(rd_engine *e, const rd_upload *u, int alpha, rd_image *im
         pthread_cond_broadcast(&e->pcv);
         pthread_mutex_unlock(&e->qmu);
     }
-    if (st == RD_ERR_LIMIT && take < e->lim.max_pixels) {
+    if (st == RD_ERR_LIMIT && frame_ok && budget) {
         rd_err_set(err, RD_ERR_LIMIT, "the image is larger than the %.1f megapixels of decoding budget left now "
                    "(other images are in flight); retry shortly", (double)take / 1e6);
         return RD_E_BUSY;
@@ -801,10 +845,10 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j);
 
 /* decode, waiting while the pixel budget is taken (start-up recovery must
  * not fail a stored job for being busy). */
-static rd_ecode decode_wait(rd_engine *e, rd_upload *u, int alpha, rd_image *img, rd_err *err)
+static rd_ecode decode_wait(rd_engine *e, rd_upload *u, const rd_geometry *geo, rd_image *img, rd_err *err)
 {
     for (;;) {
-        rd_ecode c = decode(e, u, alpha, img, err);
+        rd_ecode c = decode(e, u, geo, geo->alpha, img, err);
         pthread_mutex_lock(&e->qmu);
         int stopping = e->stopping;
         pthread_mutex_unlock(&e->qmu);
@@ -835,7 +879,7 @@ static void recover_one(rd_engine *e, rd_store_job *sj)
         code = RD_E_NOTREADY;
         rd_err_set(&err, RD_ERR_STATE, "class '%s' is not ready", sj->cls);
     } else if ((code = rd_store_class_threshold(e->store, sj->cls, &manual, &t, &err)) == RD_E_OK &&
-               (code = decode_wait(e, &u, rd_refset_geometry(j->rs)->alpha, &j->img, &err)) == RD_E_OK) {
+               (code = decode_wait(e, &u, rd_refset_geometry(j->rs), &j->img, &err)) == RD_E_OK) {
         if (manual) j->threshold = t;
         code = submit_r(e, j, SLOT_INTERNAL, &err);
         if (code == RD_E_OK) return; /* the queue owns j now */
@@ -1088,7 +1132,7 @@ rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, i
     imgs = calloc((size_t)n, sizeof *imgs);
     if (!imgs) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), RD_E_INTERNAL;
     for (int i = 0; i < n; i++) {
-        if ((code = decode(e, &u[i], go.alpha, &imgs[i], err)) != RD_E_OK) {
+        if ((code = decode(e, &u[i], NULL, go.alpha, &imgs[i], err)) != RD_E_OK) { /* references: full size */
             rd_err_prefix(err, "image %d", i + 1);
             goto out;
         }
@@ -1238,16 +1282,21 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
     }
     double th0 = now_ms();
     /* lazy heatmaps: the map compactly (+ the image copy); PNGs render on GET */
-    if (rd_heatmaps_encode(&res, &j->img, e->o->keep_images ? e->o->keep_image_quality : 0, &png[0], &png[1],
-                           &j->err) != RD_OK)
+    if (rd_heatmaps_encode(&res, &j->img, e->o->keep_images && !j->orig ? e->o->keep_image_quality : 0, &png[0],
+                           &png[1], &j->err) != RD_OK)
         goto fail;
+    if (j->orig) { /* decoded reduced: the uploaded JPEG is the copy (no re-encode) */
+        png[1].data = j->orig;
+        png[1].len = j->orig_len;
+        j->orig = NULL;
+    }
     res.t.heatmap = now_ms() - th0;
     double queue_ms = t_start - j->t_submit;
     res.t.total = now_ms() - j->t_submit;
     snprintf(timings, sizeof timings,
-             "{\"queue\":%.5g,\"preprocess\":%.5g,\"backbone\":%.5g,\"nn\":%.5g,\"score\":%.5g,\"heatmap\":%.5g,"
+             "{\"queue\":%.5g,\"decode\":%.5g,\"preprocess\":%.5g,\"backbone\":%.5g,\"nn\":%.5g,\"score\":%.5g,\"heatmap\":%.5g,"
              "\"inference\":%.5g,\"total\":%.5g}",
-             queue_ms, res.t.preprocess, res.t.backbone, res.t.nn, res.t.score, res.t.heatmap, now_ms() - t_start,
+             queue_ms, j->decode_ms, res.t.preprocess, res.t.backbone, res.t.nn, res.t.score, res.t.heatmap, now_ms() - t_start,
              res.t.total);
     geo_buf gtext = geo_text(&res.geo);
     rd_image_full_size(&j->img, &fw, &fh); /* displayed, after EXIF orientation */
@@ -1375,7 +1424,14 @@ rd_ecode rd_engine_inspect_opts(rd_engine *e, const char *cls, const rd_upload *
         j->sensitivity = o->sensitivity;
     }
     const rd_geometry *geo = rd_refset_geometry(j->rs);
-    if ((code = decode(e, u, geo->alpha, &j->img, err)) != RD_E_OK) goto out;
+    double td = now_ms();
+    if ((code = decode(e, u, geo, geo->alpha, &j->img, err)) != RD_E_OK) goto out;
+    j->decode_ms = now_ms() - td;
+    if (j->img.scale_denom > 1 && e->o->keep_images && rd_image_sniff(u->data, u->len) == RD_IMG_JPEG &&
+        (j->orig = malloc(u->len))) { /* the overlay is drawn over the frame as sent (heatmaps.h) */
+        memcpy(j->orig, u->data, u->len);
+        j->orig_len = u->len;
+    }
     {
         /* an image the class's geometry cannot take is refused before anything is stored */
         rd_view v;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "heatblob.h"
 #include "heatmap.h"
 #include "image.h"
@@ -124,6 +125,28 @@ static void cache_put(rd_heatcache *c, int64_t id, int kind, const uint8_t *png,
     pthread_mutex_unlock(&c->mu);
 }
 
+/* img resized to w x h (the model's antialiased bicubic, here an upscale). */
+static rd_status upsize(rd_image *img, int w, int h, rd_err *err)
+{
+    rd_image big = {0};
+    rd_arena scratch = {0};
+    rd_status st;
+    if (w < 1 || h < 1 || (uint64_t)w * (uint64_t)h > 1000000000ull)
+        return rd_err_set(err, RD_ERR_FORMAT, "stored map has a bad frame size %dx%d", w, h);
+    if (!(big.rgb = malloc((size_t)w * (size_t)h * 3))) return rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+    big.w = w;
+    big.h = h;
+    size_t need = (size_t)w * 3 * (size_t)(img->h + 8) + (size_t)h * 64 * 3 + 4096; /* one horizontal pass + kernels */
+    if ((st = rd_arena_init(&scratch, need, err)) == RD_OK && (st = rd_resize_u8(img, w, h, big.rgb, &scratch, err)) == RD_OK) {
+        rd_image_release(img);
+        *img = big;
+        big.rgb = NULL;
+    }
+    rd_arena_release(&scratch);
+    free(big.rgb);
+    return st;
+}
+
 static int kind_of(const char *k)
 {
     if (!strcmp(k, "raw")) return RD_HEAT_RAW;
@@ -165,8 +188,10 @@ rd_ecode rd_heatmaps_get(rd_store *s, rd_heatcache *c, int64_t id, const char *k
         rd_ecode ic = rd_store_heatmap(s, id, "image", &jpg, &jlen, err);
         rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
         if (ic == RD_E_OK && rd_image_decode(jpg, jlen, &lim, &img, err) == RD_OK) {
-            hb.p.out_w = img.w;
-            hb.p.out_h = img.h;
+            /* a copy smaller than the frame (a PNG inspected at reduced scale):
+             * resized up to the frame's geometry (blurred, aligned) */
+            if ((img.w != hb.p.out_w || img.h != hb.p.out_h) && upsize(&img, hb.p.out_w, hb.p.out_h, err) != RD_OK)
+                goto out;
         } else if (ic == RD_E_OK || ic == RD_E_NOTFOUND) {
             /* the copy is gone (or unreadable): a neutral frame of the original size */
             size_t n = (size_t)hb.p.out_w * (size_t)hb.p.out_h * 3;
@@ -208,10 +233,8 @@ rd_status rd_heatmaps_encode(const rd_result *res, const rd_image *img, int qual
     map->data = image->data = NULL;
     map->len = image->len = 0;
     rd_result_heat_params(res, &p);
-    if (img) { /* the renderings are at the decoded size, as rd_result_render draws them */
-        p.out_w = img->w;
-        p.out_h = img->h;
-    }
+    if (img) /* at the frame's displayed full size, whatever scale it was decoded at */
+        rd_image_full_size(img, &p.out_w, &p.out_h);
     rd_status st = rd_heatblob_encode(res->map, &res->view, &p, &map->data, &map->len, err);
     if (st == RD_OK && quality > 0 && img && (st = rd_jpeg_encode(img, quality, image, err)) != RD_OK)
         rd_png_buf_release(map);

@@ -42,7 +42,7 @@ static void png_fix_crcs(uint8_t *buf, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const int min_short[4] = {0, 32, 64, 224};
-    rd_image_limits lim = {4096, 1u << 20};
+    rd_image_limits lim = {4096, 1u << 20, 0};
     rd_decode_opts o = {0};
     rd_image im = {0};
     rd_err e = {0};

@@ -37,7 +37,7 @@ check "reference bytes round-trip" cmp -s "$T/ref1.out" "$I/ref1.jpg"
 req POST /v1/classes/rust-panel/inspections -H 'Content-Type: image/jpeg' -H 'X-Request-Id: part-0001' --data-binary "@$I/good.jpg"
 expect "inspect good part" 200
 GOOD=$(jget 'j["score"]'); GID=$(jget 'j["id"]'); GSEQ=$(jget 'j["seq"]')
-check "good part: fields" [ "$(jget 'j["class"], j["anomalous"], j["external_id"], j["status"], j["scorer"], sorted(j["timings_ms"])[:3], j["heatmap_url"]')" = "('rust-panel', False, 'part-0001', 'done', 'resad', ['backbone', 'heatmap', 'inference'], '/v1/inspections/$GID/heatmap.png')" ]
+check "good part: fields" [ "$(jget 'j["class"], j["anomalous"], j["external_id"], j["status"], j["scorer"], sorted(j["timings_ms"])[:3], j["heatmap_url"]')" = "('rust-panel', False, 'part-0001', 'done', 'resad', ['backbone', 'decode', 'heatmap'], '/v1/inspections/$GID/heatmap.png')" ]
 MODEL_SHA=$(jget 'j.get("model_sha256")')
 req GET /v1/model
 check "/v1/model: the shipped learned model produced the score" [ "$(jget 'j["scorer"], j["model"]["file"], j["model"]["sha256"], j["model"]["provenance"]["train_classes"] != ""')" = "('resad', 'resad_mobilenet_v2.safetensors', '$MODEL_SHA', True)" ]

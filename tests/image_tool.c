@@ -6,6 +6,7 @@
  *                                           → rd_image_load_opts (ALPHA 0 composite, 1 ignore);
  *                                             prints "w h full_w full_h orientation scale_denom"
  *   image_tool resizewh IN W H OUT.raw      → whole-frame resize to W×H (rd_resize_u8)
+ *   image_tool probe IN                     → rd_image_probe: prints "format w h orientation reducible"
  * Exit 1 with the error message on stderr when decoding fails. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,19 @@ int main(int argc, char **argv)
         rd_image_release(&im);
         return 0;
     }
-    fprintf(stderr, "usage: image_tool decode|resize|mapops|decodeopt|resizewh ...\n");
+    if (argc >= 3 && !strcmp(argv[1], "probe")) {
+        size_t len;
+        unsigned char *b = rd_read_file(argv[2], &len);
+        rd_image_info in;
+        if (!b || rd_image_probe(b, len, &in, &e)) {
+            fprintf(stderr, "%s\n", b ? e.msg : "cannot read");
+            free(b);
+            return 1;
+        }
+        printf("%d %d %d %d %d\n", (int)in.format, in.w, in.h, in.orientation, in.reducible);
+        free(b);
+        return 0;
+    }
+    fprintf(stderr, "usage: image_tool decode|resize|mapops|decodeopt|resizewh|probe ...\n");
     return 2;
 }

@@ -7,12 +7,16 @@ that are not multiples of the MCU) and PNGs (eXIf chunk) carrying each of the
 (JPEG within 1 level: both decoders are libjpeg-turbo), with w/h the
 displayed size; malformed EXIF blocks decode as orientation 1.
 
-Reduced-scale decoding (min_short): the DCT scale chosen is the largest of
-1/2, 1/4, 1/8 whose decoded short side stays >= min_short; the pixels equal
+Reduced-scale decoding (min_short): the scale chosen is the largest of
+1/2, 1/4, 1/8 whose decoded short side stays >= min_short.  JPEG: the pixels equal
 Pillow's Image.draft() at the same scale (libjpeg-turbo's scaled IDCT) within
 1 level; and after the working-size resize the result is close to a full
 decode + resize: mean |diff| <= 1.5 levels and PSNR >= 35 dB at S=224 on a
-photograph-like frame (the numbers are printed).
+photograph-like frame (the numbers are printed).  Non-interlaced PNGs are
+box-averaged as read: equal to Pillow's alpha composite + reduce() within 1
+level; Adam7 PNGs are decoded at full size.  rd_image_probe (image_tool probe)
+gives the format, displayed size, EXIF orientation and reducibility from the
+header alone.
 
 Alpha: RD_ALPHA_COMPOSITE composites on mid-grey (128) like
 Image.alpha_composite; RD_ALPHA_IGNORE equals Pillow's convert("RGB").
@@ -55,6 +59,22 @@ def tiff(orientation, big_endian=False, extra=()):
         v = struct.pack(e + "HH", val, 0) if typ == 3 else struct.pack(e + "I", val)
         b += struct.pack(e + "HHI", tag, typ, cnt) + v
     return b + struct.pack(e + "I", 0)
+
+
+def adam7_png(rgb):
+    """An interlaced (Adam7) 8-bit RGB PNG of rgb (H x W x 3), filter 0 on every row."""
+    import zlib
+    h, w, _ = rgb.shape
+    raw = b""
+    for x0, y0, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                           (0, 1, 1, 2)]:
+        sub = rgb[y0::dy, x0::dx]
+        if sub.size:
+            raw += b"".join(b"\0" + row.tobytes() for row in sub)
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def frame(w, h, seed=0):
@@ -155,11 +175,43 @@ def main():
     got, info = decode(pr, 224)
     check((info["w"], info["h"], info["full_w"], info["full_h"], info["denom"]) == (375, 500, 1500, 2000, 4),
           f"rotated scaled decode: {info}")
-    # PNGs are never scaled
-    pp = os.path.join(tmp, "big.png")
-    big.resize((800, 600)).save(pp)
-    _, info = decode(pp, 224)
-    check(info["denom"] == 1 and info["w"] == 800, f"PNG min_short: {info}")
+    # PNGs: non-interlaced rows box-averaged as read (Pillow's reduce() after
+    # alpha compositing, within 1 level; the last block of a row or column
+    # averages what it has); interlaced PNGs at full size
+    rng = np.random.default_rng(5)
+    for (W, H), min_short, want in [((800, 600), 224, 2), ((801, 601), 100, 4), ((1923, 1081), 60, 8),
+                                    ((800, 600), 301, 1)]:
+        a = rng.integers(0, 256, (H, W, 4), dtype=np.uint8)
+        pp = os.path.join(tmp, f"red{W}.png")
+        Image.fromarray(a, "RGBA").save(pp)
+        got, info = decode(pp, min_short)
+        check(info["denom"] == want and (info["full_w"], info["full_h"]) == (W, H), f"PNG {W}x{H} at {min_short}: {info}")
+        comp = Image.alpha_composite(Image.new("RGBA", (W, H), (128, 128, 128, 255)), Image.open(pp)).convert("RGB")
+        ref = np.asarray(comp.reduce(want) if want > 1 else comp).astype(int)
+        check(ref.shape == got.shape and np.abs(got.astype(int) - ref).max() <= 1,
+              f"PNG {W}x{H} reduced 1/{want}: {got.shape} vs PIL reduce {ref.shape}")
+    pn = os.path.join(tmp, "plain.png")
+    big.resize((800, 600)).save(pn)
+    r = subprocess.run([TOOL, "probe", pn], capture_output=True, text=True)
+    check(r.stdout.split() == ["2", "800", "600", "1", "1"], f"probe PNG: {r.stdout} {r.stderr}")
+    pe = os.path.join(tmp, "big6.png")
+    big.resize((800, 600)).save(pe, exif=b"Exif\0\0" + tiff(6))
+    r = subprocess.run([TOOL, "probe", pe], capture_output=True, text=True)
+    check(r.stdout.split() == ["2", "600", "800", "6", "1"], f"probe PNG eXIf 6: {r.stdout} {r.stderr}")
+    got, info = decode(pe, 100)
+    check((info["w"], info["h"], info["full_w"], info["full_h"], info["denom"]) == (150, 200, 600, 800, 4),
+          f"rotated reduced PNG: {info}")
+    # Adam7 (Pillow cannot write it): decoded at full size, equal to the pixels
+    pi = os.path.join(tmp, "inter.png")
+    px = np.asarray(big.resize((800, 600)))
+    open(pi, "wb").write(adam7_png(px))
+    r = subprocess.run([TOOL, "probe", pi], capture_output=True, text=True)
+    check(r.stdout.split() == ["2", "800", "600", "1", "0"], f"probe interlaced PNG: {r.stdout} {r.stderr}")
+    got, info = decode(pi, 100)
+    check(info["denom"] == 1 and info["w"] == 800 and np.array_equal(got, px),
+          f"interlaced PNG is decoded at full size: {info}")
+    r = subprocess.run([TOOL, "probe", pr], capture_output=True, text=True)
+    check(r.stdout.split() == ["1", "1500", "2000", "6", "1"], f"probe JPEG EXIF 6: {r.stdout} {r.stderr}")
 
     # ---- alpha policy
     rgba = np.asarray(base.convert("RGBA")).copy()
