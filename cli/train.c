@@ -20,6 +20,7 @@
 #include "image.h"
 #include "resad.h"
 #include "sha256.h"
+#include "synth.h"
 
 static void train_usage(FILE *f)
 {
@@ -46,6 +47,16 @@ static void train_usage(FILE *f)
           "  --metric l2|cosine       nearest-neighbour metric (default l2)\n"
           "  --ml logsigmoid|nll      flow likelihood loss (default logsigmoid)\n"
           "  --lr X  --wd X           Adam learning rate (2e-4) and weight decay (5e-4)\n"
+          "  --synth-local N          N synthesized local anomalies per class (GLASS's LAS: Perlin masks\n"
+          "                           filled with another class's or the image's own warped texture;\n"
+          "                           default 0 = off)\n"
+          "  --synth-match P          share of them colour-matched to the surface (low contrast; 0.5)\n"
+          "  --synth-global F         global anomalies (GLASS's GAS): share F of each flow chunk's normal\n"
+          "                           rows gets a noisy twin pushed by gradient ascent on the flow's NLL\n"
+          "                           into a shell around it (default 0 = off)\n"
+          "  --gas-steps K            its ascent steps (2)\n"
+          "  --gas-shell R1,R2        its shell, in units of the rows' RMS norm (0.5,1)\n"
+          "  --gas-step X             its step length, same unit (0.1)\n"
           "  --seed S                 random seed (default 0)\n"
           "  --threads N              threads (default: all cores)\n"
           "  --max-minutes M          stop cleanly after M minutes and still write the model\n"
@@ -187,6 +198,12 @@ static int on_progress(void *ctx, const rd_train_progress *p)
     return 0;
 }
 
+typedef struct synth_opts {
+    int local;      /* per class; 0 = off */
+    rd_synth_cfg cfg;
+    uint64_t seed;
+} synth_opts;
+
 /* One training image's features: the S×S centre square (rd_extract_center) or
  * the whole frame at its default geometry (rd_extract). */
 static rd_status train_extract(const rd_model *m, rd_worker *w, const rd_image *img, int whole, rd_feats **f,
@@ -202,6 +219,58 @@ static void train_mask(const rd_image *mk, const rd_feats *f, int whole, int s, 
 {
     rd_crop all = {.s = s, .resized_w = s, .resized_h = s};
     rd_mask_to_crop(mk, whole ? &all : &f->crop, out);
+}
+
+/* `so->local` synthesized anomalies of class ci (core/synth.c): base images
+ * cycle through its train/good images; foreign texture from a random train
+ * image of another class.  Their own random stream, so the training stream
+ * does not move. */
+static rd_status synth_class(const rd_model *m, rd_worker *w, const rd_dataset *ds, int ci, int idx, rd_train *t,
+                             const synth_opts *so, int whole, rd_rng *rng, uint8_t *crop_mask, size_t *done,
+                             rd_err *err)
+{
+    rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
+    const rd_ds_class *c = &ds->classes[ci];
+    rd_status st = RD_OK;
+    if (c->ntrain < 1) return RD_OK;
+    for (int j = 0; j < so->local && st == RD_OK; j++) {
+        rd_image base = {0}, foreign = {0}, out = {0}, mk = {0};
+        rd_feats *f = NULL;
+        uint8_t *mask = NULL;
+        st = rd_image_load(c->train[j % c->ntrain], &lim, &base, err);
+        if (st == RD_OK && ds->nclasses > 1) {
+            int oc = (int)(rd_rng_u64(rng) % (uint64_t)(ds->nclasses - 1));
+            if (oc >= ci) oc++;
+            const rd_ds_class *o = &ds->classes[oc];
+            if (o->ntrain > 0) st = rd_image_load(o->train[rd_rng_u64(rng) % (uint64_t)o->ntrain], &lim, &foreign, err);
+        }
+        if (st == RD_OK && !(mask = malloc((size_t)base.w * base.h)))
+            st = rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        if (st == RD_OK)
+            st = rd_synth_local(&so->cfg, rng, &base, foreign.rgb ? &foreign : NULL, &out, mask, NULL, err);
+        if (st == RD_OK) st = train_extract(m, w, &out, whole, &f, err);
+        if (st == RD_OK) { /* the mask as a one-channel-in-three image for rd_mask_to_crop */
+            mk.w = base.w;
+            mk.h = base.h;
+            mk.rgb = malloc((size_t)base.w * base.h * 3);
+            if (!mk.rgb) st = rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            for (size_t i = 0; st == RD_OK && i < (size_t)base.w * base.h; i++)
+                mk.rgb[3 * i] = mk.rgb[3 * i + 1] = mk.rgb[3 * i + 2] = mask[i] ? 255 : 0;
+            if (st == RD_OK) train_mask(&mk, f, whole, rd_model_get_info(m)->size, crop_mask);
+        }
+        rd_image_release(&base);
+        rd_image_release(&foreign);
+        rd_image_release(&out);
+        rd_image_release(&mk);
+        free(mask);
+        if (st != RD_OK) {
+            rd_feats_free(f);
+            break;
+        }
+        st = rd_train_add_image(t, idx, f, 0, 1, crop_mask, err);
+        (*done)++;
+    }
+    return st;
 }
 
 /* --frame whole: the level sizes of the first class's first image at its
@@ -230,7 +299,7 @@ static rd_status probe_grid(const rd_model *m, rd_worker *w, const rd_dataset *d
 
 /* Extracts every image of the chosen classes into the trainer. */
 static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds, rd_train *t, int s, int whole,
-                           rd_err *err)
+                           const synth_opts *so, rd_err *err)
 {
     rd_image_limits lim = RD_IMAGE_LIMITS_DEFAULT;
     uint8_t *mask = malloc((size_t)s * s);
@@ -239,6 +308,9 @@ static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds
     rd_status st = RD_OK;
     if (!mask) return rd_err_set(err, RD_ERR_NOMEM, "out of memory");
     for (int c = 0; c < ds->nclasses; c++) total += (size_t)(ds->classes[c].ntrain + ds->classes[c].ntest);
+    rd_rng srng;
+    rd_rng_seed(&srng, so->seed ^ 0x51A7E5u);
+    size_t nsynth = 0;
     int tty = isatty(2);
     size_t step = total / 4 > 1 ? total / 4 : 1; /* a few lines in logs, a live counter on a terminal */
     for (int ci = 0; ci < ds->nclasses && st == RD_OK; ci++) {
@@ -280,7 +352,10 @@ static rd_status load_data(const rd_model *m, rd_worker *w, const rd_dataset *ds
                 fprintf(stderr, "train: features %zu/%zu (%.0f s)%s", done, total, now_s() - t0,
                         tty && done < total ? "\r" : "\n");
         }
+        if (st == RD_OK && so->local > 0) st = synth_class(m, w, ds, ci, idx, t, so, whole, &srng, mask, &nsynth, err);
     }
+    if (st == RD_OK && nsynth)
+        fprintf(stderr, "train: %zu synthesized local anomalies (%.0f s in all)\n", nsynth, now_s() - t0);
     free(mask);
     return st;
 }
@@ -295,8 +370,10 @@ int rd_cli_train(int argc, char **argv)
     char frame[64] = "centre"; /* resadd.train_frame: "centre" or "whole WxH" */
     double max_minutes = 0;
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    synth_opts so = {0};
     rd_train_cfg_default(&cfg);
     rd_model_opts_default(&mo);
+    rd_synth_cfg_default(&so.cfg);
     if (threads < 1) threads = 1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -340,6 +417,8 @@ int rd_cli_train(int argc, char **argv)
         INTOPT("--flow-hidden", cfg.flow_hidden, 0, RD_FLOW_MAX_HID)
         INTOPT("--threads", threads, 1, 256)
         INTOPT("--stop-after", cfg.stop_after, 1, 100000)
+        INTOPT("--synth-local", so.local, 0, 100000)
+        INTOPT("--gas-steps", cfg.gas.steps, 0, 100)
         else if (!strcmp(a, "--cstr-kernel")) {
             if (strcmp(v, "1") && strcmp(v, "3")) {
                 fprintf(stderr, "resad train: --cstr-kernel is 1 or 3 (got '%s')\n", v);
@@ -402,6 +481,25 @@ int rd_cli_train(int argc, char **argv)
                 return 2;
             }
             cfg.seed = (uint64_t)s;
+        } else if (!strcmp(a, "--synth-match") || !strcmp(a, "--synth-global") || !strcmp(a, "--gas-step")) {
+            double hi = !strcmp(a, "--gas-step") ? 100 : 1;
+            if (!parse_double(v, &d) || d < 0 || d > hi) {
+                fprintf(stderr, "resad train: %s takes a number from 0 to %g (got '%s')\n", a, hi, v);
+                return 2;
+            }
+            if (!strcmp(a, "--synth-match")) so.cfg.p_match = (float)d;
+            else if (!strcmp(a, "--synth-global")) cfg.gas_share = (float)d;
+            else cfg.gas.eta = (float)d;
+        } else if (!strcmp(a, "--gas-shell")) {
+            char *end, *end2;
+            errno = 0;
+            double r1 = strtod(v, &end), r2 = *end == ',' ? strtod(end + 1, &end2) : NAN;
+            if (errno || end == v || *end != ',' || *end2 || !(r1 > 0 && r1 <= r2 && r2 <= 100)) {
+                fprintf(stderr, "resad train: --gas-shell takes R1,R2 with 0 < R1 <= R2 <= 100 (got '%s')\n", v);
+                return 2;
+            }
+            cfg.gas.r1 = (float)r1;
+            cfg.gas.r2 = (float)r2;
         } else if (!strcmp(a, "--max-minutes")) {
             if (!parse_double(v, &max_minutes) || max_minutes <= 0) {
                 fprintf(stderr, "resad train: --max-minutes takes a positive number (got '%s')\n", v);
@@ -448,7 +546,12 @@ int rd_cli_train(int argc, char **argv)
         rd_err_set(&err, RD_ERR_IO, "%s: cannot hash the training images", data);
         goto fail;
     }
-    cfg.data_id = msha;
+    /* synthesized local anomalies are training data too: a checkpoint made without them does not resume with */
+    static char data_id[RD_SHA256_HEX + 96];
+    snprintf(data_id, sizeof data_id, "%s", msha);
+    if (so.local)
+        snprintf(data_id, sizeof data_id, "%s+synth-local=%d,match=%a", msha, so.local, (double)so.cfg.p_match);
+    cfg.data_id = data_id;
     m = rd_model_load(&mo, &err);
     if (!m) goto fail;
     w = rd_worker_new(m, &err);
@@ -464,7 +567,8 @@ int rd_cli_train(int argc, char **argv)
     }
     t = rd_train_new(&cfg, &tmi, &err);
     if (!t) goto fail;
-    if (load_data(m, w, ds, t, mi->size, whole, &err) != RD_OK) goto fail;
+    so.seed = cfg.seed;
+    if (load_data(m, w, ds, t, mi->size, whole, &so, &err) != RD_OK) goto fail;
     rd_worker_free(w);
     w = NULL;
     if (resume) {
@@ -487,7 +591,7 @@ int rd_cli_train(int argc, char **argv)
     if (stopped) fprintf(stderr, "train: stopped early after %d complete epochs\n", rd_train_epochs_done(t));
 
     /* metadata from the pipeline */
-    char levels[512] = "", size[16], created[32];
+    char levels[512] = "", size[16], created[32], synth_l[160], synth_g[160];
     char *cls_csv = NULL;
     size_t cl_len = 1;
     for (int c = 0; c < ds->nclasses; c++) cl_len += strlen(ds->classes[c].name) + 1;
@@ -509,10 +613,18 @@ int rd_cli_train(int argc, char **argv)
     struct tm tmv;
     gmtime_r(&now, &tmv);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    snprintf(synth_l, sizeof synth_l, "off");
+    snprintf(synth_g, sizeof synth_g, "off");
+    if (so.local)
+        snprintf(synth_l, sizeof synth_l, "%d per class, colour-matched share %g", so.local, (double)so.cfg.p_match);
+    if (cfg.gas_share > 0)
+        snprintf(synth_g, sizeof synth_g, "share %g, %d steps, shell [%g, %g], step %g", (double)cfg.gas_share,
+                 cfg.gas.steps, (double)cfg.gas.r1, (double)cfg.gas.r2, (double)cfg.gas.eta);
     const char *meta[] = {"resadd.kind", "resad-model", "resadd.version", "1", "resadd.backbone_arch", mi->arch,
                           "resadd.backbone_sha256", mi->backbone_sha256, "resadd.levels", levels, "resadd.size", size,
                           "resadd.train_manifest_sha256", msha, "resadd.train_classes", cls_csv, "resadd.created",
-                          created, "resadd.stopped_early", stopped ? "yes" : "no", "resadd.train_frame", frame, NULL};
+                          created, "resadd.stopped_early", stopped ? "yes" : "no", "resadd.synth_local", synth_l,
+                          "resadd.synth_global", synth_g, "resadd.train_frame", frame, NULL};
     rd_status st = rd_train_write_model(t, out, meta, &err);
     free(cls_csv);
     if (st != RD_OK) goto fail;

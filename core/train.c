@@ -49,6 +49,12 @@ typedef struct tlevel {
     int32_t *oy, *ox; /* SHIFT: per batch slot, the image's translation (0 otherwise) */
     uint8_t *mc;
     size_t *perm;
+    /* global synthesis (cfg.gas_share > 0): the chunk buffers above hold
+     * gcap more rows for the synthetic ones; their sources, positions, input gradients */
+    size_t gcap;
+    float *gsrc, *gdx;
+    int32_t *gpy, *gpx;
+    rd_rng grng; /* drawn from the trainer's stream per batch, in level order */
 } tlevel;
 
 struct rd_train {
@@ -89,6 +95,8 @@ void rd_train_cfg_default(rd_train_cfg *c)
     c->lr = 2e-4f;
     c->wd = 5e-4f;
     c->chunk = 8192;
+    c->gas_share = 0;
+    rd_gas_cfg_default(&c->gas);
     c->seed = 0;
     c->threads = 1;
 }
@@ -129,6 +137,11 @@ rd_train *rd_train_new(const rd_train_cfg *cfg, const rd_model_info *mi, rd_err 
         return rd_err_set(err, RD_ERR_ARG, "weight decay must be in [0, 1) (got %g)", c->wd), NULL;
     if (c->chunk < 16 || c->chunk > (1u << 20))
         return rd_err_set(err, RD_ERR_ARG, "flow chunk must be in 16..1048576 rows"), NULL;
+    if (!(c->gas_share >= 0 && c->gas_share <= 1) || c->gas.steps < 0 || c->gas.steps > 100 ||
+        !(c->gas.r1 > 0 && c->gas.r1 <= c->gas.r2 && c->gas.r2 <= 100) || !(c->gas.eta >= 0 && c->gas.eta <= 100))
+        return rd_err_set(err, RD_ERR_ARG, "global synthesis: share in [0, 1], steps 0..100, 0 < r1 <= r2 <= 100, "
+                                           "step in [0, 100]"),
+               NULL;
     if (c->threads < 1 || c->threads > 256)
         return rd_err_set(err, RD_ERR_ARG, "threads must be in 1..256 (got %d)", c->threads), NULL;
     if (mi->nlevels < 1 || mi->nlevels > RD_MAX_LEVELS)
@@ -175,6 +188,8 @@ rd_train *rd_train_new(const rd_train_cfg *cfg, const rd_model_info *mi, rd_err 
         if (!L->flow) goto fail;
         size_t nb = (size_t)c->batch * L->hw, nbc;
         size_t cap = nb < c->chunk ? nb : c->chunk;
+        L->gcap = c->gas_share > 0 ? (size_t)ceil(c->gas_share * (double)cap) : 0;
+        cap += L->gcap; /* the chunk buffers and the workspace also hold the synthetic rows */
         L->fws = rd_flow_ws_new(L->flow, cap, L->h + rd_flow_shift_range(&fc, L->h),
                                 L->w + rd_flow_shift_range(&fc, L->w), err);
         if (!L->fws) goto fail;
@@ -195,6 +210,13 @@ rd_train *rd_train_new(const rd_train_cfg *cfg, const rd_model_info *mi, rd_err 
         L->py = malloc(cap * sizeof(int32_t));
         L->px = malloc(cap * sizeof(int32_t));
         L->mc = malloc(cap);
+        if (L->gcap) {
+            L->gsrc = malloc(L->gcap * L->c * sizeof(float));
+            L->gdx = malloc(L->gcap * L->c * sizeof(float));
+            L->gpy = malloc(L->gcap * sizeof(int32_t));
+            L->gpx = malloc(L->gcap * sizeof(int32_t));
+            if (!L->gsrc || !L->gdx || !L->gpy || !L->gpx) goto nomem;
+        }
         L->oy = calloc((size_t)c->batch, sizeof(int32_t));
         L->ox = calloc((size_t)c->batch, sizeof(int32_t));
         if (!L->oy || !L->ox) goto nomem;
@@ -244,6 +266,10 @@ void rd_train_free(rd_train *t)
         free(L->oy);
         free(L->ox);
         free(L->mc);
+        free(L->gsrc);
+        free(L->gdx);
+        free(L->gpy);
+        free(L->gpx);
     }
     for (int i = 0; i < t->ncls; i++) {
         for (int j = 0; j < t->cls[i].n; j++) {
@@ -394,6 +420,37 @@ typedef struct flow_job {
     rd_err err[RD_MAX_LEVELS];
 } flow_job;
 
+/* Global synthesis (synth.h): synthetic abnormal twins of a share of the
+ * chunk's normal rows, appended after its m rows with mask 1.  The chunk is
+ * shuffled, so its first normal rows are a random subset. */
+static rd_status gas_chunk(const rd_train *t, tlevel *L, size_t m, size_t *added, rd_err *err)
+{
+    const size_t c = (size_t)L->c;
+    size_t nn = 0, k = 0;
+    *added = 0;
+    for (size_t i = 0; i < m; i++) nn += !L->mc[i];
+    size_t want = (size_t)(t->cfg.gas_share * (double)nn + 0.5);
+    if (want > L->gcap) want = L->gcap;
+    for (size_t i = 0; i < m && k < want; i++) {
+        if (L->mc[i]) continue;
+        memcpy(L->gsrc + k * c, L->xc + i * c, c * sizeof(float));
+        L->gpy[k] = L->py[i];
+        L->gpx[k] = L->px[i];
+        k++;
+    }
+    if (!k) return RD_OK;
+    rd_status st = rd_gas_synth(&t->cfg.gas, &L->grng, L->flow, L->fws, L->gsrc, L->gpy, L->gpx, k,
+                                rd_gas_unit(L->gsrc, k, L->c), L->xc + m * c, L->fgrad, L->lpc, L->dlpc, L->gdx, err);
+    if (st != RD_OK) return st;
+    for (size_t i = 0; i < k; i++) {
+        L->py[m + i] = L->gpy[i];
+        L->px[m + i] = L->gpx[i];
+        L->mc[m + i] = 1;
+    }
+    *added = k;
+    return RD_OK;
+}
+
 static rd_status flow_level(rd_train *t, int l, size_t n, const float *feed, int normal_stage, double *ml_out,
                             double *bg_out, rd_err *err)
 {
@@ -409,6 +466,12 @@ static rd_status flow_level(rd_train *t, int l, size_t n, const float *feed, int
             L->py[i] = (int32_t)(pos / (size_t)L->w) + L->oy[row / L->hw];
             L->px[i] = (int32_t)(pos % (size_t)L->w) + L->ox[row / L->hw];
             L->mc[i] = L->m[row];
+        }
+        if (L->gcap && !normal_stage) { /* the ML and BGAD terms below then see the synthetic rows too */
+            size_t added;
+            st = gas_chunk(t, L, m, &added, err);
+            if (st != RD_OK) return st;
+            m += added;
         }
         st = rd_flow_train_forward(L->flow, L->fws, L->xc, L->py, L->px, m, L->lpc, err);
         if (st != RD_OK) return st;
@@ -477,6 +540,7 @@ static rd_status run_batch(rd_train *t, const tclass *c, const int *members, int
                 L->oy[i] = (int32_t)rand_below(&t->rng, (size_t)rd_flow_shift_range(&L->flow->cfg, L->h) + 1);
                 L->ox[i] = (int32_t)rand_below(&t->rng, (size_t)rd_flow_shift_range(&L->flow->cfg, L->w) + 1);
             }
+        if (L->gcap && !normal_stage) rd_rng_seed(&L->grng, rd_rng_u64(&t->rng)); /* only then: keeps the stream */
         job.n[l] = n;
         job.feed[l] = feed;
     }
@@ -710,6 +774,9 @@ static void cfg_string(const rd_train *t, char *buf, size_t len)
                      (unsigned long long)c->seed, c->data_id ? c->data_id : "");
     for (int l = 0; l < t->nlevels && n > 0 && (size_t)n < len; l++)
         n += snprintf(buf + n, len - (size_t)n, " L%d=%dx%dx%d", l, t->lv[l].h, t->lv[l].w, t->lv[l].c);
+    if (c->gas_share > 0 && n > 0 && (size_t)n < len) /* absent when off: older checkpoints match */
+        n += snprintf(buf + n, len - (size_t)n, " gas=%a,%d,%a,%a,%a", (double)c->gas_share, c->gas.steps,
+                      (double)c->gas.r1, (double)c->gas.r2, (double)c->gas.eta);
     if (c->flow_pos != RD_FLOW_POS_ABS && n > 0 && (size_t)n < len) /* absent for ABS: older checkpoints match */
         snprintf(buf + n, len - (size_t)n, " pos=%d shift=%a", c->flow_pos,
                  c->flow_pos == RD_FLOW_POS_SHIFT ? (double)c->flow_shift : 0.0);

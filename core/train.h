@@ -39,6 +39,7 @@
 #include "resad.h"
 #include "score.h"
 #include "status.h"
+#include "synth.h"
 
 typedef struct rd_train_cfg {
     int epochs;          /* default 20 */
@@ -57,6 +58,9 @@ typedef struct rd_train_cfg {
     float lr;            /* default 2e-4 */
     float wd;            /* default 5e-4 */
     size_t chunk;        /* flow rows per step (default 8192) */
+    float gas_share;     /* global anomaly synthesis (synth.h, GLASS's GAS): in the mixed stage, this share of
+                          * each flow chunk's normal rows gets a synthetic abnormal twin (0 = off, default) */
+    rd_gas_cfg gas;      /* its steps, shell and step length (rd_gas_cfg_default) */
     uint64_t seed;
     int threads;         /* NN-search team (default 1) */
     double max_seconds;  /* 0 = no limit: stops cleanly between batches */
