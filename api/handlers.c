@@ -19,6 +19,7 @@
 #include "hooks.h"
 #include "sse.h"
 #include "views.h"
+#include "isotime.h"
 
 #define MAX_UPLOADS 64
 
@@ -234,10 +235,7 @@ static int parse_since(const char *s, char out[32])
     for (size_t i = 0; i < n; i++)
         if (!isdigit((unsigned char)s[i])) digits = 0;
     if (digits && n <= 12) {
-        time_t t = (time_t)strtoll(s, NULL, 10);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+        rd_isotime(strtoll(s, NULL, 10), 0, out);
         return 0;
     }
     int Y, M, D, h = 0, mi = 0, se = 0;

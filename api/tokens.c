@@ -12,6 +12,7 @@
 #include "bodies.h"
 #include "req.h"
 #include "views.h"
+#include "isotime.h"
 
 static json_t *token_view(const rd_token_row *t)
 {
@@ -27,14 +28,11 @@ int rd_tokens_create(rd_req *r)
     rd_body_err be = {0};
     rd_token_row row;
     rd_err err = {0};
-    char tok[68], exp[32];
+    char tok[68], exp[RD_ISOTIME_LEN];
     const char *exp_at = NULL;
     if (rd_body_token((const char *)r->body, r->len, &b, &be)) return rd_reply_err(r, 400, be.code, "%s", be.msg);
     if (b.expires_in_s) {
-        time_t t = time(NULL) + (time_t)b.expires_in_s;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(exp, sizeof exp, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+        rd_isotime((int64_t)time(NULL) + (int64_t)b.expires_in_s, 0, exp);
         exp_at = exp;
     }
     rd_ecode code = rd_engine_token_create(r->e, b.name, b.scope, exp_at, tok, &row, &err);

@@ -26,6 +26,7 @@
 #include "webhooks.h"
 #include "istats.h"
 #include "heatmaps.h"
+#include "isotime.h"
 #include "log.h"
 #include "sha256.h"
 #include "tokens.h"
@@ -1373,11 +1374,8 @@ rd_ecode rd_engine_inspect(rd_engine *e, const char *cls, const rd_upload *u, co
 /* The original of a repeated external id within the window: 1 (and *out), 0, or -1 (err). */
 static int idem_find(rd_engine *e, const char *cls, const char *external_id, rd_insp_row *out, rd_err *err)
 {
-    char since[32];
-    time_t t = time(NULL) - e->o->idempotency_window_s;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    char since[RD_ISOTIME_LEN];
+    rd_isotime((int64_t)time(NULL) - e->o->idempotency_window_s, 0, since);
     rd_ecode rc = rd_store_insp_by_extid(e->store, cls, external_id, since, out, err);
     return rc == RD_E_OK ? 1 : rc == RD_E_NOTFOUND ? 0 : -1;
 }

@@ -9,6 +9,8 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "isotime.h"
+
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_fp;
 static char log_path[1024];
@@ -70,12 +72,10 @@ void rd_log(int level, const char *fmt, ...)
     FILE *f = log_fp ? log_fp : stderr;
     if (f != stderr) { /* a log_file has no journal to stamp its lines: UTC, milliseconds */
         struct timeval tv;
-        struct tm tm;
-        char ts[32];
+        char ts[RD_ISOTIME_LEN];
         gettimeofday(&tv, NULL);
-        gmtime_r(&tv.tv_sec, &tm);
-        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-        fprintf(f, "%s.%03dZ %s: %s\n", ts, (int)(tv.tv_usec / 1000), words[level & 7], line);
+        rd_isotime(tv.tv_sec, (int)(tv.tv_usec / 1000), ts);
+        fprintf(f, "%s %s: %s\n", ts, words[level & 7], line);
     } else {
         fprintf(f, "<%d>%s: %s\n", level, words[level & 7], line);
     }

@@ -15,6 +15,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "isotime.h"
 #include "migrations.inc" /* generated from sql/NNN_*.sql: rd_migrations[] */
 
 #define STMT_CACHE 64
@@ -36,11 +37,8 @@ struct rd_store {
 void rd_store_now(char buf[32])
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+    rd_isotime(ts.tv_sec, (int)(ts.tv_nsec / 1000000), buf);
 }
 
 /* The rd_ecode of a SQLite failure rc; remembers a full disk for /readyz. */
@@ -1257,11 +1255,8 @@ int rd_store_prune(rd_store *s, long max_age_s, long max_count)
     int n = 0;
     LOCK(s);
     if (max_age_s > 0) {
-        char cut[32];
-        time_t t = time(NULL) - max_age_s;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(cut, sizeof cut, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+        char cut[RD_ISOTIME_LEN];
+        rd_isotime((int64_t)time(NULL) - max_age_s, 0, cut);
         sqlite3_stmt *st = stmt(s, SQL_PRUNE_AGE);
         if (!st) goto fail;
         bind_text(st, 1, cut);
@@ -1302,11 +1297,8 @@ int rd_store_prune_images(rd_store *s, long keep_last, long max_age_s)
     int n = 0;
     LOCK(s);
     if (max_age_s > 0) {
-        char cut[32];
-        time_t t = time(NULL) - max_age_s;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(cut, sizeof cut, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+        char cut[RD_ISOTIME_LEN];
+        rd_isotime((int64_t)time(NULL) - max_age_s, 0, cut);
         sqlite3_stmt *st = stmt(s, SQL_PRUNE_IMG_AGE);
         if (!st) goto fail;
         bind_text(st, 1, cut);
