@@ -80,10 +80,7 @@ static int h_class_create(rd_req *r)
     } else if (rd_body_class_create((const char *)r->body, r->len, r->o->max_json_depth, b, &be)) {
         ret = rd_reply_err(r, 400, be.code, "%s", be.msg);
     } else {
-        rd_ecode code = b->has_geo ? rd_engine_geo_check(r->e, &b->geo, &err) : RD_E_OK;
-        if (code == RD_E_OK) code = rd_engine_class_create(r->e, b->name, b->description, c, &err);
-        if (code == RD_E_OK && b->has_geo && (code = rd_engine_class_set_geo(r->e, b->name, &b->geo, c, &err)) != RD_E_OK)
-            rd_engine_class_delete(r->e, b->name, &(rd_err){0}); /* nothing stored when the geometry is refused */
+        rd_ecode code = rd_engine_class_create_geo(r->e, b->name, b->description, b->has_geo ? &b->geo : NULL, c, &err);
         ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 201, rd_view_class(c));
     }
     free(b);

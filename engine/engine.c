@@ -464,8 +464,17 @@ static char *render_event(void *ctx, const rd_event *ev)
 
 rd_ecode rd_engine_class_create(rd_engine *e, const char *name, const char *desc, rd_engine_class *out, rd_err *err)
 {
-    rd_ecode rc = rd_store_class_create(e->store, name, desc, err);
+    return rd_engine_class_create_geo(e, name, desc, NULL, out, err);
+}
+
+rd_ecode rd_engine_class_create_geo(rd_engine *e, const char *name, const char *desc, const rd_geo_opts *geo,
+                                    rd_engine_class *out, rd_err *err)
+{
+    char text[RD_GEO_TEXT_MAX] = "";
+    rd_ecode rc = geo ? rd_engine_geo_check(e, geo, err) : RD_E_OK;
     if (rc != RD_E_OK) return rc;
+    if (geo) rd_geoopts_format(geo, text, sizeof text);
+    if ((rc = rd_store_class_create_geo(e->store, name, desc, text, err)) != RD_E_OK) return rc;
     if (!class_find(e, name) && !class_add(e, name, 0)) {
         rd_err_set(err, RD_ERR_NOMEM, "out of memory");
         return RD_E_INTERNAL;

@@ -118,6 +118,11 @@ int rd_engine_counts(rd_engine *e, rd_engine_count *out, int max);
 
 /* ---- classes ---- */
 rd_ecode rd_engine_class_create(rd_engine *e, const char *name, const char *desc, rd_engine_class *out, rd_err *err);
+/* The same with geometry options (NULL = defaults), checked first (bad ones
+ * are RD_E_BADGEO) and stored with the class in one statement: a refused
+ * geometry leaves nothing behind and sends no event. */
+rd_ecode rd_engine_class_create_geo(rd_engine *e, const char *name, const char *desc, const rd_geo_opts *geo,
+                                    rd_engine_class *out, rd_err *err);
 rd_ecode rd_engine_class_get(rd_engine *e, const char *name, rd_engine_class *out, rd_err *err);
 /* *out (free()) holds *n classes by name. */
 rd_ecode rd_engine_class_list(rd_engine *e, rd_engine_class **out, int *n, rd_err *err);

@@ -287,7 +287,7 @@ static int grow(void **rows, int n, int *cap, size_t sz)
 
 /* ---- classes ---- */
 static const char SQL_CLASS_INS[] =
-    "INSERT INTO classes(name, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)";
+    "INSERT INTO classes(name, description, created_at, updated_at, geo_opts) VALUES (?1, ?2, ?3, ?3, ?4)";
 static const char SQL_CLASS_GET[] =
     "SELECT c.id, c.name, c.description, (SELECT count(*) FROM refs r WHERE r.class_id = c.id), c.threshold, "
     "c.created_at, c.updated_at, c.geo_opts, c.geometry FROM classes c WHERE c.name = ?1";
@@ -302,6 +302,12 @@ static const char SQL_CLASS_ID[] = "SELECT id, threshold FROM classes WHERE name
 
 rd_ecode rd_store_class_create(rd_store *s, const char *name, const char *desc, rd_err *err)
 {
+    return rd_store_class_create_geo(s, name, desc, NULL, err);
+}
+
+rd_ecode rd_store_class_create_geo(rd_store *s, const char *name, const char *desc, const char *geo_opts,
+                                   rd_err *err)
+{
     char now[32];
     rd_ecode rc = RD_E_OK;
     rd_store_now(now);
@@ -314,6 +320,7 @@ rd_ecode rd_store_class_create(rd_store *s, const char *name, const char *desc, 
     bind_text(st, 1, name);
     bind_text(st, 2, desc ? desc : "");
     bind_text(st, 3, now);
+    bind_text(st, 4, geo_opts && geo_opts[0] ? geo_opts : NULL);
     int r = step(s, st);
     if ((r & 0xff) == SQLITE_CONSTRAINT) {
         rd_err_set(err, RD_ERR_STATE, "class '%s' already exists", name);

@@ -69,6 +69,10 @@ typedef struct rd_class_row {
 } rd_class_row;
 
 rd_ecode rd_store_class_create(rd_store *s, const char *name, const char *desc, rd_err *err);
+/* The same with its geometry options text (NULL/"" = defaults) in the one
+ * INSERT: a class is never stored without the options it was created with. */
+rd_ecode rd_store_class_create_geo(rd_store *s, const char *name, const char *desc, const char *geo_opts,
+                                   rd_err *err);
 /* desc NULL = unchanged; set_threshold: 0 unchanged, 1 set to threshold, 2 back to auto. */
 rd_ecode rd_store_class_update(rd_store *s, const char *name, const char *desc, int set_threshold,
                                double threshold, rd_err *err);

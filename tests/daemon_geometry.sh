@@ -148,6 +148,8 @@ req POST /v1/classes "${JSONH[@]}" -d '{"name":"bad","geometry":{"fit":"squash"}
 expect "unknown fit" 400 bad_request
 req POST /v1/classes "${JSONH[@]}" -d '{"name":"bad","geometry":{"tile":7}}'
 expect "tile off the grid stride" 422 bad_geometry
+req GET /v1/classes/bad
+expect "refused geometry: no class stored" 404 not_found
 
 # ---- a class from before geometry: stale features, no geometry recorded ----
 stop_resadd
