@@ -891,6 +891,12 @@ static void recover_one(rd_engine *e, rd_store_job *sj)
     } else if ((code = rd_store_class_threshold(e->store, sj->cls, &manual, &t, &err)) == RD_E_OK &&
                (code = decode_wait(e, &u, rd_refset_geometry(j->rs), &j->img, &err)) == RD_E_OK) {
         if (manual) j->threshold = t;
+        if (!strcmp(sj->thr_source, "request") || !strcmp(sj->thr_source, "sensitivity")) {
+            /* what the request asked for, as it was queued */
+            j->thr_source = sj->thr_source[0] == 'r' ? "request" : "sensitivity";
+            j->threshold = sj->threshold;
+            j->sensitivity = sj->sensitivity;
+        }
         code = submit_r(e, j, SLOT_INTERNAL, &err);
         if (code == RD_E_OK) return; /* the queue owns j now */
         if (code == RD_E_SHUTDOWN) { /* left queued: run at the next start */
@@ -1461,8 +1467,10 @@ rd_ecode rd_engine_inspect_opts(rd_engine *e, const char *cls, const rd_upload *
     }
     /* reserve the queue slot before writing anything */
     if ((code = reserve(e, err)) != RD_E_OK) goto out;
-    if ((code = rd_store_insp_queue(e->store, cls, external_id, async ? u->data : NULL, u->len, u->content_type,
-                                    &j->id, err)) != RD_E_OK) {
+    /* a request's own threshold goes with the row: a re-run after a restart applies it (recover_one) */
+    rd_store_thr_req treq = {j->thr_source, j->threshold, j->sensitivity};
+    if ((code = rd_store_insp_queue_req(e->store, cls, external_id, async ? u->data : NULL, u->len, u->content_type,
+                                        strcmp(j->thr_source, "class") ? &treq : NULL, &j->id, err)) != RD_E_OK) {
         unreserve(e);
         goto out;
     }

@@ -255,6 +255,13 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
     else sqlite3_bind_null(st, i);
 }
 
+/* v, or NULL when v is NaN ("none"). */
+static void bind_double_or_null(sqlite3_stmt *st, int i, double v)
+{
+    if (isnan(v)) sqlite3_bind_null(st, i);
+    else sqlite3_bind_double(st, i, v);
+}
+
 /* Column i as text into buf (n bytes); "" when NULL. */
 static void col_text(sqlite3_stmt *st, int i, char *buf, size_t n)
 {
@@ -774,11 +781,13 @@ out:
 
 /* ---- inspections ---- */
 static const char SQL_INSP_INS[] =
-    "INSERT INTO inspections(class, external_id, status, created_at) VALUES (?1, ?2, 'queued', ?3)";
+    "INSERT INTO inspections(class, external_id, status, created_at, threshold, threshold_source, sensitivity) "
+    "VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)";
 static const char SQL_JOB_INS[] = "INSERT INTO jobs(inspection_id, content_type, image) VALUES (?1, ?2, ?3)";
 static const char SQL_JOB_DEL[] = "DELETE FROM jobs WHERE inspection_id = ?1";
 static const char SQL_JOBS[] =
-    "SELECT i.id, i.class, j.image FROM jobs j JOIN inspections i ON i.id = j.inspection_id "
+    "SELECT i.id, i.class, j.image, coalesce(i.threshold_source, ''), i.threshold, i.sensitivity FROM jobs j "
+    "JOIN inspections i ON i.id = j.inspection_id "
     "WHERE i.status = 'queued' ORDER BY i.id";
 static const char SQL_INSP_DONE[] =
     "UPDATE inspections SET status = 'done', score = ?2, threshold = ?3, anomalous = ?4, scorer = ?5, shots = ?6, "
@@ -810,6 +819,13 @@ static const char SQL_HEAT_GET[] = "SELECT png FROM heatmaps WHERE inspection_id
 rd_ecode rd_store_insp_queue(rd_store *s, const char *cls, const char *external_id, const uint8_t *image,
                              size_t len, const char *content_type, int64_t *id, rd_err *err)
 {
+    return rd_store_insp_queue_req(s, cls, external_id, image, len, content_type, NULL, id, err);
+}
+
+rd_ecode rd_store_insp_queue_req(rd_store *s, const char *cls, const char *external_id, const uint8_t *image,
+                                 size_t len, const char *content_type, const rd_store_thr_req *req, int64_t *id,
+                                 rd_err *err)
+{
     char now[32];
     rd_ecode rc = RD_E_OK;
     int r;
@@ -825,6 +841,11 @@ rd_ecode rd_store_insp_queue(rd_store *s, const char *cls, const char *external_
     bind_text(st, 1, cls);
     bind_text(st, 2, external_id);
     bind_text(st, 3, now);
+    if (req) {
+        bind_double_or_null(st, 4, req->threshold);
+        bind_text(st, 5, req->source);
+        bind_double_or_null(st, 6, req->sensitivity);
+    }
     if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
     *id = sqlite3_last_insert_rowid(s->db);
     if (image) {
@@ -894,8 +915,7 @@ rd_ecode rd_store_insp_finish(rd_store *s, int64_t id, const rd_store_insp_done 
         bind_text(st, 4, d->regions_json);
         sqlite3_bind_int(st, 5, d->regions_total);
         bind_text(st, 6, d->threshold_source);
-        if (isnan(d->sensitivity)) sqlite3_bind_null(st, 7);
-        else sqlite3_bind_double(st, 7, d->sensitivity);
+        bind_double_or_null(st, 7, d->sensitivity);
         if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
     }
     r = SQLITE_ERROR;
@@ -1001,6 +1021,9 @@ rd_ecode rd_store_jobs_pending(rd_store *s, rd_store_job **jobs, int *n, rd_err 
         j->id = sqlite3_column_int64(st, 0);
         col_text(st, 1, j->cls, sizeof j->cls);
         if (copy_blob(st, 2, &j->image, &j->len)) goto oom;
+        col_text(st, 3, j->thr_source, sizeof j->thr_source);
+        j->threshold = sqlite3_column_type(st, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 4);
+        j->sensitivity = sqlite3_column_type(st, 5) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 5);
         (*n)++;
     }
     if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "read queued jobs");

@@ -139,6 +139,17 @@ rd_ecode rd_store_class_threshold(rd_store *s, const char *cls, int *manual, dou
  * transaction (async jobs: re-run after a crash). */
 rd_ecode rd_store_insp_queue(rd_store *s, const char *cls, const char *external_id, const uint8_t *image,
                              size_t len, const char *content_type, int64_t *id, rd_err *err);
+/* The threshold one request asked for (?threshold= or ?sensitivity=),
+ * written with its queued row so a job re-run after a restart applies it. */
+typedef struct rd_store_thr_req {
+    const char *source;  /* "request" | "sensitivity" */
+    double threshold;    /* the threshold to apply, in score units */
+    double sensitivity;  /* NaN unless source is "sensitivity" */
+} rd_store_thr_req;
+/* rd_store_insp_queue with req (NULL = the class's threshold). */
+rd_ecode rd_store_insp_queue_req(rd_store *s, const char *cls, const char *external_id, const uint8_t *image,
+                                 size_t len, const char *content_type, const rd_store_thr_req *req, int64_t *id,
+                                 rd_err *err);
 typedef struct rd_store_insp_done {
     double score, threshold;
     int anomalous, shots, width, height;
@@ -173,6 +184,10 @@ typedef struct rd_store_job {
     char cls[RD_STORE_NAME_MAX + 8];
     uint8_t *image;
     size_t len;
+    /* the request's threshold (rd_store_insp_queue_req): thr_source "" = the
+     * class's; else "request" | "sensitivity" with threshold (and sensitivity, NaN = none) */
+    char thr_source[16];
+    double threshold, sensitivity;
 } rd_store_job;
 rd_ecode rd_store_jobs_pending(rd_store *s, rd_store_job **jobs, int *n, rd_err *err);
 void rd_store_jobs_free(rd_store_job *jobs, int n);

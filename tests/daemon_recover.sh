@@ -2,7 +2,8 @@
 # tests/daemon_recover.sh — start fast, recover fully:
 #  * async inspections accepted with 202 survive kill -9: their bytes are stored
 #    before the 202, and after the restart every one of them completes (none
-#    failed, none left queued);
+#    failed, none left queued); one re-run after the restart keeps the
+#    request's own ?threshold= or ?sensitivity= (value, threshold_source);
 #  * 200 registered classes: /healthz answers within 1 s of the start (3 s in a
 #    sanitizer build), /readyz turns ready once every class is loaded, and the
 #    classes' stored features are loaded, not recomputed.
@@ -16,22 +17,28 @@ req POST /v1/classes "${J[@]}" -d '{"name":"part"}'
 req POST /v1/classes/part/references -F "a=@$I/ref1.jpg" -F "b=@$I/ref2.jpg" -F "c=@$I/ref3.jpg"
 expect "register" 201
 N=24; [ "$SANITIZED" = 1 ] && N=8
-# a burst of async inspections (one worker: most are still queued when resadd is killed)
+# a burst of async inspections (one worker: most are still queued when resadd is killed);
+# counted from the last: every third asks ?threshold=0.001 (anomalous), the next
+# ?sensitivity=0.5 (the class's threshold, source "sensitivity"), the next nothing
 $PY - "$URL" "$I/good.jpg" "$N" > "$T/ids" <<'PY'
 import json, sys, urllib.request
 url, img, n = sys.argv[1], open(sys.argv[2], "rb").read(), int(sys.argv[3])
+kinds = ["&threshold=0.001", "&sensitivity=0.5", ""]
 for k in range(n):
-    r = urllib.request.Request(url + "/v1/classes/part/inspections?async=1", data=img, method="POST",
+    kind = (n - 1 - k) % 3
+    r = urllib.request.Request(url + "/v1/classes/part/inspections?async=1" + kinds[kind], data=img, method="POST",
                                headers={"Content-Type": "image/jpeg", "X-Request-Id": "job-%d" % k})
     with urllib.request.urlopen(r, timeout=30) as f:
-        if f.status == 202: print(json.loads(f.read())["id"])
+        if f.status == 202: print(json.loads(f.read())["id"], kind)
 PY
 kill -9 "$PID"; wait "$PID" 2>/dev/null; PID=
 NACC=$(wc -l < "$T/ids")
 $PY - "$T/data/resadd.db" > "$T/pre" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-print(db.execute("select count(*) from inspections where status = 'queued'").fetchone()[0])
+queued = [r[0] for r in db.execute("select id from inspections where status = 'queued'")]
+print(len(queued))
+open(sys.argv[1] + ".queued", "w").write("".join("%d\n" % i for i in queued))
 PY
 echo "accepted $NACC async inspections (202); $(cat "$T/pre") still queued at kill -9"
 check "some were still queued at kill -9" [ "$(cat "$T/pre")" -gt 0 ]
@@ -41,12 +48,22 @@ for _ in $(seq 600); do
     [ "$(jget 'sum(i["status"] == "queued" for i in j["inspections"])')" = 0 ] && break
     sleep 0.1
 done
-bad=0
-while read -r id; do
+bad=0 rerun_thr=0 rerun_sens=0
+want=("('done', True, True, 'request', 0.001, None)" "('done', False, True, 'sensitivity', None, 0.5)"
+      "('done', False, True, 'class', None, None)")
+while read -r id kind; do
     req GET "/v1/inspections/$id"
-    [ "$(jget 'j["status"], j["anomalous"], j["external_id"].startswith("job-")')" = "('done', False, True)" ] || { bad=$((bad + 1)); echo "inspection $id: $BODY"; }
+    got=$(jget 'j["status"], j["anomalous"], j["external_id"].startswith("job-"), j.get("threshold_source"),
+                round(j["threshold"], 6) if j.get("threshold_source") == "request" else None, j.get("sensitivity")')
+    [ "$got" = "${want[$kind]}" ] || { bad=$((bad + 1)); echo "inspection $id (kind $kind): $got: $BODY"; }
+    if grep -qx "$id" "$T/data/resadd.db.queued"; then
+        [ "$kind" = 0 ] && rerun_thr=$((rerun_thr + 1))
+        [ "$kind" = 1 ] && rerun_sens=$((rerun_sens + 1))
+    fi
 done < "$T/ids"
-check "all $NACC accepted async inspections done after the restart" [ "$bad" -eq 0 -a "$NACC" -eq "$N" ]
+echo "re-run after the restart: $rerun_thr with ?threshold=, $rerun_sens with ?sensitivity="
+check "all $NACC accepted async inspections done after the restart, each with its own threshold" [ "$bad" -eq 0 -a "$NACC" -eq "$N" ]
+check "a ?threshold= inspection was among those re-run" [ "$rerun_thr" -gt 0 ]
 stop_resadd
 
 # ---- 200 classes: liveness at once, readiness when loaded ----
