@@ -85,6 +85,54 @@ def check_camera(tmp, square_split):
           "side border")
 
 
+def check_border_more(tmp, plain):
+    """--border-defects: square frames, defects up to the borders, recorded in the
+    manifest; --more-known: the extra known class is built from its package's
+    files, listed as known, and the table's classes are byte-identical to the
+    plain build (the new options do not move their random streams)."""
+    d = os.path.join(tmp, "border")
+    p = subprocess.run([sys.executable, BUILD, "--out", d, "--small", "--seed", "0", "--border-defects"],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, f"--border-defects build failed: {p.stderr}")
+    man = json.load(open(os.path.join(d, "manifest.json")))
+    check(man.get("border_defects") is True, "--border-defects not in the manifest")
+    near = [0, 0]  # masks within 8 px of an edge: border build, plain build
+    for k, root in enumerate([d, plain]):
+        for c in json.load(open(os.path.join(root, "manifest.json")))["classes"]:
+            for e in c["images"]:
+                if "mask" not in e:
+                    continue
+                m = np.asarray(Image.open(os.path.join(root, e["mask"]))) > 0
+                check(m.shape == (256, 256), f"{e['mask']}: {m.shape}")
+                ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+                near[k] += bool(len(xs)) and min(xs.min(), ys.min(), 255 - xs.max(), 255 - ys.max()) < 8
+    check(near[0] > near[1], f"--border-defects: {near[0]} masks within 8 px of an edge, plain build {near[1]}")
+    print(f"--border-defects: {near[0]} defect masks within 8 px of an edge (plain build: {near[1]})")
+    more = json.load(open(os.path.join(src, "tools", "dataset", "classes-more.json")))["classes"]
+    check(more and all(c["split"] == "known" and c["kind"] == "texture" for c in more), "classes-more.json: not known textures")
+    unseen_fam = {c["family"] for c in TABLE["classes"] if c["split"] == "unseen"}
+    check(not ({c["family"] for c in more} & unseen_fam), "classes-more.json shares a family with an unseen class")
+    check(not ({c["name"] for c in more} & {c["name"] for c in TABLE["classes"]}), "classes-more.json reuses a name")
+    if not all(os.path.exists(f) for f in more[0]["sources"]):
+        print(f"--more-known skipped: {more[0]['package']} not installed")
+        return
+    d = os.path.join(tmp, "more")
+    p = subprocess.run([sys.executable, BUILD, "--out", d, "--small", "--seed", "0", "--more-known"],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, f"--more-known build failed: {p.stderr}")
+    split = json.load(open(os.path.join(d, "split.json")))
+    check(more[0]["name"] in split["known"], f"{more[0]['name']} not in split.json's known list")
+    man = json.load(open(os.path.join(d, "manifest.json")))
+    ent = [c for c in man["classes"] if c["name"] == more[0]["name"]]
+    check(ent and ent[0].get("package") == more[0]["package"] and len(ent[0]["images"]) > 5,
+          f"{more[0]['name']}: not built with its package")
+    hm, hp = digest(d), digest(plain)
+    same = [k for k in hp if k.endswith((".jpg", ".png"))]
+    check(all(hm.get(k) == hp[k] for k in same), "--more-known changed the table's classes' files")
+    print(f"--more-known: {more[0]['name']} ({more[0]['package']}) built; {len(same)} files of the table's classes "
+          "identical to the plain build")
+
+
 def main():
     cl = TABLE["classes"]
     tex = [c for c in cl if c["kind"] == "texture"]
@@ -148,6 +196,7 @@ def main():
     else:
         print("square digest check skipped: library versions differ from the recorded ones")
     check_camera(tmp, split)
+    check_border_more(tmp, outs[0])
     print(f"{len(h0)} files, {ndef} defective images; deterministic; seeds differ")
     print("ok" if not fails else f"{fails} failures")
     return 1 if fails else 0

@@ -5,6 +5,7 @@
 #   bash tools/deps.sh build run   # the quick start: compile, run, demo images
 #   bash tools/deps.sh test        # the test command: build + run + test oracles
 #   bash tools/deps.sh package     # building and checking the Debian package
+#   bash tools/deps.sh dataset     # extra photographs for tools/dataset/build.py --more-known
 #   bash tools/deps.sh --list GROUP...   # print the packages, install nothing
 #
 # Nothing here is fetched from npm: the default backbone is committed
@@ -43,6 +44,8 @@ test  chromium               the dashboard test in a real browser (headless; tes
 package debhelper            dh, debian/rules
 package lintian              checks the built .deb
 package fakeroot             dpkg-buildpackage without root
+dataset colobot-common-textures build.py --more-known: known classes (regolith, Mars ground, dirty plate; GPL-3+)
+dataset gimp-data              build.py --more-known: known classes from GIMP patterns (burlap, paper, earth; GPL-3+)
 '
 
 list=0
@@ -51,10 +54,10 @@ list=0
 groups=" "
 for g in "$@"; do
   case $g in
-    build|run|package) groups="$groups$g " ;;
+    build|run|package|dataset) groups="$groups$g " ;;
     test) groups="$groups""build run test " ;;
-    all) groups=" build run test package " ;;
-    *) echo "usage: $0 [--list] build|run|test|package|all..." >&2; exit 2 ;;
+    all) groups=" build run test package dataset " ;;
+    *) echo "usage: $0 [--list] build|run|test|package|dataset|all..." >&2; exit 2 ;;
   esac
 done
 

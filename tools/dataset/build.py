@@ -2,7 +2,8 @@
 """build.py — builds resadd's anomaly-detection benchmark (MVTec AD folder layout).
 
     /usr/bin/python3 tools/dataset/build.py --out DIR [--seed 0] [--size 256] [--small] [--jobs 2]
-                                            [--geometry square|camera|WxH]
+                                            [--geometry square|camera|WxH] [--border-defects]
+                                            [--more-known]
 
 Texture classes are cut from the photographs in Debian's openarena-081-textures
 (the class table with source files and the known/unseen split is
@@ -19,7 +20,7 @@ DIR/CLASS/test/DEFECT/NNN.jpg, DIR/CLASS/ground_truth/DEFECT/NNN_mask.png (0/255
 DIR/manifest.json (sources, seed, every defect's parameters) and DIR/split.json.
 Images are JPEG quality 95 (PNG would be ~4x larger for noisy photographs);
 masks are PNG.  --small: 2 classes (one texture, one object), a few images, for
-`make check`.
+`make check` (with --more-known, also the first extra class).
 
 --geometry camera: camera-shaped frames instead of squares, for whole-frame
 inspection — each class is 16:9 (512×288) or 4:3 (384×288), alternating along
@@ -31,6 +32,19 @@ away from the edges) is byte-identical to the dataset before camera frames
 existed: the same random draws in the same order.  The same classes, sources
 and known/unseen split are used either way; manifest.json records each class's
 geometry for the camera variants.
+
+--border-defects: square frames whose defects are placed anywhere, up to and
+across the borders, as in the camera variants (in the default square dataset
+they are kept away from the edges, so border defects are scarce: 1.2 % of the
+defect pixels lie within 16 px of the border).
+
+--more-known: adds the known (training-only) texture classes of
+tools/dataset/classes-more.json, cut from real photographs in other Debian
+packages (each class names its package; see README "Data").  They never
+become evaluation classes and use none of the unseen classes' materials, so
+source families stay apart between training and evaluation.  The original
+classes' images do not change (their generators and defect sources are the
+same): only the new classes are added to the training split.
 """
 import argparse, io, json, math, os, sys, time, zipfile
 from multiprocessing import Pool
@@ -72,14 +86,29 @@ def rng_for(seed, ci, part, i):
 _cache = {}
 
 
+def read_gimp_pattern(path):
+    """A GIMP pattern (.pat, gimp-data): big-endian header size, version 1, width,
+    height, bytes per pixel (1-4), magic GPAT, name; then the pixels, row-major."""
+    b = open(path, "rb").read()
+    hsize, ver, w, h, bpp = (int.from_bytes(b[i:i + 4], "big") for i in range(0, 20, 4))
+    if b[20:24] != b"GPAT" or ver != 1 or not 1 <= bpp <= 4 or len(b) < hsize + w * h * bpp:
+        raise ValueError(f"{path}: not a GIMP pattern")
+    a = np.frombuffer(b, np.uint8, w * h * bpp, hsize).reshape(h, w, bpp)
+    return Image.fromarray(a[..., 0] if bpp == 1 else a, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bpp])
+
+
 def load_sources(archive, files):
-    key = tuple(files)
+    """The source photographs: members of the zip archive, or plain files when archive is None."""
+    key = (archive,) + tuple(files)
     if key in _cache:
         return _cache[key]
-    z = zipfile.ZipFile(archive)
+    z = zipfile.ZipFile(archive) if archive else None
     out = []
     for f in files:
-        im = Image.open(io.BytesIO(z.read(f)))
+        if z:
+            im = Image.open(io.BytesIO(z.read(f)))
+        else:
+            im = read_gimp_pattern(f) if f.endswith(".pat") else Image.open(f)
         if im.mode in ("RGBA", "LA", "P"):
             im = im.convert("RGBA")
             bg = Image.new("RGBA", im.size, (128, 128, 128, 255))
@@ -570,7 +599,7 @@ def save_mask(path, m):
 
 def texture_image(c, ci, seed, part, idx, G, archive, classes, defect, p):
     g = rng_for(seed, ci, part, idx)
-    srcs = load_sources(archive, c["sources"])
+    srcs = load_sources(None if "package" in c else archive, c["sources"])  # --more-known: plain files
     img = texture_crop(g, srcs, G, p)
     if defect is None:
         return camera(g, img, p), None
@@ -609,6 +638,8 @@ def build_class(args):
     G = Geo(*geo)
     cdir = os.path.join(out, c["name"])
     man = {"name": c["name"], "kind": c["kind"], "split": c["split"], "sources": c["sources"], "images": []}
+    if "package" in c:
+        man["package"] = c["package"]
     if G.edge:
         man["geometry"] = {"width": G.w, "height": G.h, "defects_reach_borders": True}
     is_tex = c["kind"] == "texture"
@@ -654,6 +685,11 @@ def main(argv=None):
     ap.add_argument("--archive", default=None)
     ap.add_argument("--geometry", default="square",
                     help="square (--size²), camera (16:9 512x288 / 4:3 384x288 by class) or WxH")
+    ap.add_argument("--border-defects", action="store_true",
+                    help="square frames with defects anywhere up to and across the borders")
+    ap.add_argument("--more-known", action="store_true",
+                    help="add the known classes of classes-more.json (photographs from other Debian packages)")
+    ap.add_argument("--more-classes", default=os.path.join(HERE, "classes-more.json"))
     a = ap.parse_args(argv)
     if a.size < 128 or a.size > 1024:
         ap.error("--size must be within 128..1024")
@@ -673,20 +709,37 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     classes = table["classes"]
-    chosen = classes
+    chosen = list(classes)
+    more = []
+    if a.more_known:
+        mt = json.load(open(a.more_classes))
+        more = mt["classes"]
+        missing = sorted({c["package"] for c in more for f in c["sources"] if not os.path.exists(f)})
+        if missing:
+            print(f"build.py: sources missing; install the Debian package(s) {' '.join(missing)}", file=sys.stderr)
+            return 1
+        names = {c["name"] for c in classes}
+        for c in more:
+            if c["split"] != "known" or c["name"] in names or c["kind"] != "texture":
+                print(f"build.py: {a.more_classes}: {c['name']} must be a new known texture class", file=sys.stderr)
+                return 1
+        chosen += more
     if a.small:
         chosen = [next(c for c in classes if c["kind"] == "texture" and c["split"] == "unseen"),
-                  next(c for c in classes if c["kind"] == "object" and c["split"] == "unseen")]
+                  next(c for c in classes if c["kind"] == "object" and c["split"] == "unseen")] + more[:1]
     counts = COUNTS["small" if a.small else "full"]
     os.makedirs(a.out, exist_ok=True)
     t0 = time.time()
     def geo(ci):  # Geo(h, w, edge) arguments for class index ci of the table
         if a.geometry == "square":
-            return (a.size, a.size, False)
+            return (a.size, a.size, a.border_defects)
         fw, fh = fixed or CAMERA[ci % len(CAMERA)]
         return (fh, fw, True)
 
-    work = [(c, classes.index(c), a.seed, geo(classes.index(c)), a.out, archive, classes, counts) for c in chosen]
+    # the table's own classes keep their index (and so their random streams);
+    # --more-known classes come after them
+    index = {c["name"]: i for i, c in enumerate(classes + more)}
+    work = [(c, index[c["name"]], a.seed, geo(index[c["name"]]), a.out, archive, classes, counts) for c in chosen]
     if a.jobs > 1:
         with Pool(a.jobs) as pool:
             mans = pool.map(build_class, work, chunksize=1)
@@ -698,6 +751,11 @@ def main(argv=None):
     if a.geometry != "square":
         manifest["geometry"] = a.geometry
         del manifest["size"]
+    if a.border_defects:
+        manifest["border_defects"] = True
+    if more:
+        manifest["more_known"] = {"table": os.path.basename(a.more_classes),
+                                  "packages": sorted({c["package"] for c in more})}
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
     split = {"known": [c["name"] for c in chosen if c["split"] == "known"],
