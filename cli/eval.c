@@ -29,6 +29,7 @@
 #include "resad.h"
 
 enum { SC_RESAD, SC_RESID, SC_KNN, SC_COUNT };
+#define RD_EVAL_MAX_VARIANTS 3 /* --calib-variants: extra learned-scorer runs on the same features */
 static const char *const scorer_names[SC_COUNT] = {"resad", "residual-norm", "knn"};
 
 enum { M_IMG_AUROC, M_PIX_AUROC, M_PRO, M_IMG_F1, M_PIX_F1, M_PIX_AP, M_COUNT };
@@ -40,7 +41,12 @@ typedef struct eval_opts {
     const char *data, *classes, *json_out, *backbone, *dump;
     int shots[8], nshots;
     int seeds;
-    int scorers[SC_COUNT], nscorers;
+    int scorers[SC_COUNT + RD_EVAL_MAX_VARIANTS], nscorers; /* scorer runs: kind per entry */
+    int variant[SC_COUNT + RD_EVAL_MAX_VARIANTS];          /* 0: the base models; v: calibration variant v */
+    rd_score_calib vcalib[RD_EVAL_MAX_VARIANTS + 1];       /* --calib-variants (index 1..) */
+    float valpha[RD_EVAL_MAX_VARIANTS + 1];
+    int nvariants;
+    char names[SC_COUNT + RD_EVAL_MAX_VARIANTS][64];       /* each entry's scorer name */
     int max_test;
     int pixel_max; /* 0: pixel metrics at the masks' geometry; else its long side reduced to ≤ this */
     rd_model_opts mo;
@@ -61,6 +67,7 @@ static void eval_usage(FILE *f)
           "                  [--backbone FILE] [--json OUT] [--max-test N] [--size S]\n"
           "                  [--topk F] [--threads N] [--dump DIR] [--pixel-max N]\n"
           "                  [--calib global|position[:A]|neighbour[:A]] [--calib-smooth C]\n"
+          "                  [--calib-variants V1,V2,...]\n"
           "\n"
           "Few-shot evaluation: for each class and seed, k references are drawn from\n"
           "train/good and every test image is scored; prints image/pixel AUROC, PRO,\n"
@@ -84,6 +91,8 @@ static void eval_usage(FILE *f)
           "leave-one-out maps, blurred by --calib-smooth C level cells, default 1) or\n"
           "neighbour (each position discounted by the leave-one-out score of the\n"
           "reference feature it matched); A in [0, 1] weighs it against global (default 1).\n"
+          "--calib-variants: up to 3 more runs of the learned scorer with those\n"
+          "calibrations, on the same features and reference draws (scorer \"resad+MODE:A\").\n"
           "After each table: image AUROC of defects whose mask centroid is within 24 px of\n"
           "the frame border vs central ones, each against all goods.\n"
           "Defaults: every class, --shots 4, --seeds 1, --scorer = the shipped model's\n"
@@ -130,9 +139,9 @@ static uint64_t hash_str(const char *s)
 enum { G_GOOD, G_BORDER, G_CENTRAL, G_NOMASK };
 
 typedef struct class_result {
-    double m[SC_COUNT][8][M_COUNT][16]; /* scorer, shot index, metric, seed */
+    double m[SC_COUNT + RD_EVAL_MAX_VARIANTS][8][M_COUNT][16]; /* scorer entry, shot index, metric, seed */
     double inspected;                   /* mean fraction of each test frame's pixels inspected */
-    double bc[SC_COUNT][8][2][16];      /* image AUROC of border [0] / central [1] defects vs all goods */
+    double bc[SC_COUNT + RD_EVAL_MAX_VARIANTS][8][2][16]; /* image AUROC of border [0] / central [1] defects vs all goods */
     int n_good, n_border, n_central;
 } class_result;
 
@@ -307,8 +316,8 @@ static rd_status dump_run(const char *dir, const char *cls, const char *scorer, 
     return bad ? rd_err_set(err, RD_ERR_IO, "--dump: cannot write %s", path) : RD_OK;
 }
 
-static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w, const rd_model *ml,
-                            rd_worker *wl, const rd_ds_class *c, class_result *cr, int ci, int nclasses,
+static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w, rd_model *const *mlv,
+                            rd_worker *const *wlv, const rd_ds_class *c, class_result *cr, int ci, int nclasses,
                             double t_start, rd_err *err)
 {
     const rd_model_info *in = rd_model_get_info(m);
@@ -420,8 +429,8 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
                 int sc = o->scorers[sci];
                 rd_refset *rset = NULL;
                 rd_knn *bank = NULL;
-                const rd_model *sm = sc == SC_RESAD ? ml : m;
-                rd_worker *sw = sc == SC_RESAD ? wl : w;
+                const rd_model *sm = sc == SC_RESAD ? mlv[o->variant[sci]] : m;
+                rd_worker *sw = sc == SC_RESAD ? wlv[o->variant[sci]] : w;
                 if (sc == SC_KNN) bank = rd_knn_new(m, refs, k, err);
                 else rset = rd_refset_build(sm, sw, refs, k, err);
                 if (!rset && !bank) {
@@ -452,15 +461,15 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
                 double mv[M_COUNT];
                 st = rd_eval_metrics(iscores, labels, maps, gt, nt, fh, fw, mv, err);
                 if (st == RD_OK && o->dump)
-                    st = dump_run(o->dump, c->name, scorer_names[sc], k, seed, nt, iscores, labels, fw, fh, insp, bdist,
+                    st = dump_run(o->dump, c->name, o->names[sci], k, seed, nt, iscores, labels, fw, fh, insp, bdist,
                                   maps, gt, off[nt], mv, err);
                 for (int b = 0; b < 2 && st == RD_OK; b++)
-                    st = group_auroc(iscores, grp, nt, b ? G_CENTRAL : G_BORDER, &cr->bc[sc][si][b][seed], err);
+                    st = group_auroc(iscores, grp, nt, b ? G_CENTRAL : G_BORDER, &cr->bc[sci][si][b][seed], err);
                 if (st != RD_OK) goto out;
-                for (int mi = 0; mi < M_COUNT; mi++) cr->m[sc][si][mi][seed] = mv[mi];
+                for (int mi = 0; mi < M_COUNT; mi++) cr->m[sci][si][mi][seed] = mv[mi];
                 cr->inspected = insp_sum / nt;
                 fprintf(stderr, "\reval: class %d/%d %s: %s k=%d seed %d: image AUROC %.3f  (%.0f s)      ", ci + 1,
-                        nclasses, c->name, scorer_names[sc], k, seed, mv[M_IMG_AUROC], now_s() - t_start);
+                        nclasses, c->name, o->names[sci], k, seed, mv[M_IMG_AUROC], now_s() - t_start);
             }
         }
     }
@@ -555,6 +564,19 @@ int rd_cli_eval(int argc, char **argv)
                 fprintf(stderr, "resad eval: --calib is global, position[:ALPHA] or neighbour[:ALPHA], ALPHA in [0, 1]\n");
                 return 2;
             }
+        } else if (!strcmp(a, "--calib-variants")) {
+            char buf[256], *save = NULL;
+            snprintf(buf, sizeof buf, "%s", v);
+            o.nvariants = 0;
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (o.nvariants == RD_EVAL_MAX_VARIANTS ||
+                    rd_score_calib_parse(t, &o.vcalib[o.nvariants + 1], &o.valpha[o.nvariants + 1])) {
+                    fprintf(stderr, "resad eval: --calib-variants takes up to %d of global, position[:ALPHA], "
+                                    "neighbour[:ALPHA]\n", RD_EVAL_MAX_VARIANTS);
+                    return 2;
+                }
+                o.nvariants++;
+            }
         } else if (!strcmp(a, "--calib-smooth")) {
             char *end;
             o.mo.calib_smooth = strtof(v, &end);
@@ -598,6 +620,17 @@ int rd_cli_eval(int argc, char **argv)
         o.scorers[o.nscorers++] = !strcmp(scorer, "resad") ? SC_RESAD : !strcmp(scorer, "knn") ? SC_KNN : SC_RESID;
         if (o.scorers[0] != SC_RESAD) o.model = NULL; /* not needed */
     }
+    if (o.nvariants && !o.model) {
+        fprintf(stderr, "resad eval: --calib-variants needs the learned scorer (resad)\n");
+        return 2;
+    }
+    for (int e = 0; e < o.nscorers; e++) snprintf(o.names[e], sizeof o.names[e], "%s", scorer_names[o.scorers[e]]);
+    for (int v = 1; v <= o.nvariants; v++) { /* after the base scorers, each on the same features */
+        o.scorers[o.nscorers] = SC_RESAD;
+        o.variant[o.nscorers] = v;
+        snprintf(o.names[o.nscorers++], sizeof o.names[0], "resad+%s:%.2f", rd_score_calib_name(o.vcalib[v]),
+                 o.valpha[v]);
+    }
     static char bpath[4096];
     if (!o.mo.backbone_path) {
         if (!rd_default_backbone(bpath, sizeof bpath)) {
@@ -616,24 +649,31 @@ int rd_cli_eval(int argc, char **argv)
     }
     rd_model *m = rd_model_load(&o.mo, &err);
     rd_worker *w = m ? rd_worker_new(m, &err) : NULL;
+    rd_model *mlv[RD_EVAL_MAX_VARIANTS + 1] = {0};
+    rd_worker *wlv[RD_EVAL_MAX_VARIANTS + 1] = {0};
     rd_model *ml = NULL;
-    rd_worker *wl = NULL;
-    if (w && o.model) {
+    int models_ok = 1;
+    for (int v = 0; w && o.model && v <= o.nvariants && models_ok; v++) {
         rd_model_opts lo = o.mo;
         lo.model_path = o.model;
-        ml = rd_model_load(&lo, &err);
-        wl = ml ? rd_worker_new(ml, &err) : NULL;
-        if (wl && strcmp(rd_model_get_info(ml)->model_id, rd_model_get_info(m)->model_id)) {
+        if (v) lo.calib = o.vcalib[v], lo.calib_alpha = o.valpha[v];
+        mlv[v] = rd_model_load(&lo, &err);
+        wlv[v] = mlv[v] ? rd_worker_new(mlv[v], &err) : NULL;
+        if (wlv[v] && strcmp(rd_model_get_info(mlv[v])->model_id, rd_model_get_info(m)->model_id)) {
             rd_err_set(&err, RD_ERR_MISMATCH, "the model's levels/size differ from the backbone's defaults; "
                                               "pass the same --size as in training");
-            rd_worker_free(wl);
-            wl = NULL;
+            rd_worker_free(wlv[v]);
+            wlv[v] = NULL;
         }
+        models_ok = wlv[v] != NULL;
     }
-    if (!w || (o.model && !wl)) {
+    ml = mlv[0];
+    if (!w || (o.model && !models_ok)) {
         fprintf(stderr, "resad eval: %s\n", err.msg);
-        rd_worker_free(wl);
-        rd_model_free(ml);
+        for (int v = 0; v <= o.nvariants; v++) {
+            rd_worker_free(wlv[v]);
+            rd_model_free(mlv[v]);
+        }
         rd_worker_free(w);
         rd_model_free(m);
         rd_dataset_free(ds);
@@ -643,7 +683,7 @@ int rd_cli_eval(int argc, char **argv)
     double t0 = now_s();
     int rc = 0;
     for (int ci = 0; ci < ds->nclasses; ci++) {
-        if (eval_class(&o, m, w, ml, wl, &ds->classes[ci], &cr[ci], ci, ds->nclasses, t0, &err) != RD_OK) {
+        if (eval_class(&o, m, w, mlv, wlv, &ds->classes[ci], &cr[ci], ci, ds->nclasses, t0, &err) != RD_OK) {
             fprintf(stderr, "\nresad eval: %s: %s\n", ds->classes[ci].name, err.msg);
             rc = 1;
             goto done;
@@ -673,18 +713,17 @@ int rd_cli_eval(int argc, char **argv)
             printf("calibration %s, alpha %.2f, smoothing %.1f level cells (position only)\n",
                    rd_score_calib_name(o.mo.calib), o.mo.calib_alpha, o.mo.calib_smooth);
         for (int sci = 0; sci < o.nscorers; sci++) {
-            int sc = o.scorers[sci];
             for (int si = 0; si < o.nshots; si++) {
                 json_t *run = json_object(), *per = json_object(), *overall = json_object();
                 double cls_mean[M_COUNT][256];
-                printf("\n== scorer %s, %d-shot\n%-20s", scorer_names[sc], o.shots[si], "class");
+                printf("\n== scorer %s, %d-shot\n%-20s", o.names[sci], o.shots[si], "class");
                 for (int mi = 0; mi < M_COUNT; mi++) printf(" %15s", metric_short[mi]);
                 printf(" %9s\n", "inspected");
                 for (int ci = 0; ci < ds->nclasses; ci++) {
                     json_t *cj = json_object();
                     printf("%-20s", ds->classes[ci].name);
                     for (int mi = 0; mi < M_COUNT; mi++) {
-                        double sd, mu = mean_of(cr[ci].m[sc][si][mi], o.seeds, &sd);
+                        double sd, mu = mean_of(cr[ci].m[sci][si][mi], o.seeds, &sd);
                         if (ci < 256) cls_mean[mi][ci] = mu;
                         printf("   %5.1f ± %4.1f ", 100 * mu, 100 * sd);
                         json_object_set_new(cj, metric_keys[mi], json_real(mu));
@@ -702,7 +741,7 @@ int rd_cli_eval(int argc, char **argv)
                     double per_seed[16], sd;
                     for (int s = 0; s < o.seeds; s++) {
                         per_seed[s] = 0;
-                        for (int ci = 0; ci < ds->nclasses; ci++) per_seed[s] += cr[ci].m[sc][si][mi][s];
+                        for (int ci = 0; ci < ds->nclasses; ci++) per_seed[s] += cr[ci].m[sci][si][mi][s];
                         per_seed[s] /= ds->nclasses;
                     }
                     double mu = mean_of(per_seed, o.seeds, &sd);
@@ -717,11 +756,14 @@ int rd_cli_eval(int argc, char **argv)
                 printf(" %8.1f%%\n", 100 * insp);
                 json_object_set_new(overall, "inspected_frac", json_real(insp));
                 (void)cls_mean;
-                json_object_set_new(run, "scorer", json_string(scorer_names[sc]));
+                json_object_set_new(run, "scorer", json_string(o.names[sci]));
+                if (o.variant[sci])
+                    json_object_set_new(run, "calib", json_string(rd_score_calib_name(o.vcalib[o.variant[sci]]))),
+                        json_object_set_new(run, "calib_alpha", json_real(o.valpha[o.variant[sci]]));
                 json_object_set_new(run, "shots", json_integer(o.shots[si]));
                 json_object_set_new(run, "classes", per);
                 json_object_set_new(run, "overall", overall);
-                json_object_set_new(run, "border_vs_central", border_report(cr, ds, sc, si, o.seeds));
+                json_object_set_new(run, "border_vs_central", border_report(cr, ds, sci, si, o.seeds));
                 json_array_append_new(runs, run);
             }
         }
@@ -734,8 +776,10 @@ int rd_cli_eval(int argc, char **argv)
     }
 done:
     free(cr);
-    rd_worker_free(wl);
-    rd_model_free(ml);
+    for (int v = 0; v <= o.nvariants; v++) {
+        rd_worker_free(wlv[v]);
+        rd_model_free(mlv[v]);
+    }
     rd_worker_free(w);
     rd_model_free(m);
     rd_dataset_free(ds);

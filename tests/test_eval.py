@@ -234,6 +234,21 @@ def main():
                             "--json", out] + extra, capture_output=True, text=True, timeout=600)
         got = [x["scorer"] for x in json.load(open(out))["runs"]] if p.returncode == 0 else p.stderr[-300:]
         check(got == want, f"eval {extra}: scorers {got}, want {want}")
+    # --calib-variants: more learned-scorer runs on the same features and draws; "global" reproduces the base run
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--classes", "rust", "--shots", "2", "--seeds", "2",
+                        "--json", out, "--calib-variants", "global,neighbour:0.5,position:0.5"],
+                       capture_output=True, text=True, timeout=600)
+    check(p.returncode == 0, f"--calib-variants: {p.stderr[-500:]}")
+    if p.returncode == 0:
+        runs = json.load(open(out))["runs"]
+        check([x["scorer"] for x in runs] == ["resad", "resad+global:1.00", "resad+neighbour:0.50",
+                                               "resad+position:0.50"], f"variant scorers {[x['scorer'] for x in runs]}")
+        check(all(runs[0]["overall"][k] == runs[1]["overall"][k] for k in KEYS), "global variant != the base run")
+        for x in runs[2:]:
+            check(all(0.0 <= x["overall"][k] <= 1.0 for k in KEYS), f"{x['scorer']}: metrics out of range")
+    p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--calib-variants", "position:2"], capture_output=True,
+                       text=True)
+    check(p.returncode == 2 and "calib-variants" in p.stderr, f"bad --calib-variants: {p.stderr[-300:]}")
     p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--model", "none", "--scorer", "resad"],
                        capture_output=True, text=True)
     check(p.returncode == 2 and "learned model" in p.stderr, f"--scorer resad without a model: {p.stderr[-300:]}")
