@@ -46,6 +46,7 @@ static const key keys[] = {
     {"webhook_timeout_s", K_INT, F(webhook_timeout_s), 1, 300, 1},
     {"webhook_max_attempts", K_INT, F(webhook_max_attempts), 1, 100, 1},
     {"webhook_backoff_ms", K_INT, F(webhook_backoff_ms), 10, 3600000, 1},
+    {"webhook_allow_private", K_ONOFF, F(webhook_allow_private), 0, 0, 0},
     {"request_deadline_s", K_INT, F(request_deadline_s), 1, 3600, 1},
     {"max_connections", K_INT, F(max_connections), 4, 100000, 1},
     {"max_connections_per_client", K_INT, F(max_connections_per_client), 1, 100000, 1},
@@ -171,9 +172,9 @@ rd_status rd_config_set(rd_config *c, const char *name, const char *v, rd_err *e
         else return rd_err_set(err, RD_ERR_ARG, "auth: '%s' is not auto, on or off", v);
         return RD_OK;
     case K_ONOFF:
-        if (!strcmp(v, "on")) *(int *)(void *)field = 1;
-        else if (!strcmp(v, "off")) *(int *)(void *)field = 0;
-        else return rd_err_set(err, RD_ERR_ARG, "%s: '%s' is not on or off", name, v);
+        if (!strcmp(v, "on") || !strcmp(v, "true")) *(int *)(void *)field = 1;
+        else if (!strcmp(v, "off") || !strcmp(v, "false")) *(int *)(void *)field = 0;
+        else return rd_err_set(err, RD_ERR_ARG, "%s: '%s' is not on or off (or true or false)", name, v);
         return RD_OK;
     case K_LOGLEVEL: {
         int l = rd_log_level_parse(v);

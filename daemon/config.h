@@ -36,6 +36,7 @@ typedef struct rd_config {
     int webhook_timeout_s;     /* per delivery attempt */
     int webhook_max_attempts;  /* then the delivery is marked failed */
     int webhook_backoff_ms;    /* first retry delay, doubling per attempt */
+    int webhook_allow_private; /* 1: webhooks may reach loopback/link-local/private hosts */
     int request_deadline_s;    /* headers + body must arrive within this */
     int max_connections;
     int max_connections_per_client;

@@ -335,6 +335,7 @@ int main(int argc, char **argv)
                          .webhook_timeout_s = cfg.webhook_timeout_s,
                          .webhook_max_attempts = cfg.webhook_max_attempts,
                          .webhook_backoff_ms = cfg.webhook_backoff_ms,
+                         .webhook_allow_private = cfg.webhook_allow_private,
                          .render_event = rd_api_event_json,
                          .code_name = rd_api_code_name};
     int auth = cfg.auth == RD_AUTH_ON || (cfg.auth == RD_AUTH_AUTO && !rd_config_is_loopback(&cfg));

@@ -1611,7 +1611,8 @@ rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
     if (e->events) {
         rd_webhook_opts wo = {.timeout_s = o->webhook_timeout_s > 0 ? o->webhook_timeout_s : 5,
                               .max_attempts = o->webhook_max_attempts > 0 ? o->webhook_max_attempts : 8,
-                              .backoff_s = (o->webhook_backoff_ms > 0 ? o->webhook_backoff_ms : 1000) / 1000.0};
+                              .backoff_s = (o->webhook_backoff_ms > 0 ? o->webhook_backoff_ms : 1000) / 1000.0,
+                              .allow_private = o->webhook_allow_private};
         rd_err werr = {0};
         if (!(e->hooks = rd_webhooks_start(store, e->events, &wo, render_event, e, &werr)))
             rd_log(RD_LOG_ERR, "webhooks disabled: %s", werr.msg);
@@ -1719,8 +1720,9 @@ rd_ecode rd_engine_webhook_add(rd_engine *e, const char *url, const char *events
                                const char *secret, rd_webhook_row *out, rd_err *err)
 {
     int64_t id;
-    rd_ecode rc = rd_store_webhook_add(e->store, url, events, cls, secret, &id, err);
+    rd_ecode rc = rd_webhooks_url_check(url, e->o->webhook_allow_private, err);
     if (rc != RD_E_OK) return rc;
+    if ((rc = rd_store_webhook_add(e->store, url, events, cls, secret, &id, err)) != RD_E_OK) return rc;
     rd_webhooks_kick(e->hooks);
     return rd_store_webhook_get(e->store, id, out, err);
 }

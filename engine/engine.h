@@ -44,6 +44,7 @@ typedef struct rd_engine_opts {
     int webhook_timeout_s;     /* per delivery attempt */
     int webhook_max_attempts;
     int webhook_backoff_ms;    /* first retry delay; doubles per attempt */
+    int webhook_allow_private; /* 1: webhooks may reach loopback/link-local/private hosts (webhooks.h) */
     /* The JSON body of an event for webhooks (malloc'ed; NULL = none):
      * injected by the composition root from api/ (the views live there). */
     char *(*render_event)(rd_engine *e, const struct rd_event *ev);

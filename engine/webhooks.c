@@ -1,8 +1,11 @@
 /* webhooks.c — the delivery thread (see webhooks.h). */
 #include "webhooks.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
@@ -41,6 +44,105 @@ static size_t discard(char *p, size_t sz, size_t n, void *u)
     return sz * n;
 }
 
+/* ---- which addresses a webhook may reach (see webhooks.h) ---- */
+/* a (host order): 0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12,
+ * 192.0.0/24, 192.168/16, 198.18/15, 224/4 multicast, 240/4 reserved + broadcast */
+static int v4_private(uint32_t a)
+{
+    unsigned b0 = a >> 24, b1 = (a >> 16) & 0xff, b2 = (a >> 8) & 0xff;
+    return b0 == 0 || b0 == 10 || b0 == 127 || (b0 == 100 && (b1 & 0xc0) == 64) || (b0 == 169 && b1 == 254) ||
+           (b0 == 172 && (b1 & 0xf0) == 16) || (b0 == 192 && b1 == 0 && b2 == 0) || (b0 == 192 && b1 == 168) ||
+           (b0 == 198 && (b1 & 0xfe) == 18) || b0 >= 224;
+}
+
+int rd_webhooks_addr_private(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) return v4_private(ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
+    if (sa->sa_family != AF_INET6) return 1; /* nothing else is expected: refused */
+    const uint8_t *b = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+    static const uint8_t v4compat[12], v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},
+                         nat64[12] = {0, 0x64, 0xff, 0x9b};
+    /* ::/96 (with :: and ::1), ::ffff:0:0/96 and 64:ff9b::/96 embed an IPv4 address */
+    if (!memcmp(b, v4compat, 12) || !memcmp(b, v4mapped, 12) || !memcmp(b, nat64, 12))
+        return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+    return (b[0] == 0xfe && (b[1] & 0x80) == 0x80) /* fe80::/10 link-local, fec0::/10 site-local */ ||
+           (b[0] & 0xfe) == 0xfc /* fc00::/7 unique local */ || b[0] == 0xff /* multicast */;
+}
+
+static void addr_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
+{
+    const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr
+                                             : (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) || !inet_ntop(sa->sa_family, a, out, INET6_ADDRSTRLEN))
+        snprintf(out, INET6_ADDRSTRLEN, "an address of family %d", sa->sa_family);
+}
+
+rd_ecode rd_webhooks_url_check(const char *url, int allow_private, rd_err *err)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, h[256];
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    rd_ecode rc = RD_E_BADREQ;
+    if (!u) {
+        rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        return RD_E_INTERNAL;
+    }
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
+        rd_err_set(err, RD_ERR_ARG, "webhook url is not a URL with a host: %.200s", url);
+        goto out;
+    }
+    if (strcmp(scheme, "http") && strcmp(scheme, "https")) {
+        rd_err_set(err, RD_ERR_ARG, "webhook url is an http:// or https:// URL, not %.32s://", scheme);
+        goto out;
+    }
+    if (allow_private) {
+        rc = RD_E_OK;
+        goto out;
+    }
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') snprintf(h, sizeof h, "%.*s", (int)(n - 2), host + 1);
+    else snprintf(h, sizeof h, "%s", host);
+    int g = getaddrinfo(h, NULL, &hints, &res);
+    if (g) {
+        rd_err_set(err, RD_ERR_ARG, "webhook host %.200s does not resolve (%s), so it cannot be checked for private "
+                   "addresses (webhook_allow_private = off)", h, gai_strerror(g));
+        goto out;
+    }
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        if (rd_webhooks_addr_private(ai->ai_addr)) {
+            char a[INET6_ADDRSTRLEN];
+            addr_text(ai->ai_addr, a);
+            rd_err_set(err, RD_ERR_ARG, "webhook host %.200s resolves to %s, a loopback, link-local or private "
+                       "address: refused unless webhook_allow_private = on", h, a);
+            goto out;
+        }
+    rc = RD_E_OK;
+out:
+    if (res) freeaddrinfo(res);
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* libcurl's open-socket callback: the delivery-time check of the address
+ * about to be connected to (the host may resolve elsewhere than at registration). */
+typedef struct sock_guard {
+    int allow_private;
+    char refused[INET6_ADDRSTRLEN]; /* "" or the address refused */
+} sock_guard;
+
+static curl_socket_t open_guarded(void *ctx, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    sock_guard *g = ctx;
+    if (purpose == CURLSOCKTYPE_IPCXN && !g->allow_private && rd_webhooks_addr_private(&a->addr)) {
+        addr_text(&a->addr, g->refused);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 /* One POST: the HTTP status (2xx = delivered), or 0 with why in errbuf. */
 static long post(const rd_webhooks *w, const rd_delivery *d, char errbuf[CURL_ERROR_SIZE])
 {
@@ -58,6 +160,7 @@ static long post(const rd_webhooks *w, const rd_delivery *d, char errbuf[CURL_ER
     snprintf(hdr_ev, sizeof hdr_ev, "X-Resadd-Event: %s", d->event);
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
+    sock_guard guard = {w->o.allow_private, ""};
     long code = 0;
     errbuf[0] = '\0';
     if (!c) {
@@ -80,8 +183,13 @@ static long post(const rd_webhooks *w, const rd_delivery *d, char errbuf[CURL_ER
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "resadd-webhooks");
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_guarded);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &guard);
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    else if (guard.refused[0])
+        snprintf(errbuf, CURL_ERROR_SIZE, "refused: the host resolves to %s, a loopback, link-local or private "
+                 "address (webhook_allow_private = off)", guard.refused);
     else if (!errbuf[0]) snprintf(errbuf, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
     curl_slist_free_all(h);
     curl_easy_cleanup(c);

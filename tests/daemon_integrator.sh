@@ -19,7 +19,8 @@
 . "$(dirname "$0")/daemon_lib.sh"
 make_images
 I=$T/img
-printf 'request_deadline_s = 3\nauth = off\nwebhook_backoff_ms = 4000\n' > "$T/resadd.conf"
+# the webhook receiver is on loopback: allowed only with webhook_allow_private
+printf 'request_deadline_s = 3\nauth = off\nwebhook_backoff_ms = 4000\nwebhook_allow_private = on\n' > "$T/resadd.conf"
 start_resadd --workers 2 --config "$T/resadd.conf"
 
 req POST /v1/classes -H 'Content-Type: application/json' -d '{"name":"plate"}'
