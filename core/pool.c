@@ -3,10 +3,12 @@
 
 #include <cblas.h>
 #include <float.h>
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #define QTILE 128  /* queries per tile */
 #define PTILE 1024 /* pool rows per tile: 128×1024×4 B = 512 KiB, L2-resident */
@@ -14,7 +16,6 @@
 /* The fused kernels (see the comment above fused512).  A task is up to QPANELS
  * query panels; the 512-bit kernel's panel is 16 queries, the 256-bit one's 8. */
 #define QPANELS 3
-#define TASK_QUERIES (QPANELS * 16)
 
 static rd_pool_kern forced; /* RD_POOL_KERN_AUTO: the best the CPU has */
 
@@ -22,13 +23,9 @@ static rd_pool_kern forced; /* RD_POOL_KERN_AUTO: the best the CPU has */
 static int cpu_has(rd_pool_kern k)
 {
 #if defined(__x86_64__)
-    static int c512 = -1, c256 = -1;
-    if (c512 < 0) {
-        c512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
-        c256 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-    }
-    if (k == RD_POOL_KERN_AVX512) return c512;
-    if (k == RD_POOL_KERN_AVX2) return c256;
+    /* (reads what libgcc's constructor found: cheap, and no cache to race on) */
+    if (k == RD_POOL_KERN_AVX512) return __builtin_cpu_supports("avx512f") != 0;
+    if (k == RD_POOL_KERN_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
     return k == RD_POOL_KERN_SGEMM || k == RD_POOL_KERN_AUTO;
 }
