@@ -5,7 +5,11 @@
  * Input: one control byte, then the image.  The control byte picks the decode
  * options (bits 0-1: min_short 0/32/64/224 for DCT-scaled JPEG decoding, bit 2:
  * alpha ignored instead of composited, bit 3: EXIF orientation ignored), so
- * every path the daemon can take is reachable; bit 4 rewrites the CRC of every
+ * every path the daemon can take is reachable (min_short reduces JPEGs by DCT
+ * scaling and PNGs by box averaging as rows are read); bit 5 sets a 64 K-pixel
+ * max_decoded (the daemon's decoded-pixel budget); rd_image_probe reads the
+ * header first (a result has a size and an orientation 1..8, a failure a
+ * message); bit 4 rewrites the CRC of every
  * PNG chunk first, so that mutations reach libpng's chunk handling and our
  * callbacks instead of stopping at its CRC check.  The rest of the input also goes
  * to the EXIF reader on its own.  Limits are smaller than the daemon's defaults
@@ -56,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.min_short = min_short[data[0] & 3];
     o.alpha = (data[0] & 4) ? RD_ALPHA_IGNORE : RD_ALPHA_COMPOSITE;
     o.no_orient = (data[0] >> 3) & 1;
-    int fix = data[0] & 16;
+    int fix = data[0] & 16, bit5 = data[0] & 32;
     data++, size--;
     if (fix && rd_image_sniff(data, size) == RD_IMG_PNG && (copy = malloc(size))) {
         memcpy(copy, data, size);
@@ -67,6 +71,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     orient = rd_exif_orientation(data, size);
     if (orient < 1 || orient > 8) abort();
     (void)rd_image_sniff(data, size);
+    rd_image_info info;
+    rd_err pe = {0};
+    int probed = rd_image_probe(data, size, &info, &pe) == RD_OK;
+    if (probed && (info.w < 1 || info.h < 1 || info.orientation < 1 || info.orientation > 8)) abort();
+    if (!probed && !pe.msg[0]) abort();
+    if (bit5) lim.max_decoded = 1u << 16; /* the daemon's budget of decoded pixels */
     rd_status st = rd_image_decode_opts(data, size, &lim, &o, &im, &e);
     rd_fuzz_note("decode", st, &e);
     if (st != RD_OK) {
@@ -78,6 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!im.rgb || im.w < 1 || im.h < 1 || im.w > lim.max_side || im.h > lim.max_side ||
         (uint64_t)im.w * (uint64_t)im.h > lim.max_pixels || fw < im.w || fh < im.h)
         abort();
+    if (lim.max_decoded && (uint64_t)im.w * (uint64_t)im.h > lim.max_decoded) abort();
     if (rd_arena_init(&a, rd_preprocess_scratch(im.w, im.h, FUZZ_S) * sizeof(float), &e) == RD_OK) {
         if (rd_resize_crop_u8(&im, FUZZ_S, out, &crop, &a, &e) != RD_OK) abort(); /* scratch is sized for it */
         rd_arena_release(&a);
