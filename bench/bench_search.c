@@ -4,14 +4,16 @@
  * For each pool size NREF (default level-1 shapes: NQ 3136 queries of C 24
  * channels against 12544 rows = 4 shots and 50176 = 16 shots) and each search
  * kernel this CPU runs (or only -k avx512|avx2|sgemm), rd_pool_nearest is
- * timed (best and median of ITERS after a warm-up) on a team of THREADS, and
- * right before and after it the FMA peak of the same THREADS is measured by a
- * microbenchmark: per thread 24 independent FMA chains in registers at the
- * widest vector width the CPU has, all threads at once.  The search counts
+ * timed on a team of THREADS in ITERS rounds (after a warm-up), each round
+ * right after an FMA-peak microbenchmark of the same THREADS doing as many
+ * flops: per thread 24 independent FMA chains in registers at the widest
+ * vector width the CPU has, all threads at once.  The search counts
  * 2·NQ·NREF·C flops; one JSON line per (NREF, kernel) gives both GFLOP/s and
- * the ratio search / peak (best against the higher of the two peaks, so a
- * load spike during one peak run does not flatter the search).  bench/search.sh
- * adds FAISS.  Data: uniform random in [0, 1) (the speed does not depend on it).
+ * three ratios search / peak: best time against best peak; the median over
+ * rounds of each round's pair (wall clock); and the median per CPU-second
+ * (process CPU time, which other processes holding the cores do not inflate),
+ * with the GFLOP/s per CPU-second of both.  bench/search.sh adds FAISS.
+ * Data: uniform random in [0, 1) (the speed does not depend on it).
  * Not a test. */
 #define _POSIX_C_SOURCE 200809L /* pthread barriers */
 #include <math.h>
@@ -200,8 +202,9 @@ int main(int argc, char **argv)
     int32_t *idx = malloc(nq * sizeof(int32_t));
     float *d2 = malloc(nq * sizeof(float));
     double *t = malloc((size_t)iters * sizeof(double)), *rw = malloc((size_t)iters * sizeof(double)),
-           *rc_ = malloc((size_t)iters * sizeof(double));
-    if (!q || !idx || !d2 || !t || !rw || !rc_) return 1;
+           *rc_ = malloc((size_t)iters * sizeof(double)), *scpu = malloc((size_t)iters * sizeof(double)),
+           *pcpu = malloc((size_t)iters * sizeof(double));
+    if (!q || !idx || !d2 || !t || !rw || !rc_ || !scpu || !pcpu) return 1;
     rd_fill_uniform(q, nq * (size_t)c, 1, 0.0f, 1.0f);
     for (int ni = 0; ni < nn; ni++) {
         const size_t nref = nrefs[ni];
@@ -239,16 +242,21 @@ int main(int argc, char **argv)
                 t[it] = sw;
                 rw[it] = (flops / sw) / (pf / pw);
                 rc_[it] = (flops / sc) / (pf / pc);
+                scpu[it] = flops / sc / 1e9;
+                pcpu[it] = pf / pc / 1e9;
                 if (pf / pw > pbest) pbest = pf / pw;
             }
             qsort(t, (size_t)iters, sizeof *t, cmpd);
             qsort(rw, (size_t)iters, sizeof *rw, cmpd);
             qsort(rc_, (size_t)iters, sizeof *rc_, cmpd);
+            qsort(scpu, (size_t)iters, sizeof *scpu, cmpd);
+            qsort(pcpu, (size_t)iters, sizeof *pcpu, cmpd);
             printf("{\"kernel\":\"%s\",\"threads\":%d,\"nq\":%zu,\"nref\":%zu,\"c\":%d,\"ms_best\":%.3f,"
                    "\"ms_median\":%.3f,\"gflops_best\":%.1f,\"peak_gflops_best\":%.1f,\"peak_width\":%d,"
-                   "\"ratio_best\":%.3f,\"ratio_paired_median\":%.3f,\"ratio_cpu_median\":%.3f}\n",
+                   "\"ratio_best\":%.3f,\"ratio_paired_median\":%.3f,\"ratio_cpu_median\":%.3f,"
+                   "\"gflops_per_cpu_s\":%.1f,\"peak_gflops_per_cpu_s\":%.1f}\n",
                    name, threads, nq, nref, c, t[0] * 1e3, t[iters / 2] * 1e3, flops / t[0] / 1e9, pbest / 1e9, width,
-                   flops / t[0] / pbest, rw[iters / 2], rc_[iters / 2]);
+                   flops / t[0] / pbest, rw[iters / 2], rc_[iters / 2], scpu[iters / 2], pcpu[iters / 2]);
             fflush(stdout);
         }
         rd_pool_force_kernel(RD_POOL_KERN_AUTO);
@@ -262,6 +270,8 @@ int main(int argc, char **argv)
     free(t);
     free(rw);
     free(rc_);
+    free(scpu);
+    free(pcpu);
     rd_team_free(team);
     return rc;
 }

@@ -12,6 +12,7 @@
 #   peak (best)   best search GFLOP/s / best peak GFLOP/s over the rounds
 #   peak (paired) median over rounds of search/peak, wall clock
 #   peak (cpu)    the same per CPU-second: what a loaded machine does not distort
+#                 (GF/cpus, pk/cpus: search and peak GFLOP/s per CPU-second)
 #   vs FAISS      FAISS exact IndexFlatL2 (k = 1, Debian python3-faiss through
 #                 /usr/bin/python3, same threads, best time) / our best time
 # FAISS missing: its columns say so and the rest still runs.
@@ -56,16 +57,17 @@ ours = [json.loads(l) for l in open(sys.argv[1])]
 faiss = [json.loads(l) for l in open(sys.argv[2])]
 fa = {(r["threads"], r["nref"]): r for r in faiss if "nref" in r}
 skips = [r["skipped"] for r in faiss if "skipped" in r]
-print("%-13s %3s %6s | %8s %8s %7s %7s | %6s %6s %6s | %9s %7s" % ("kernel", "thr", "nref", "ms best", "ms med",
-      "GFLOP/s", "peak", "best", "paired", "cpu", "FAISS ms", "vs FAISS"))
+print("%-13s %3s %6s | %8s %8s %7s %7s | %6s %6s %6s | %7s %7s | %9s %7s" % ("kernel", "thr", "nref", "ms best",
+      "ms med", "GFLOP/s", "peak", "best", "paired", "cpu", "GF/cpus", "pk/cpus", "FAISS ms", "vs FAISS"))
 for r in ours:
     if "skipped" in r:
         print("%-13s skipped: %s" % (r["kernel"], r["skipped"]))
         continue
     f = fa.get((r["threads"], r["nref"]))
-    print("%-13s %3d %6d | %8.2f %8.2f %7.1f %7.1f | %6.3f %6.3f %6.3f | %9s %7s" % (r["kernel"], r["threads"],
-          r["nref"], r["ms_best"], r["ms_median"], r["gflops_best"], r["peak_gflops_best"], r["ratio_best"],
-          r["ratio_paired_median"], r["ratio_cpu_median"], "%.2f" % f["ms_best"] if f else "-",
+    print("%-13s %3d %6d | %8.2f %8.2f %7.1f %7.1f | %6.3f %6.3f %6.3f | %7.1f %7.1f | %9s %7s" % (r["kernel"],
+          r["threads"], r["nref"], r["ms_best"], r["ms_median"], r["gflops_best"], r["peak_gflops_best"],
+          r["ratio_best"], r["ratio_paired_median"], r["ratio_cpu_median"], r["gflops_per_cpu_s"],
+          r["peak_gflops_per_cpu_s"], "%.2f" % f["ms_best"] if f else "-",
           "%.1fx" % (f["ms_best"] / r["ms_best"]) if f else "-"))
 for s in sorted(set(skips)):
     print("FAISS skipped: " + s)
