@@ -249,6 +249,24 @@ int rd_store_writable(rd_store *s)
 }
 
 /* ---- helpers ---- */
+/* Locks s and returns the cached statement for sql; NULL with *rc and err set
+ * when it cannot be prepared.  Either way s stays locked: the caller's one
+ * exit (out:) unlocks it. */
+static sqlite3_stmt *lock_stmt(rd_store *s, const char *sql, rd_ecode *rc, rd_err *err)
+{
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, sql);
+    if (!st) *rc = db_fail(s, err, "prepare");
+    return st;
+}
+
+/* Steps a statement that returns no row: RD_E_OK when it ran to the end, else
+ * the failure's code (err: "database: what: ..."). */
+static rd_ecode step_done(rd_store *s, sqlite3_stmt *st, rd_err *err, const char *what)
+{
+    int r = step(s, st);
+    return r == SQLITE_DONE ? RD_E_OK : db_fail_rc(s, r, err, what);
+}
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
     if (v) sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
@@ -318,12 +336,8 @@ rd_ecode rd_store_class_create_geo(rd_store *s, const char *name, const char *de
     char now[32];
     rd_ecode rc = RD_E_OK;
     rd_store_now(now);
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_CLASS_INS);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_INS, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, name);
     bind_text(st, 2, desc ? desc : "");
     bind_text(st, 3, now);
@@ -358,12 +372,8 @@ static void class_row(sqlite3_stmt *st, rd_class_row *o)
 rd_ecode rd_store_class_get(rd_store *s, const char *name, rd_class_row *out, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_CLASS_GET);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_GET, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, name);
     int r = step(s, st);
     if (r == SQLITE_ROW) {
@@ -385,12 +395,8 @@ rd_ecode rd_store_class_list(rd_store *s, rd_class_row **rows, int *n, rd_err *e
     int cap = 0, r;
     *rows = NULL;
     *n = 0;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_CLASS_LIST);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_LIST, &rc, err);
+    if (!st) goto out;
     while ((r = step(s, st)) == SQLITE_ROW) {
         if (grow((void **)rows, *n, &cap, sizeof **rows)) {
             rc = RD_E_INTERNAL;
@@ -413,12 +419,8 @@ out:
 rd_ecode rd_store_class_threshold(rd_store *s, const char *cls, int *manual, double *t, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_CLASS_ID);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_ID, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, cls);
     int r = step(s, st);
     if (r == SQLITE_ROW) {
@@ -489,16 +491,11 @@ out:
 rd_ecode rd_store_class_delete(rd_store *s, const char *name, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    int r;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_CLASS_DEL);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_DEL, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, name);
-    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "delete class");
-    else if (sqlite3_changes(s->db) == 0) {
+    rc = step_done(s, st, err, "delete class");
+    if (rc == RD_E_OK && sqlite3_changes(s->db) == 0) {
         rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
         rc = RD_E_NOTFOUND;
     }
@@ -617,12 +614,8 @@ rd_ecode rd_store_ref_list(rd_store *s, const char *cls, rd_ref_row **rows, int 
     int cap = 0, r;
     *rows = NULL;
     *n = 0;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_REF_LIST);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_REF_LIST, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, cls);
     while ((r = step(s, st)) == SQLITE_ROW) {
         if (grow((void **)rows, *n, &cap, sizeof **rows)) {
@@ -655,12 +648,8 @@ rd_ecode rd_store_ref_image(rd_store *s, const char *cls, int64_t id, uint8_t **
                             rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_REF_IMG);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_REF_IMG, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, cls);
     sqlite3_bind_int64(st, 2, id);
     int r = step(s, st);
@@ -684,17 +673,12 @@ out:
 rd_ecode rd_store_ref_delete(rd_store *s, const char *cls, int64_t id, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    int r;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_REF_DEL);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_REF_DEL, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, cls);
     sqlite3_bind_int64(st, 2, id);
-    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "delete reference");
-    else if (sqlite3_changes(s->db) == 0) {
+    rc = step_done(s, st, err, "delete reference");
+    if (rc == RD_E_OK && sqlite3_changes(s->db) == 0) {
         rd_err_set(err, RD_ERR_ARG, "class '%s' has no reference %lld", cls, (long long)id);
         rc = RD_E_NOTFOUND;
     }
@@ -728,12 +712,8 @@ rd_ecode rd_store_ref_feats(rd_store *s, const char *cls, rd_ref_feats **out, in
     int cap = 0, r;
     *out = NULL;
     *n = 0;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_REF_FEATS_ALL);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_REF_FEATS_ALL, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, cls);
     while ((r = step(s, st)) == SQLITE_ROW) {
         if (grow((void **)out, *n, &cap, sizeof **out)) goto oom;
@@ -763,17 +743,12 @@ rd_ecode rd_store_ref_set_feats(rd_store *s, int64_t id, const char *model_id, c
                                 rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    int r;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_REF_FEATS);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_REF_FEATS, &rc, err);
+    if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
     bind_text(st, 2, model_id);
     sqlite3_bind_blob64(st, 3, feats, len, SQLITE_TRANSIENT);
-    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "update features");
+    rc = step_done(s, st, err, "update features");
 out:
     UNLOCK(s);
     return rc;
@@ -1008,12 +983,8 @@ rd_ecode rd_store_jobs_pending(rd_store *s, rd_store_job **jobs, int *n, rd_err 
     int cap = 0, r;
     *jobs = NULL;
     *n = 0;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_JOBS);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_JOBS, &rc, err);
+    if (!st) goto out;
     while ((r = step(s, st)) == SQLITE_ROW) {
         if (grow((void **)jobs, *n, &cap, sizeof **jobs)) goto oom;
         rd_store_job *j = &(*jobs)[*n];
@@ -1079,12 +1050,8 @@ static void insp_row(sqlite3_stmt *st, rd_insp_row *o)
 rd_ecode rd_store_insp_get(rd_store *s, int64_t id, rd_insp_row *out, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_INSP_GET);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_INSP_GET, &rc, err);
+    if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
     int r = step(s, st);
     if (r == SQLITE_ROW) {
@@ -1171,12 +1138,8 @@ rd_ecode rd_store_insp_by_extid(rd_store *s, const char *cls, const char *extern
                                 rd_insp_row *out, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_INSP_EXTID);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_INSP_EXTID, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, cls);
     bind_text(st, 2, external_id);
     bind_text(st, 3, since);
@@ -1197,12 +1160,8 @@ out:
 rd_ecode rd_store_heatmap(rd_store *s, int64_t id, const char *kind, uint8_t **png, size_t *len, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_HEAT_GET);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_HEAT_GET, &rc, err);
+    if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
     bind_text(st, 2, kind);
     int r = step(s, st);
@@ -1235,12 +1194,8 @@ rd_ecode rd_store_stats(rd_store *s, const char *cls, const char *since, rd_stat
     double *lat = NULL;
     int n = 0, cap = 0, r;
     memset(o, 0, sizeof *o);
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_STATS);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_STATS, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, cls);
     bind_text(st, 2, since);
     if ((r = step(s, st)) != SQLITE_ROW) {
@@ -1410,22 +1365,16 @@ rd_ecode rd_store_token_add_exp(rd_store *s, const char *name, const char *scope
 {
     char now[32];
     rd_ecode rc = RD_E_OK;
-    int r;
     rd_store_now(now);
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_TOK_INS);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_TOK_INS, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, name ? name : "");
     bind_text(st, 2, scope);
     bind_text(st, 3, hash);
     bind_text(st, 4, now);
     if (expires_at) bind_text(st, 5, expires_at);
     else sqlite3_bind_null(st, 5);
-    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "add token");
-    else *id = sqlite3_last_insert_rowid(s->db);
+    if ((rc = step_done(s, st, err, "add token")) == RD_E_OK) *id = sqlite3_last_insert_rowid(s->db);
 out:
     UNLOCK(s);
     return rc;
@@ -1468,12 +1417,8 @@ rd_ecode rd_store_token_list(rd_store *s, rd_token_row **rows, int *n, rd_err *e
     int cap = 0, r;
     *rows = NULL;
     *n = 0;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_TOK_LIST);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_TOK_LIST, &rc, err);
+    if (!st) goto out;
     while ((r = step(s, st)) == SQLITE_ROW) {
         if (grow((void **)rows, *n, &cap, sizeof **rows)) {
             rc = RD_E_INTERNAL;
@@ -1504,18 +1449,13 @@ rd_ecode rd_store_token_revoke(rd_store *s, int64_t id, rd_err *err)
 {
     char now[32];
     rd_ecode rc = RD_E_OK;
-    int r;
     rd_store_now(now);
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_TOK_REVOKE);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_TOK_REVOKE, &rc, err);
+    if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
     bind_text(st, 2, now);
-    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "revoke token");
-    else if (sqlite3_changes(s->db) == 0) {
+    rc = step_done(s, st, err, "revoke token");
+    if (rc == RD_E_OK && sqlite3_changes(s->db) == 0) {
         rd_err_set(err, RD_ERR_ARG, "no live token with id %lld", (long long)id);
         rc = RD_E_NOTFOUND;
     }
@@ -1608,21 +1548,15 @@ rd_ecode rd_store_webhook_add(rd_store *s, const char *url, const char *events, 
 {
     char now[32];
     rd_ecode rc = RD_E_OK;
-    int r;
     rd_store_now(now);
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_HOOK_INS);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_HOOK_INS, &rc, err);
+    if (!st) goto out;
     bind_text(st, 1, url);
     bind_text(st, 2, events);
     bind_text(st, 3, cls && *cls ? cls : NULL);
     bind_text(st, 4, secret);
     bind_text(st, 5, now);
-    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "add webhook");
-    else *id = sqlite3_last_insert_rowid(s->db);
+    if ((rc = step_done(s, st, err, "add webhook")) == RD_E_OK) *id = sqlite3_last_insert_rowid(s->db);
 out:
     UNLOCK(s);
     return rc;
@@ -1649,12 +1583,8 @@ rd_ecode rd_store_webhook_list(rd_store *s, rd_webhook_row **rows, int *n, rd_er
     int cap = 0, r;
     *rows = NULL;
     *n = 0;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_HOOK_LIST);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_HOOK_LIST, &rc, err);
+    if (!st) goto out;
     while ((r = step(s, st)) == SQLITE_ROW) {
         if (grow((void **)rows, *n, &cap, sizeof **rows)) {
             rc = RD_E_INTERNAL;
@@ -1677,12 +1607,8 @@ out:
 rd_ecode rd_store_webhook_get(rd_store *s, int64_t id, rd_webhook_row *out, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_HOOK_GET);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_HOOK_GET, &rc, err);
+    if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
     int r = step(s, st);
     if (r == SQLITE_ROW) {
@@ -1702,12 +1628,8 @@ rd_ecode rd_store_webhook_delete(rd_store *s, int64_t id, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
     int r;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_HOOK_DEL);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_HOOK_DEL, &rc, err);
+    if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
     if ((r = step(s, st)) != SQLITE_DONE) {
         rc = db_fail_rc(s, r, err, "delete webhook");
@@ -1751,12 +1673,8 @@ rd_ecode rd_store_delivery_due(rd_store *s, double now, rd_delivery *out, int ma
     int r;
     *n = 0;
     *next_at = 0;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_DLV_DUE);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_DLV_DUE, &rc, err);
+    if (!st) goto out;
     sqlite3_bind_double(st, 1, now);
     sqlite3_bind_int(st, 2, max);
     while ((r = step(s, st)) == SQLITE_ROW) {
@@ -1801,14 +1719,9 @@ rd_ecode rd_store_delivery_result(rd_store *s, int64_t id, int ok, int http_stat
 {
     char now[32];
     rd_ecode rc = RD_E_OK;
-    int r;
     rd_store_now(now);
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_DLV_RES);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
-    }
+    sqlite3_stmt *st = lock_stmt(s, SQL_DLV_RES, &rc, err);
+    if (!st) goto out;
     sqlite3_bind_int64(st, 1, id);
     bind_text(st, 2, ok ? "delivered" : next_at >= 0 ? "pending" : "failed");
     if (http_status > 0) sqlite3_bind_int(st, 3, http_status);
@@ -1816,7 +1729,7 @@ rd_ecode rd_store_delivery_result(rd_store *s, int64_t id, int ok, int http_stat
     bind_text(st, 4, error && *error ? error : NULL);
     sqlite3_bind_double(st, 5, ok ? -1 : next_at);
     bind_text(st, 6, now);
-    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "record delivery");
+    rc = step_done(s, st, err, "record delivery");
 out:
     UNLOCK(s);
     return rc;
