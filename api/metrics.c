@@ -166,6 +166,19 @@ char *rd_metrics_render(rd_engine *e, int ready)
         sb_printf(&b, "resadd_inspections_total{class=\"%s\",verdict=\"%s\"} %lu\n", counts[i].cls,
                   counts[i].verdict, counts[i].n);
     pthread_mutex_unlock(&cmu);
+    rd_engine_mem mem;
+    rd_engine_memory(e, &mem);
+    sb_printf(&b,
+              "# HELP resadd_classes_loaded Classes whose reference sets are in memory (the rest load on first use).\n"
+              "# TYPE resadd_classes_loaded gauge\nresadd_classes_loaded %d\n"
+              "# HELP resadd_class_memory_bytes Bytes of the loaded reference sets (pool_memory_mb bounds them).\n"
+              "# TYPE resadd_class_memory_bytes gauge\nresadd_class_memory_bytes %zu\n"
+              "# HELP resadd_class_loads_total Reference sets loaded, by how: stored calibration or built (leave-one-out).\n"
+              "# TYPE resadd_class_loads_total counter\nresadd_class_loads_total{from=\"stored\"} %lu\n"
+              "resadd_class_loads_total{from=\"built\"} %lu\n"
+              "# HELP resadd_class_evictions_total Idle reference sets evicted to stay within the budget.\n"
+              "# TYPE resadd_class_evictions_total counter\nresadd_class_evictions_total %lu\n",
+              mem.loaded, mem.bytes, mem.loads_stored, mem.loads_built, mem.evictions);
     sb_printf(&b,
               "# HELP resadd_queue_depth Inference jobs waiting or running.\n# TYPE resadd_queue_depth gauge\n"
               "resadd_queue_depth %d\n"

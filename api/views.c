@@ -45,7 +45,7 @@ json_t *rd_view_class(const rd_engine_class *c)
 {
     const rd_class_row *r = &c->row;
     json_t *o = json_object();
-    json_t *autov = c->ready ? json_real(c->threshold_auto) : json_null();
+    json_t *autov = c->ready && c->threshold_auto == c->threshold_auto ? json_real(c->threshold_auto) : json_null();
     json_object_set_new(o, "name", json_string(r->name));
     json_object_set_new(o, "description", json_string(r->description));
     json_object_set_new(o, "references", json_integer(r->references));
@@ -55,6 +55,7 @@ json_t *rd_view_class(const rd_engine_class *c)
     json_object_set_new(o, "threshold_source", json_string(r->threshold_manual ? "manual" : "auto"));
     json_object_set_new(o, "threshold_auto", autov);
     json_object_set_new(o, "ready", json_boolean(c->ready));
+    json_object_set_new(o, "loaded", json_boolean(c->loaded));
     if (c->loading) json_object_set_new(o, "loading", json_true());
     json_object_set_new(o, "geometry", view_geometry(c));
     return o;

@@ -27,6 +27,7 @@
 
 #define FEATS_MAGIC 0x31464452u /* "RDF1" little-endian */
 #define FEATS_VERSION 2u
+#define FEATS_VERSION_F16 3u /* version 2's layout, values fp16 (refblob.h) */
 
 /* One working grid of the model: the backbone graph planned at h×w and the
  * flows planned at its level sizes.  Grid 0 is the default S×S one, made at
@@ -679,15 +680,18 @@ static uint32_t get_u32(const uint8_t *p)
  * view is recomputed from geometry + image size on load. */
 #define FEATS_V2_HDR (8 + RD_GEO_TEXT_MAX + 8)
 
-rd_status rd_feats_serialize(const rd_feats *f, uint8_t **blob, size_t *len, rd_err *err)
+/* Version 2 (fp32) or, with f16 and every value in fp16 range, version 3
+ * (the same layout with fp16 values, refblob.h). */
+static rd_status feats_serialize(const rd_feats *f, int f16, uint8_t **blob, size_t *len, rd_err *err)
 {
     size_t n = FEATS_V2_HDR + 4 + 12 * (size_t)f->nlevels, total = n;
     uint8_t *b, *p;
-    for (int l = 0; l < f->nlevels; l++) total += (size_t)f->h[l] * f->w[l] * f->c[l] * 4;
+    for (int l = 0; l < f->nlevels && f16; l++) f16 = rd_f16_fits(f->data[l], (size_t)f->h[l] * f->w[l] * f->c[l]);
+    for (int l = 0; l < f->nlevels; l++) total += (size_t)f->h[l] * f->w[l] * f->c[l] * (f16 ? 2 : 4);
     b = calloc(1, total);
     if (!b) return rd_err_set(err, RD_ERR_NOMEM, "out of memory serializing features");
     put_u32(b, FEATS_MAGIC);
-    put_u32(b + 4, FEATS_VERSION);
+    put_u32(b + 4, f16 ? FEATS_VERSION_F16 : FEATS_VERSION);
     rd_geometry_format(&f->geo, (char *)b + 8, RD_GEO_TEXT_MAX);
     put_u32(b + 8 + RD_GEO_TEXT_MAX, (uint32_t)f->img_w);
     put_u32(b + 12 + RD_GEO_TEXT_MAX, (uint32_t)f->img_h);
@@ -701,6 +705,18 @@ rd_status rd_feats_serialize(const rd_feats *f, uint8_t **blob, size_t *len, rd_
     }
     for (int l = 0; l < f->nlevels; l++) {
         size_t cnt = (size_t)f->h[l] * f->w[l] * f->c[l];
+        if (f16) {
+            uint16_t hb[256];
+            for (size_t i = 0; i < cnt; i += 256) {
+                size_t m = cnt - i < 256 ? cnt - i : 256;
+                rd_f16_encode(f->data[l] + i, hb, m);
+                for (size_t j = 0; j < m; j++, p += 2) {
+                    p[0] = (uint8_t)hb[j];
+                    p[1] = (uint8_t)(hb[j] >> 8);
+                }
+            }
+            continue;
+        }
         for (size_t i = 0; i < cnt; i++, p += 4) {
             uint32_t u;
             memcpy(&u, &f->data[l][i], 4);
@@ -710,6 +726,29 @@ rd_status rd_feats_serialize(const rd_feats *f, uint8_t **blob, size_t *len, rd_
     *blob = b;
     *len = total;
     return RD_OK;
+}
+
+rd_status rd_feats_serialize(const rd_feats *f, uint8_t **blob, size_t *len, rd_err *err)
+{
+    return feats_serialize(f, 0, blob, len, err);
+}
+
+rd_status rd_feats_serialize_f16(const rd_feats *f, uint8_t **blob, size_t *len, rd_err *err)
+{
+    return feats_serialize(f, 1, blob, len, err);
+}
+
+int rd_feats_round_f16(rd_feats *f)
+{
+    for (int l = 0; l < f->nlevels; l++)
+        if (!rd_f16_fits(f->data[l], (size_t)f->h[l] * f->w[l] * f->c[l])) return 0;
+    for (int l = 0; l < f->nlevels; l++) rd_f16_round(f->data[l], (size_t)f->h[l] * f->w[l] * f->c[l]);
+    return 1;
+}
+
+int rd_feats_blob_f16(const uint8_t *blob, size_t len)
+{
+    return len >= 8 && get_u32(blob) == FEATS_MAGIC && get_u32(blob + 4) == FEATS_VERSION_F16;
 }
 
 rd_status rd_feats_deserialize(const rd_model *m, const uint8_t *blob, size_t len, rd_feats **out,
@@ -724,9 +763,11 @@ rd_status rd_feats_deserialize(const rd_model *m, const uint8_t *blob, size_t le
     const uint8_t *p;
     uint32_t ver, iw, ih;
     rd_status st;
+    size_t esz;
     *out = NULL;
-    if (len < 12 || get_u32(blob) != FEATS_MAGIC || ((ver = get_u32(blob + 4)) != 1u && ver != 2u))
+    if (len < 12 || get_u32(blob) != FEATS_MAGIC || ((ver = get_u32(blob + 4)) != 1u && ver != 2u && ver != FEATS_VERSION_F16))
         return rd_err_set(err, RD_ERR_FORMAT, "stored features: bad header");
+    esz = ver == FEATS_VERSION_F16 ? 2 : 4;
     if (ver == 1u) {
         /* square S×S features from before whole-frame inspection */
         off = 8;
@@ -760,7 +801,7 @@ rd_status rd_feats_deserialize(const rd_model *m, const uint8_t *blob, size_t le
         if (get_u32(q) != (uint32_t)gd->lh[l] || get_u32(q + 4) != (uint32_t)gd->lw[l] ||
             get_u32(q + 8) != (uint32_t)in->level_c[l])
             return rd_err_set(err, RD_ERR_MISMATCH, "stored features: level %d shape differs from model", l);
-        need += gd->ln[l] * (size_t)in->level_c[l] * 4;
+        need += gd->ln[l] * (size_t)in->level_c[l] * esz;
     }
     if (len != need) return rd_err_set(err, RD_ERR_FORMAT, "stored features: %zu bytes, expected %zu", len, need);
     f = calloc(1, sizeof *f);
@@ -779,6 +820,20 @@ rd_status rd_feats_deserialize(const rd_model *m, const uint8_t *blob, size_t le
         f->c[l] = in->level_c[l];
         f->data[l] = malloc(cnt * sizeof(float));
         if (!f->data[l]) goto nomem;
+        if (esz == 2) {
+            uint16_t hb[256];
+            for (size_t i = 0; i < cnt; i += 256) {
+                size_t m = cnt - i < 256 ? cnt - i : 256;
+                for (size_t j = 0; j < m; j++, p += 2) hb[j] = (uint16_t)(p[0] | p[1] << 8);
+                rd_f16_decode(hb, f->data[l] + i, m);
+                for (size_t j = 0; j < m; j++)
+                    if (!isfinite(f->data[l][i + j])) {
+                        rd_feats_free(f);
+                        return rd_err_set(err, RD_ERR_FORMAT, "stored features: non-finite value");
+                    }
+            }
+            continue;
+        }
         for (size_t i = 0; i < cnt; i++, p += 4) {
             uint32_t u = get_u32(p);
             memcpy(&f->data[l][i], &u, 4);
@@ -997,7 +1052,10 @@ static rd_status calib_variant(const rd_model *m, rd_worker *w, const rd_grid *g
     return st;
 }
 
-rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, rd_err *err)
+/* rd_refset_build (calib NULL: leave-one-out calibration computed with w) or
+ * rd_refset_restore (calib given: pools only, w unused). */
+static rd_refset *refset_make(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, const rd_calib *calib,
+                              rd_err *err)
 {
     const rd_model_info *in = &m->info;
     rd_refset *r = NULL;
@@ -1039,7 +1097,12 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
     if (!(gd = model_grid(m, refs[0]->geo.work_w, refs[0]->geo.work_h, err))) return NULL;
     for (int i = 0; i < k; i++)
         if (check_feats(m, gd, refs[i], err) != RD_OK) return NULL;
-    if (worker_fit(w, gd, err) != RD_OK) return NULL;
+    if (calib && (calib->k != k || calib->nlevels != L)) {
+        rd_err_set(err, RD_ERR_MISMATCH, "stored calibration is of %d shots, %d levels; the set has %d, %d", calib->k,
+                   calib->nlevels, k, L);
+        return NULL;
+    }
+    if (!calib && worker_fit(w, gd, err) != RD_OK) return NULL;
     r = calloc(1, sizeof *r);
     if (!r) goto nomem;
     atomic_init(&r->refs, 1);
@@ -1048,8 +1111,16 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
     r->geo = refs[0]->geo;
     r->grid = gd;
     r->loo = calloc((size_t)k, sizeof(float));
+    if (!r->loo) goto nomem;
+    if (calib) {
+        memcpy(r->mu, calib->mu, sizeof r->mu);
+        memcpy(r->sigma, calib->sigma, sizeof r->sigma);
+        memcpy(r->loo, calib->loo, (size_t)k * sizeof(float));
+        r->threshold = calib->threshold;
+        goto pools;
+    }
     map = malloc((size_t)gd->w * gd->h * sizeof(float));
-    if (!r->loo || !map) goto nomem;
+    if (!map) goto nomem;
     for (int l = 0; l < L; l++) {
         scores[l] = malloc((size_t)k * gd->ln[l] * sizeof(float));
         if (!scores[l]) goto nomem;
@@ -1095,6 +1166,7 @@ rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *ref
         if (sd < 0.1 * fabs(mu)) sd = 0.1 * fabs(mu);
         r->threshold = (float)fmax(mu + 3 * sd, mx);
     }
+pools:
     for (int l = 0; l < L; l++) {
         for (int j = 0; j < k; j++) blocks[j] = refs[j]->data[l];
         if (!(r->pool[l] = rd_pool_grid_new(blocks, k, gd->lh[l], gd->lw[l], in->level_c[l], m->opts.metric,
@@ -1110,9 +1182,65 @@ fail:
 out:
     for (int l = 0; l < RD_MAX_LEVELS; l++) free(scores[l]);
     free(map);
-    rd_arena_reset(&w->arena);
+    if (!calib) rd_arena_reset(&w->arena);
     return r;
 }
+
+rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, rd_err *err)
+{
+    return refset_make(m, w, refs, k, NULL, err);
+}
+
+rd_refset *rd_refset_restore(const rd_model *m, rd_feats *const *refs, int k, const rd_calib *calib, rd_err *err)
+{
+    if (!calib) {
+        rd_err_set(err, RD_ERR_ARG, "no calibration to restore a reference set with");
+        return NULL;
+    }
+    if (m->opts.calib != RD_SCORE_CALIB_GLOBAL) { /* its per-position/neighbour statistics are not stored */
+        rd_err_set(err, RD_ERR_UNSUPPORTED, "a stored calibration holds the global statistics only");
+        return NULL;
+    }
+    return refset_make(m, NULL, refs, k, calib, err);
+}
+
+void rd_refset_get_calib(const rd_refset *r, rd_calib *out)
+{
+    memset(out, 0, sizeof *out);
+    out->k = r->k;
+    out->nlevels = r->nlevels;
+    memcpy(out->mu, r->mu, sizeof out->mu);
+    memcpy(out->sigma, r->sigma, sizeof out->sigma);
+    memcpy(out->loo, r->loo, (size_t)r->k * sizeof(float));
+    out->threshold = r->threshold;
+}
+
+/* Heap bytes of one pool (pool.h's layout: rows, keys when distinct, bias, panels). */
+static size_t pool_bytes(const rd_pool *p)
+{
+    size_t b = sizeof *p + p->n * (size_t)p->c * sizeof(float) + p->n * sizeof(float);
+    if (p->keys != p->rows) b += p->n * (size_t)p->c * sizeof(float);
+    if (p->panels) b += p->npanels * RD_POOL_PANEL * ((size_t)p->c + 1) * sizeof(float);
+    return b;
+}
+
+size_t rd_refset_bytes(const rd_refset *r)
+{
+    size_t b = sizeof *r + (size_t)r->k * sizeof(float);
+    for (int l = 0; l < r->nlevels; l++) {
+        const rd_pool_grid *g = r->pool[l];
+        if (!g) continue;
+        b += sizeof *g + pool_bytes(g->pool);
+        if (g->tile_row) b += ((size_t)g->ntx * g->nty + 1) * sizeof(size_t);
+    }
+    return b;
+}
+
+int rd_refset_in_use(const rd_refset *r)
+{
+    return atomic_load_explicit(&((rd_refset *)r)->refs, memory_order_acquire) > 1;
+}
+
 
 rd_refset *rd_refset_ref(rd_refset *r)
 {

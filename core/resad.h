@@ -43,6 +43,7 @@
 #include "heatmap.h"
 #include "image.h"
 #include "pool.h"
+#include "refblob.h"
 #include "score.h"
 #include "status.h"
 #include "tensor.h"
@@ -145,7 +146,17 @@ void rd_feats_free(rd_feats *f);
  * floats) for storage.  Version-1 blobs (square S×S, before whole-frame
  * inspection) still load, as the square geometry they were made at. */
 rd_status rd_feats_serialize(const rd_feats *f, uint8_t **blob, size_t *len, rd_err *err) RD_WARN_UNUSED;
-/* Validates the blob against the level shapes the model gives its geometry. */
+/* The same as version 3: values as fp16 (refblob.h; half the bytes), unless a
+ * value is outside fp16's range, then version 2.  What it stores is exactly
+ * rd_feats_round_f16(f): a set built from rounded features scores the same
+ * before and after a store + load. */
+rd_status rd_feats_serialize_f16(const rd_feats *f, uint8_t **blob, size_t *len, rd_err *err) RD_WARN_UNUSED;
+/* Rounds every value to fp16 precision in place (1), or leaves f unchanged
+ * when a value is outside fp16's range (0; rd_feats_serialize_f16 then stores fp32). */
+int rd_feats_round_f16(rd_feats *f);
+/* 1 if blob is a version-3 (fp16) features blob. */
+int rd_feats_blob_f16(const uint8_t *blob, size_t len);
+/* Validates the blob (version 1, 2 or 3) against the level shapes the model gives its geometry. */
 rd_status rd_feats_deserialize(const rd_model *m, const uint8_t *blob, size_t len, rd_feats **out,
                                rd_err *err) RD_WARN_UNUSED;
 
@@ -157,6 +168,16 @@ typedef struct rd_refset rd_refset;
  * set's geometry is refs[0]'s; a reference of another geometry, or one that
  * needed a fit policy (another aspect ratio), is RD_ERR_MISMATCH naming both. */
 rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, rd_err *err);
+/* The same without the leave-one-out search: the calibration is given (one
+ * rd_refset_get_calib returned for the same features, e.g. stored with them),
+ * only the pools are built; no worker needed.  Same scores as the built set.
+ * Only for the global calibration (opts.calib): RD_ERR_UNSUPPORTED otherwise. */
+rd_refset *rd_refset_restore(const rd_model *m, rd_feats *const *refs, int k, const rd_calib *calib, rd_err *err);
+void rd_refset_get_calib(const rd_refset *r, rd_calib *out);
+/* Heap bytes the set holds (pools, their search layouts, calibration). */
+size_t rd_refset_bytes(const rd_refset *r);
+/* 1 while a reference other than the caller's one is held (an inspection uses it). */
+int rd_refset_in_use(const rd_refset *r);
 rd_refset *rd_refset_ref(rd_refset *r);  /* atomic increment; returns r */
 void rd_refset_unref(rd_refset *r);      /* atomic; frees at zero; NULL ok */
 int rd_refset_shots(const rd_refset *r);

@@ -57,6 +57,8 @@ static const key keys[] = {
     {"keep_images", K_STR, F(keep_images), 0, 0, 0},
     {"keep_image_quality", K_INT, F(keep_image_quality), 1, 100, 1},
     {"heatmap_cache_mb", K_SIZE, F(heat_cache), 0, 4096, 1u << 20},
+    {"pool_memory_mb", K_SIZE, F(pool_memory), 0, 1048576, 1u << 20},
+    {"max_loaded_classes", K_INT, F(max_loaded_classes), 0, 10000000, 1},
     {"auth", K_AUTH, F(auth), 0, 0, 0},
     {"metrics_auth", K_ONOFF, F(metrics_auth), 0, 0, 0},
     {"tls_cert", K_STR, F(tls_cert), 0, 0, 0},
@@ -101,6 +103,8 @@ void rd_config_defaults(rd_config *c)
     snprintf(c->keep_images, sizeof c->keep_images, "last 1000");
     c->keep_image_quality = 85;
     c->heat_cache = 8u << 20;
+    c->pool_memory = (size_t)2048 << 20;
+    c->max_loaded_classes = 0;
     c->log_level = RD_LOG_INFO;
 }
 

@@ -47,6 +47,8 @@ typedef struct rd_config {
     char keep_images[32];      /* image copies for overlays: "off" | "last N" | "N days" */
     int keep_image_quality;    /* their JPEG quality */
     size_t heat_cache;         /* bytes of rendered heatmaps kept in memory */
+    size_t pool_memory;        /* loaded reference sets' bytes before the LRU evicts (0 = unbounded) */
+    int max_loaded_classes;    /* loaded reference sets before the LRU evicts (0 = unbounded) */
     int log_level;
     char log_file[1024];       /* "" = stderr */
     char tls_cert[1024];       /* PEM certificate (chain); with tls_key: HTTPS */

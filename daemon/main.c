@@ -331,6 +331,8 @@ int main(int argc, char **argv)
                          .keep_images = strcmp(cfg.keep_images, "off") != 0,
                          .keep_image_quality = cfg.keep_image_quality,
                          .heat_cache_bytes = cfg.heat_cache,
+                         .pool_memory_bytes = cfg.pool_memory,
+                         .max_loaded_classes = cfg.max_loaded_classes,
                          .idempotency_window_s = cfg.idempotency_window_s,
                          .webhook_timeout_s = cfg.webhook_timeout_s,
                          .webhook_max_attempts = cfg.webhook_max_attempts,

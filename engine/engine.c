@@ -41,6 +41,13 @@ typedef struct eclass {
     pthread_mutex_t reg_mu;  /* serializes registrations/deletions/loading of this class */
     int deleted;
     int loading;             /* set until the start-up loader has built rs (under cmu) */
+    /* the LRU of loaded reference sets (under cmu): rs is NULL while the class
+     * is cold (registered, not in memory); its first inspection loads it */
+    uint64_t used;           /* e->clock at its last use */
+    size_t bytes;            /* rd_refset_bytes(rs) while loaded */
+    int broken;              /* its last load failed: not ready until its references change */
+    int thr_known;           /* thr_auto holds its automatic threshold (also while cold) */
+    double thr_auto;
     struct eclass *next;
 } eclass;
 
@@ -106,6 +113,11 @@ struct rd_engine {
     pthread_mutex_t cmu;
     eclass *classes;
     int nloading;
+    /* loaded reference sets (under cmu): budget from pool_memory_mb / max_loaded_classes */
+    size_t loaded_bytes;
+    int nloaded;
+    uint64_t clock;
+    unsigned long loads_stored, loads_built, evictions;
     /* counters */
     pthread_mutex_t mmu;
     rd_engine_count counts[MAX_COUNTS];
@@ -375,6 +387,19 @@ int rd_engine_writable(rd_engine *e)
     return w;
 }
 
+void rd_engine_memory(rd_engine *e, rd_engine_mem *out)
+{
+    pthread_mutex_lock(&e->cmu);
+    out->loaded = e->nloaded;
+    out->bytes = e->loaded_bytes;
+    out->budget_bytes = e->o->pool_memory_bytes;
+    out->max_loaded = e->o->max_loaded_classes;
+    out->loads_stored = e->loads_stored;
+    out->loads_built = e->loads_built;
+    out->evictions = e->evictions;
+    pthread_mutex_unlock(&e->cmu);
+}
+
 int rd_engine_loading(rd_engine *e)
 {
     pthread_mutex_lock(&e->cmu);
@@ -429,14 +454,92 @@ static rd_refset *class_refset(eclass *c)
     return r;
 }
 
-static void class_swap(eclass *c, rd_refset *r)
+/* 1 when the loaded reference sets exceed the budget (under cmu). */
+static int over_budget(const rd_engine *e)
 {
+    return (e->o->pool_memory_bytes && e->loaded_bytes > e->o->pool_memory_bytes) ||
+           (e->o->max_loaded_classes > 0 && e->nloaded > e->o->max_loaded_classes);
+}
+
+/* Evicts least recently used classes, never keep and never one an inspection
+ * holds, until the loaded sets fit the budget (or nothing more can go). */
+static void evict(rd_engine *e, const eclass *keep)
+{
+    for (;;) {
+        rd_refset *gone = NULL;
+        pthread_mutex_lock(&e->cmu);
+        eclass *v = NULL;
+        if (over_budget(e))
+            for (eclass *c = e->classes; c; c = c->next) {
+                if (c == keep || !c->bytes || (v && c->used >= v->used)) continue;
+                pthread_mutex_lock(&c->rs_mu);
+                int idle = c->rs && !rd_refset_in_use(c->rs);
+                pthread_mutex_unlock(&c->rs_mu);
+                if (idle) v = c;
+            }
+        if (v) {
+            pthread_mutex_lock(&v->rs_mu);
+            if (v->rs && !rd_refset_in_use(v->rs)) {
+                gone = v->rs;
+                v->rs = NULL;
+            }
+            pthread_mutex_unlock(&v->rs_mu);
+            if (gone) {
+                e->loaded_bytes -= v->bytes;
+                e->nloaded--;
+                v->bytes = 0;
+                e->evictions++;
+            }
+        }
+        pthread_mutex_unlock(&e->cmu);
+        if (!v) return;
+        if (gone) rd_log(RD_LOG_DEBUG, "class %s: reference set evicted (least recently used)", v->name);
+        rd_refset_unref(gone);
+    }
+}
+
+/* Sets (r) or drops (NULL) c's reference set, keeping the budget's account;
+ * a new set may evict others. */
+static void class_swap(rd_engine *e, eclass *c, rd_refset *r)
+{
+    size_t nb = r ? rd_refset_bytes(r) : 0;
+    pthread_mutex_lock(&e->cmu);
     pthread_mutex_lock(&c->rs_mu);
     rd_refset *old = c->rs;
     c->rs = r;
     pthread_mutex_unlock(&c->rs_mu);
+    e->loaded_bytes = e->loaded_bytes - c->bytes + nb;
+    e->nloaded += (r != NULL) - (old != NULL);
+    c->bytes = nb;
+    if (r) {
+        c->used = ++e->clock;
+        c->thr_auto = rd_refset_threshold(r);
+        c->thr_known = 1;
+        c->broken = 0;
+    } else {
+        c->thr_known = 0;
+    }
+    pthread_mutex_unlock(&e->cmu);
     rd_refset_unref(old);
+    if (r) evict(e, c);
 }
+
+/* Marks c used now (the LRU's clock). */
+static void class_touch(rd_engine *e, eclass *c)
+{
+    pthread_mutex_lock(&e->cmu);
+    c->used = ++e->clock;
+    pthread_mutex_unlock(&e->cmu);
+}
+
+static void class_broken(rd_engine *e, eclass *c)
+{
+    pthread_mutex_lock(&e->cmu);
+    c->broken = 1;
+    pthread_mutex_unlock(&e->cmu);
+}
+
+static rd_refset *class_acquire(rd_engine *e, eclass *c);
 
 static void class_view(rd_engine *e, const rd_class_row *row, rd_engine_class *out)
 {
@@ -446,11 +549,27 @@ static void class_view(rd_engine *e, const rd_class_row *row, rd_engine_class *o
     out->has_geo = row->geometry[0] && row->references > 0 && rd_geometry_parse(row->geometry, &out->geo, NULL) == RD_OK;
     if (rd_geoopts_parse(row->geo_opts, &out->opts)) memset(&out->opts, 0, sizeof out->opts);
     out->ready = r != NULL;
+    out->loaded = r != NULL;
     out->threshold_auto = r ? rd_refset_threshold(r) : 0;
     pthread_mutex_lock(&e->cmu);
     out->loading = c ? c->loading : 0;
+    int cold = c && !r && !c->broken && row->references >= 2, known = c ? c->thr_known : 0;
+    double thr = c ? c->thr_auto : 0;
     pthread_mutex_unlock(&e->cmu);
     rd_refset_unref(r);
+    if (cold) { /* registered, not in memory: ready; its threshold from the stored calibration */
+        char key[65];
+        rd_err err = {0};
+        out->ready = 1;
+        if (!known && rd_store_calib_get(e->store, row->name, key, &thr, NULL, NULL, &err) == RD_E_OK) {
+            known = 1;
+            pthread_mutex_lock(&e->cmu);
+            c->thr_auto = thr;
+            c->thr_known = 1;
+            pthread_mutex_unlock(&e->cmu);
+        }
+        out->threshold_auto = known ? thr : NAN; /* NaN: not known until it is loaded */
+    }
 }
 
 static void class_event(rd_engine *e, const char *name, const char *action);
@@ -487,6 +606,12 @@ rd_ecode rd_engine_class_get(rd_engine *e, const char *name, rd_engine_class *ou
 {
     rd_ecode rc = rd_store_class_get(e->store, name, &out->row, err);
     if (rc != RD_E_OK) return rc;
+    if (out->row.references > 0 && !out->row.geometry[0]) {
+        /* made before whole-frame inspection: loading it records its geometry */
+        eclass *c = class_find(e, name);
+        rd_refset_unref(c ? class_acquire(e, c) : NULL);
+        if ((rc = rd_store_class_get(e->store, name, &out->row, err)) != RD_E_OK) return rc;
+    }
     class_view(e, &out->row, out);
     return RD_E_OK;
 }
@@ -569,7 +694,7 @@ rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err)
             c->deleted = 1;
             pthread_mutex_unlock(&e->cmu);
             class_loaded(e, c);
-            class_swap(c, NULL);
+            class_swap(e, c, NULL);
         }
         pthread_mutex_unlock(&c->reg_mu);
     }
@@ -703,8 +828,9 @@ static rd_status recompute(rd_engine *e, rd_worker *w, const char *cls, const rd
     if (rd_store_ref_image(e->store, cls, id, &bytes, &len, ct, err) != RD_E_OK) goto out;
     if ((st = rd_image_decode_opts(bytes, len, &e->lim, &dopts, &img, err)) != RD_OK ||
         (st = rd_extract_geo(e->model, w, geo, &img, f, NULL, err)) != RD_OK ||
-        (st = rd_feats_serialize(*f, &blob, &blen, err)) != RD_OK)
+        (st = rd_feats_serialize_f16(*f, &blob, &blen, err)) != RD_OK)
         goto out;
+    rd_feats_round_f16(*f); /* what was stored */
     if (rd_store_ref_set_feats(e->store, id, e->info->model_id, blob, blen, err) != RD_E_OK) st = RD_ERR_IO;
 out:
     if (st != RD_OK) {
@@ -782,17 +908,81 @@ out:
     return st;
 }
 
-/* Loads a class's features (recomputing stale ones from the stored image
- * bytes) and builds its refset with extra fresh features; *out NULL when
- * fewer than 2 references. */
-static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, const rd_geometry *geo, rd_feats **extra,
-                             int nextra, rd_refset **out, rd_err *err)
+/* The key of a stored calibration: what it was computed from — the
+ * calibration version, the model (backbone + options, learned model, scorer),
+ * the geometry and the stored feature blobs' content in id order (so a copied
+ * class keeps a valid calibration, and re-encoded or recomputed features
+ * invalidate it). */
+static void calib_key(rd_engine *e, const rd_geometry *geo, const rd_ref_feats *rows, int n, char key[RD_SHA256_HEX])
+{
+    char text[64 * (RD_SHA256_HEX + 1) + 1024], h[RD_SHA256_HEX];
+    int len = snprintf(text, sizeof text, "resadd-calib %d|%s|%s|%s|%s", RD_CALIB_VERSION, e->info->model_id,
+                       e->info->model_sha256, e->info->scorer, geo_text(geo).s);
+    for (int i = 0; i < n && len > 0 && (size_t)len < sizeof text; i++) {
+        rd_sha256_hex(rows[i].feats, rows[i].feats_len, h);
+        len += snprintf(text + len, sizeof text - (size_t)len, "|%s", h);
+    }
+    if (len < 0 || (size_t)len >= sizeof text) len = (int)strlen(text);
+    rd_sha256_hex(text, (size_t)len, key);
+}
+
+/* Stores rs's calibration for the class's references as stored now (a
+ * failure only costs the next cold load its leave-one-out search). */
+static void calib_save(rd_engine *e, const char *cls, const rd_geometry *geo, const rd_refset *rs)
+{
+    rd_ref_feats *rows = NULL;
+    int n = 0;
+    rd_calib cal;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    char key[RD_SHA256_HEX];
+    rd_err err = {0};
+    if (rd_store_ref_feats(e->store, cls, &rows, &n, &err) != RD_E_OK) goto out;
+    if (n != rd_refset_shots(rs) || n > 64) goto out; /* not the set's references */
+    calib_key(e, geo, rows, n, key);
+    rd_refset_get_calib(rs, &cal);
+    if (rd_calib_serialize(&cal, &blob, &len, &err) != RD_OK) goto out;
+    rd_store_calib_put(e->store, cls, key, cal.threshold, blob, len, &err);
+out:
+    if (err.msg[0]) rd_log(RD_LOG_WARN, "class %s: storing its calibration: %s", cls, err.msg);
+    rd_store_feats_free(rows, n);
+    free(blob);
+}
+
+/* The stored calibration of rows' references, if its key matches. */
+static int calib_load(rd_engine *e, const char *cls, const rd_geometry *geo, const rd_ref_feats *rows, int n,
+                      rd_calib *cal)
+{
+    char key[RD_SHA256_HEX], have[65];
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    double thr;
+    rd_err err = {0};
+    int ok = 0;
+    if (n > 64) return 0;
+    calib_key(e, geo, rows, n, key);
+    if (rd_store_calib_get(e->store, cls, have, &thr, &blob, &len, &err) == RD_E_OK && !strcmp(have, key))
+        ok = rd_calib_deserialize(blob, len, cal, &err) == RD_OK && cal->k == n;
+    free(blob);
+    return ok;
+}
+
+/* Loads a class's features and builds its refset (with extra fresh features,
+ * a registration's): from the stored calibration when it matches (pools
+ * only), else with the leave-one-out search, stored for the next load.
+ * Stale features (another model or geometry) are recomputed from the stored
+ * image bytes and fp32 ones (from before sql/008) re-encoded as fp16.
+ * w NULL: only the first way; anything needing a worker sets *need (and
+ * builds nothing).  *out NULL when fewer than 2 references. */
+static rd_status load_class(rd_engine *e, rd_worker *w, const char *cls, const rd_geometry *geo, rd_feats **extra,
+                            int nextra, rd_refset **out, int *need, rd_err *err)
 {
     rd_ref_feats *rows = NULL;
     rd_feats **f = NULL;
-    int n = 0, stale = 0;
+    int n = 0, stale = 0, reenc = 0;
     rd_status st = RD_OK;
     *out = NULL;
+    if (need) *need = 0;
     if (rd_store_ref_feats(e->store, cls, &rows, &n, err) != RD_E_OK) return err->code ? err->code : RD_ERR_IO;
     f = calloc((size_t)(n + nextra + 1), sizeof *f);
     if (!f) {
@@ -802,10 +992,23 @@ static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, const 
     for (int i = 0; i < n; i++) {
         if (!strcmp(rows[i].model_id, e->info->model_id) &&
             rd_feats_deserialize(e->model, rows[i].feats, rows[i].feats_len, &f[i], NULL) == RD_OK &&
-            geo_same(&f[i]->geo, geo))
+            geo_same(&f[i]->geo, geo)) {
+            if (rd_feats_blob_f16(rows[i].feats, rows[i].feats_len) || !w) continue;
+            /* fp32 from before: stored as fp16 from now on, calibrated on what is stored */
+            uint8_t *blob = NULL;
+            size_t blen = 0;
+            rd_err e2 = {0};
+            if (rd_feats_serialize_f16(f[i], &blob, &blen, &e2) == RD_OK && rd_feats_blob_f16(blob, blen) &&
+                rd_store_ref_set_feats(e->store, rows[i].id, e->info->model_id, blob, blen, &e2) == RD_E_OK) {
+                rd_feats_round_f16(f[i]);
+                reenc++;
+            }
+            free(blob);
             continue;
+        }
         rd_feats_free(f[i]);
         f[i] = NULL;
+        if (!w) goto needw;
         if (!stale++)
             rd_log(RD_LOG_INFO, "class %s: reference features were computed by another model or at another geometry; "
                    "recomputing for %.16s at %s", cls, e->info->model_id, geo_text(geo).s);
@@ -814,11 +1017,34 @@ static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, const 
             goto out;
         }
     }
+    if (reenc) rd_log(RD_LOG_INFO, "class %s: %d reference feature blob(s) re-encoded as fp16", cls, reenc);
     for (int i = 0; i < nextra; i++) f[n + i] = extra[i];
     if (n + nextra >= 2) {
+        rd_calib cal;
+        int fp32 = 0;
+        for (int i = 0; i < n; i++) fp32 += !rd_feats_blob_f16(rows[i].feats, rows[i].feats_len);
+        if (!nextra && !stale && (!fp32 || !w) && calib_load(e, cls, geo, rows, n, &cal)) {
+            if (fp32 && !w) goto needw; /* re-encoded first, on a worker */
+            if ((*out = rd_refset_restore(e->model, f, n, &cal, NULL))) {
+                pthread_mutex_lock(&e->cmu);
+                e->loads_stored++;
+                pthread_mutex_unlock(&e->cmu);
+                goto out;
+            }
+        }
+        if (!w) goto needw;
         *out = rd_refset_build(e->model, w, f, n + nextra, err);
         if (!*out) st = err->code ? err->code : RD_ERR_INTERNAL;
+        else {
+            pthread_mutex_lock(&e->cmu);
+            e->loads_built++;
+            pthread_mutex_unlock(&e->cmu);
+            if (!nextra) calib_save(e, cls, geo, *out);
+        }
     }
+    goto out;
+needw:
+    if (need) *need = 1;
 out:
     for (int i = 0; f && i < n; i++) rd_feats_free(f[i]);
     free(f);
@@ -826,7 +1052,66 @@ out:
     return st;
 }
 
-/* ---- start-up: loading every class, then re-running stored jobs ---- */
+static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, const rd_geometry *geo, rd_feats **extra,
+                             int nextra, rd_refset **out, rd_err *err)
+{
+    return load_class(e, w, cls, geo, extra, nextra, out, NULL, err);
+}
+
+/* ---- cold classes ---- */
+static void run_load(rd_engine *e, rd_worker *w, job *j);
+
+/* c's reference set (a reference for the caller), loaded first when c is
+ * cold: here, when its calibration is stored (features + pools only, tens of
+ * ms), else on a worker (recomputed features, leave-one-out calibration).
+ * NULL: none (fewer than 2 references, or it cannot be built: logged). */
+static rd_refset *class_acquire(rd_engine *e, eclass *c)
+{
+    rd_refset *r = class_refset(c);
+    int need = 0, go;
+    if (r) {
+        class_touch(e, c);
+        return r;
+    }
+    pthread_mutex_lock(&e->cmu);
+    go = e->model_ready && !c->deleted && !c->broken;
+    pthread_mutex_unlock(&e->cmu);
+    if (!go) return NULL;
+    pthread_mutex_lock(&c->reg_mu);
+    if (!(r = class_refset(c))) {
+        rd_err err = {0};
+        rd_refset *nr = NULL;
+        rd_geometry geo;
+        int have = 0;
+        double t0 = now_ms();
+        if (class_geometry(e, c->name, &geo, &have, &err) != RD_OK ||
+            (have && load_class(e, NULL, c->name, &geo, NULL, 0, &nr, &need, &err) != RD_OK)) {
+            rd_log(RD_LOG_ERR, "class %s: cannot load its reference set: %s (class not ready)", c->name, err.msg);
+            class_broken(e, c);
+        } else if (nr) {
+            class_swap(e, c, nr);
+            r = class_refset(c);
+            rd_log(RD_LOG_DEBUG, "class %s: loaded in %.1f ms (stored calibration)", c->name, now_ms() - t0);
+        }
+    }
+    pthread_mutex_unlock(&c->reg_mu);
+    if (r || !need) return r;
+    rd_err err = {0};
+    job *j = job_new(e, run_load);
+    if (!j) return NULL;
+    j->cls = c;
+    j->refs = 2;
+    if (submit_r(e, j, SLOT_INTERNAL, &err) != RD_E_OK) {
+        job_unref(j);
+        job_unref(j);
+        return NULL;
+    }
+    wait_job(j, 1 << 30);
+    job_unref(j);
+    return class_refset(c);
+}
+
+/* ---- start-up: re-running stored jobs ---- */
 static void run_load(rd_engine *e, rd_worker *w, job *j)
 {
     eclass *c = j->cls;
@@ -836,17 +1121,20 @@ static void run_load(rd_engine *e, rd_worker *w, job *j)
     int stopping = e->stopping; /* a stop does not wait for every class to load */
     pthread_mutex_unlock(&e->qmu);
     pthread_mutex_lock(&e->cmu);
-    int todo = c->loading && !c->deleted && !stopping;
+    int todo = !c->deleted && !stopping && !c->bytes;
     pthread_mutex_unlock(&e->cmu);
     if (todo) {
         rd_geometry geo;
         int have = 0;
         if (class_geometry(e, c->name, &geo, &have, &j->err) != RD_OK ||
-            (have && build_class(e, w, c->name, &geo, NULL, 0, &rs, &j->err) != RD_OK))
+            (have && build_class(e, w, c->name, &geo, NULL, 0, &rs, &j->err) != RD_OK)) {
             rd_log(RD_LOG_ERR, "class %s: cannot build its reference set: %s (class not ready)", c->name, j->err.msg);
-        else class_swap(c, rs);
-        class_loaded(e, c);
+            class_broken(e, c);
+        } else if (rs) {
+            class_swap(e, c, rs);
+        }
     }
+    class_loaded(e, c);
     pthread_mutex_unlock(&c->reg_mu);
     j->code = RD_E_OK;
 }
@@ -885,7 +1173,7 @@ static void recover_one(rd_engine *e, rd_store_job *sj)
     if (!c) {
         code = RD_E_NOTFOUND;
         rd_err_set(&err, RD_ERR_ARG, "class '%s' was deleted", sj->cls);
-    } else if (!(j->rs = class_refset(c))) {
+    } else if (!(j->rs = class_acquire(e, c))) {
         code = RD_E_NOTREADY;
         rd_err_set(&err, RD_ERR_STATE, "class '%s' is not ready", sj->cls);
     } else if ((code = rd_store_class_threshold(e->store, sj->cls, &manual, &t, &err)) == RD_E_OK &&
@@ -915,8 +1203,7 @@ static void *loader_main(void *arg)
     rd_engine *e = arg;
     rd_err err = {0};
     double t0 = now_ms();
-    int nclasses = 0, nj = 0;
-    job **jobs = NULL;
+    int nclasses = 0;
     if (load_model(e, &err) != RD_OK) {
         rd_log(RD_LOG_ERR, "%s", err.msg);
         pthread_mutex_lock(&e->cmu);
@@ -928,39 +1215,11 @@ static void *loader_main(void *arg)
         return NULL;
     }
     rd_log(RD_LOG_INFO, "model loaded in %.0f ms", now_ms() - t0);
-    t0 = now_ms();
+    /* classes load on their first use (class_acquire): nothing is built here */
     pthread_mutex_lock(&e->cmu);
     for (eclass *c = e->classes; c; c = c->next) nclasses++;
     pthread_mutex_unlock(&e->cmu);
-    jobs = calloc((size_t)(nclasses ? nclasses : 1), sizeof *jobs);
-    pthread_mutex_lock(&e->cmu);
-    eclass *list = e->classes;
-    pthread_mutex_unlock(&e->cmu);
-    for (eclass *c = list; c && jobs; c = c->next) {
-        job *j = job_new(e, run_load);
-        if (!j) break;
-        j->cls = c;
-        j->refs = 2;
-        if (submit_r(e, j, SLOT_INTERNAL, &err) != RD_E_OK) {
-            job_unref(j);
-            job_unref(j);
-            break;
-        }
-        jobs[nj++] = j;
-    }
-    for (int i = 0; i < nj; i++) {
-        wait_job(jobs[i], 1 << 30);
-        job_unref(jobs[i]);
-    }
-    free(jobs);
-    pthread_mutex_lock(&e->cmu);
-    for (eclass *c = e->classes; c; c = c->next)
-        if (c->loading) { /* not loaded (stopping, or out of memory): not ready, not loading */
-            c->loading = 0;
-            e->nloading--;
-        }
-    pthread_mutex_unlock(&e->cmu);
-    rd_log(RD_LOG_INFO, "%d class(es) loaded in %.0f ms", nclasses, now_ms() - t0);
+    rd_log(RD_LOG_INFO, "%d class(es) registered; each is loaded on its first use", nclasses);
     /* async inspections accepted before a crash */
     rd_store_job *sj = NULL;
     int n = 0;
@@ -1043,7 +1302,8 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
             if (!strcmp(sha[k], sha[i])) dup = 1;
         if (dup || rd_store_ref_exists(e->store, c->name, sha[i])) continue;
         if (rd_extract_geo(e->model, w, &geo, &j->imgs[i], &feats[i], NULL, &j->err) != RD_OK ||
-            rd_feats_serialize(feats[i], &blobs[i], &rows[i].feats_len, &j->err) != RD_OK) {
+            rd_feats_serialize_f16(feats[i], &blobs[i], &rows[i].feats_len, &j->err) != RD_OK ||
+            (rd_feats_round_f16(feats[i]), 0)) { /* the set is built from what is stored */
             rd_err_prefix(&j->err, "image %d", i + 1);
             j->code = j->err.code == RD_ERR_MISMATCH ? RD_E_GEOMETRY : RD_E_BADIMAGE;
             goto out;
@@ -1091,7 +1351,8 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
     if (fixed == 2 && nnew > 0 && rd_store_class_set_geometry(e->store, c->name, geo_text(&geo).s, &j->err) != RD_E_OK)
         rd_log(RD_LOG_ERR, "class %s: recording its geometry: %s", c->name, j->err.msg);
     if (nnew > 0) {
-        class_swap(c, rs);
+        if (rs) calib_save(e, c->name, &geo, rs);
+        class_swap(e, c, rs);
         rs = NULL;
     }
     class_loaded(e, c);
@@ -1195,10 +1456,11 @@ static void run_refdel(rd_engine *e, rd_worker *w, job *j)
                (have && build_class(e, w, c->name, &geo, NULL, 0, &rs, &j->err) != RD_OK)) {
         /* the row is gone; the class falls back to not ready rather than a stale pool */
         rd_log(RD_LOG_ERR, "class %s: rebuilding after deletion: %s", c->name, j->err.msg);
-        class_swap(c, NULL);
+        class_swap(e, c, NULL);
+        class_broken(e, c);
         j->code = RD_E_OK;
     } else {
-        class_swap(c, rs);
+        class_swap(e, c, rs);
         j->code = RD_E_OK;
     }
     if (rc == RD_E_OK) class_loaded(e, c);
@@ -1412,7 +1674,7 @@ rd_ecode rd_engine_inspect_opts(rd_engine *e, const char *cls, const rd_upload *
     if (!j) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), RD_E_INTERNAL;
     j->t_submit = now_ms();
     j->cls = c;
-    j->rs = class_refset(c);
+    j->rs = class_acquire(e, c);
     pthread_mutex_lock(&e->cmu);
     loading = c->loading;
     pthread_mutex_unlock(&e->cmu);
@@ -1658,10 +1920,10 @@ rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
         rd_err_set(err, RD_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    /* the classes exist at once (loading); their reference sets follow in the background */
+    /* the classes exist at once, cold: each reference set is loaded on first use */
     if (rd_store_class_list(store, &rows, &nrows, err) != RD_E_OK) goto fail;
     for (int i = nrows - 1; i >= 0; i--)
-        if (!class_add(e, rows[i].name, 1)) {
+        if (!class_add(e, rows[i].name, 0)) { /* cold: loaded on first use */
             rd_err_set(err, RD_ERR_NOMEM, "out of memory");
             goto fail;
         }

@@ -12,10 +12,14 @@
  *
  * Start-up: rd_engine_new finds the model files and returns at once (so HTTP
  * can answer liveness); a loader thread loads the model, starts the workers,
- * then builds every class's reference set from its stored
- * features (recomputed from the stored image bytes only when the backbone
- * changed), and async inspections left queued by a crash are run again.
- * rd_engine_loading() counts the classes still loading (for /readyz). */
+ * and async inspections left queued by a crash are run again.  No class is
+ * loaded at start: a class's reference set is loaded on its first use from
+ * its stored fp16 features and stored calibration (sql/008_classes.sql; the
+ * leave-one-out search runs only when those are missing or stale, and
+ * features are recomputed from the stored image bytes only when the backbone
+ * or geometry changed).  Loaded sets form an LRU bounded by pool_memory_bytes
+ * and max_loaded_classes: the least recently used idle class is evicted
+ * (never one an inspection holds).  rd_engine_loading() is 0 (for /readyz). */
 #ifndef RD_ENGINE_H
 #define RD_ENGINE_H
 
@@ -54,6 +58,8 @@ typedef struct rd_engine_opts {
     /* The stable word of a code, recorded with a failed inspection
      * ("invalid_image"); injected by the composition root from api/'s table. */
     const char *(*code_name)(rd_ecode code);
+    size_t pool_memory_bytes;  /* loaded reference sets' memory before the LRU evicts (0 = unbounded) */
+    int max_loaded_classes;    /* loaded reference sets before the LRU evicts (0 = unbounded) */
 } rd_engine_opts;
 
 typedef struct rd_upload {
@@ -67,7 +73,8 @@ typedef struct rd_engine_class {
     rd_class_row row;
     int ready;          /* a reference set is loaded (>= 2 references) */
     int loading;        /* still being loaded after start */
-    double threshold_auto; /* valid when ready */
+    int loaded;         /* its reference set is in memory (else cold: loaded on first use) */
+    double threshold_auto; /* valid when ready; NaN while cold and not known yet */
     rd_geo_opts opts;   /* what the class was created with (zero = defaults) */
     int has_geo;        /* geo is fixed (the class has references) */
     rd_geometry geo;
@@ -114,6 +121,17 @@ int rd_engine_workers(const rd_engine *e);
 int rd_engine_loading(rd_engine *e);
 /* 1 when the database takes writes (see rd_store_writable). */
 int rd_engine_writable(rd_engine *e);
+/* The loaded reference sets (the LRU of cold/hot classes). */
+typedef struct rd_engine_mem {
+    int loaded;                 /* classes in memory */
+    size_t bytes;               /* their reference sets' bytes */
+    size_t budget_bytes;        /* pool_memory_bytes (0 = unbounded) */
+    int max_loaded;             /* max_loaded_classes (0 = unbounded) */
+    unsigned long loads_stored; /* loads from the stored calibration */
+    unsigned long loads_built;  /* builds with the leave-one-out search (registration, stale or missing) */
+    unsigned long evictions;
+} rd_engine_mem;
+void rd_engine_memory(rd_engine *e, rd_engine_mem *out);
 /* Copies up to max inspection counters into out; returns how many. */
 int rd_engine_counts(rd_engine *e, rd_engine_count *out, int max);
 

@@ -18,7 +18,7 @@
 #include "isotime.h"
 #include "migrations.inc" /* generated from sql/NNN_*.sql: rd_migrations[] */
 
-#define STMT_CACHE 64
+#define STMT_CACHE 96
 
 struct rd_store {
     sqlite3 *db;
@@ -749,6 +749,66 @@ rd_ecode rd_store_ref_set_feats(rd_store *s, int64_t id, const char *model_id, c
     bind_text(st, 2, model_id);
     sqlite3_bind_blob64(st, 3, feats, len, SQLITE_TRANSIENT);
     rc = step_done(s, st, err, "update features");
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+/* ---- stored calibrations (sql/008_classes.sql) ---- */
+static const char SQL_CALIB_GET[] =
+    "SELECT k.key, k.threshold, k.calib FROM calibrations k JOIN classes c ON c.id = k.class_id WHERE c.name = ?1";
+static const char SQL_CALIB_PUT[] =
+    "INSERT OR REPLACE INTO calibrations(class_id, key, threshold, calib) "
+    "SELECT id, ?2, ?3, ?4 FROM classes WHERE name = ?1";
+
+rd_ecode rd_store_calib_get(rd_store *s, const char *cls, char key[65], double *threshold, uint8_t **blob,
+                            size_t *len, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int r;
+    if (blob) *blob = NULL;
+    if (len) *len = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_CALIB_GET);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    if ((r = step(s, st)) == SQLITE_ROW) {
+        col_text(st, 0, key, 65);
+        *threshold = sqlite3_column_double(st, 1);
+        if (blob && copy_blob(st, 2, blob, len)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        }
+    } else if (r == SQLITE_DONE) {
+        rc = RD_E_NOTFOUND;
+        rd_err_set(err, RD_ERR_ARG, "class '%s' has no stored calibration", cls);
+    } else {
+        rc = db_fail_rc(s, r, err, "read calibration");
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_calib_put(rd_store *s, const char *cls, const char *key, double threshold, const uint8_t *blob,
+                            size_t len, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int r;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_CALIB_PUT);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    bind_text(st, 2, key);
+    sqlite3_bind_double(st, 3, threshold);
+    sqlite3_bind_blob64(st, 4, blob, len, SQLITE_TRANSIENT);
+    if ((r = step(s, st)) != SQLITE_DONE) rc = db_fail_rc(s, r, err, "store calibration");
 out:
     UNLOCK(s);
     return rc;

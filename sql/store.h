@@ -131,6 +131,14 @@ rd_ecode rd_store_ref_feats(rd_store *s, const char *cls, rd_ref_feats **out, in
 void rd_store_feats_free(rd_ref_feats *f, int n);
 rd_ecode rd_store_ref_set_feats(rd_store *s, int64_t id, const char *model_id, const uint8_t *feats, size_t len,
                                 rd_err *err);
+/* A class's stored calibration (sql/008_classes.sql): its key (what it was
+ * computed from, 64 hex), the threshold it gives and, when blob is not NULL,
+ * the blob (malloc'ed).  RD_E_NOTFOUND when none is stored. */
+rd_ecode rd_store_calib_get(rd_store *s, const char *cls, char key[65], double *threshold, uint8_t **blob,
+                            size_t *len, rd_err *err);
+/* Stores (replaces) it; nothing happens for an unknown class. */
+rd_ecode rd_store_calib_put(rd_store *s, const char *cls, const char *key, double threshold, const uint8_t *blob,
+                            size_t len, rd_err *err);
 /* Threshold override of a class: RD_E_OK with *manual 1 and *t, or *manual 0. */
 rd_ecode rd_store_class_threshold(rd_store *s, const char *cls, int *manual, double *t, rd_err *err);
 
