@@ -134,6 +134,47 @@ static void check_nan_query(void)
     rd_pool_free(p);
 }
 
+/* The fused kernels do the same arithmetic per (query, row) — bias + q₀r₀,
+ * then one FMA per channel in order — so they must agree bit for bit
+ * (the AVX-512 one is the default where it runs; AVX2 machines get the same
+ * answers).  Skipped where the CPU lacks either. */
+static void check_kernels_agree(int c, size_t n, size_t nq, rd_pool_metric metric)
+{
+    rd_err err = {0};
+    rd_arena a;
+    float *data = malloc(n * c * sizeof(float)), *q = malloc(nq * c * sizeof(float));
+    float *d[2] = {malloc(nq * sizeof(float)), malloc(nq * sizeof(float))};
+    int32_t *ix[2] = {malloc(nq * sizeof(int32_t)), malloc(nq * sizeof(int32_t))};
+    static const rd_pool_kern k[2] = {RD_POOL_KERN_AVX512, RD_POOL_KERN_AVX2};
+    const float *blocks[1] = {data};
+    if (!data || !q || !d[0] || !d[1] || !ix[0] || !ix[1]) goto out;
+    rd_fill_uniform(data, n * c, 21, -0.5f, 1.0f);
+    rd_fill_uniform(q, nq * c, 22, -0.5f, 1.0f);
+    for (size_t i = 0; i < n * c; i++) data[i] = data[i] < 0 ? 0 : data[i]; /* ReLU-like: zeros, near-ties */
+    for (size_t i = 0; i < nq * c; i++) q[i] = q[i] < 0 ? 0 : q[i];
+    rd_pool *p = rd_pool_new(blocks, &n, 1, c, metric, &err);
+    RD_CHECK(p && rd_arena_init(&a, rd_pool_scratch_bytes(c, nq), &err) == RD_OK, "setup: %s", err.msg);
+    if (!p) goto out;
+    int ran = 1;
+    for (int i = 0; i < 2 && ran; i++) {
+        ran = rd_pool_force_kernel(k[i]);
+        if (ran) RD_CHECK(rd_pool_nearest(p, q, nq, ix[i], d[i], team, &a, &err) == RD_OK, "%s", err.msg);
+    }
+    rd_pool_force_kernel(RD_POOL_KERN_AUTO);
+    if (ran)
+        RD_CHECK(!memcmp(ix[0], ix[1], nq * sizeof(int32_t)) && !memcmp(d[0], d[1], nq * sizeof(float)),
+                 "c=%d n=%zu nq=%zu: avx512-fused and avx2-fused disagree", c, n, nq);
+    rd_arena_release(&a);
+    rd_pool_free(p);
+out:
+    free(data);
+    free(q);
+    for (int i = 0; i < 2; i++) {
+        free(d[i]);
+        free(ix[i]);
+    }
+}
+
 static void search_suite(void)
 {
     check_search(24, 700, 4, 1500, RD_POOL_L2, 1); /* crosses pool and query tiles */
@@ -180,6 +221,9 @@ int main(int argc, char **argv)
         team = teams[1];
     }
     RD_CHECK(rd_pool_force_kernel(RD_POOL_KERN_AUTO) == 1, "back to auto");
+    check_kernels_agree(24, 3136, 500, RD_POOL_L2);
+    check_kernels_agree(24, 1001, 333, RD_POOL_COSINE);
+    check_kernels_agree(96, 300, 77, RD_POOL_L2);
     RD_CHECK(rd_pool_force_kernel(RD_POOL_KERN_COUNT) == 0, "an unknown kernel is refused");
     rd_team_free(team);
     team = NULL;
