@@ -14,7 +14,12 @@
 #   K2, K8    2 or 8 coupling blocks
 #   sq        residual (x−x*)² (the official code's form)
 #   nll       ML loss = plain negative log-likelihood
-# About 5-8 minutes per variant on 2 cores at 6 epochs.
+#   pos-none  the flow without a positional condition (--flow-pos none)
+#   pos-shift the condition randomly translated in training (--flow-pos shift)
+#   glass-local   GLASS-style local anomalies, 16 per class (--synth-local 16)
+#   glass-global  GLASS-style global anomalies for a quarter of the flow rows (--synth-global 0.25)
+#   glass-both    both
+# About 5-8 minutes per variant on 2 cores at 6 epochs (glass-*: ~1.3-1.8x).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
@@ -37,6 +42,11 @@ args_for() {
     K8) echo "--flow-blocks 8 --flow-hidden 256" ;;
     sq) echo "$base --residual sq" ;;
     nll) echo "$base --ml nll" ;;
+    pos-none) echo "$base --flow-pos none" ;;
+    pos-shift) echo "$base --flow-pos shift" ;;
+    glass-local) echo "$base --synth-local 16" ;;
+    glass-global) echo "$base --synth-global 0.25" ;;
+    glass-both) echo "$base --synth-local 16 --synth-global 0.25" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }
