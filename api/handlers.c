@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "req.h"
 #include "hooks.h"
+#include "labels.h"
 #include "sse.h"
 #include "views.h"
 #include "isotime.h"
@@ -94,7 +95,9 @@ static int h_class_get(rd_req *r)
     rd_err err = {0};
     if (!c) return rd_reply_err(r, 500, "internal", "out of memory");
     rd_ecode code = rd_engine_class_get(r->e, r->name, c, &err);
-    int ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 200, rd_view_class(c));
+    json_t *o = code == RD_E_OK ? rd_view_class(c) : NULL;
+    if (o) rd_labels_decorate_class(r, r->name, o); /* threshold_policy (api/labels.c) */
+    int ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 200, o);
     free(c);
     return ret;
 }
@@ -360,6 +363,14 @@ const rd_route rd_api_routes[] = {
     {"GET", "/v1/inspections/{id}", RD_SCOPE_READ, RD_BODY_NONE, h_insp_get},
     {"GET", "/v1/inspections/{id}/heatmap.png", RD_SCOPE_READ, RD_BODY_NONE, h_heatmap},
     {"GET", "/v1/stats", RD_SCOPE_READ, RD_BODY_NONE, h_stats},
+    {"PUT", "/v1/inspections/{id}/label", RD_SCOPE_INSPECT, RD_BODY_JSON, rd_labels_h_put},
+    {"POST", "/v1/inspections/{id}/label", RD_SCOPE_INSPECT, RD_BODY_JSON, rd_labels_h_put},
+    {"GET", "/v1/inspections/{id}/label", RD_SCOPE_READ, RD_BODY_NONE, rd_labels_h_get},
+    {"DELETE", "/v1/inspections/{id}/label", RD_SCOPE_INSPECT, RD_BODY_NONE, rd_labels_h_delete},
+    {"PUT", "/v1/inspections/{id}/reference", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_labels_h_ref_put},
+    {"DELETE", "/v1/inspections/{id}/reference", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_labels_h_ref_delete},
+    {"GET", "/v1/classes/{name}/labels", RD_SCOPE_READ, RD_BODY_NONE, rd_labels_h_class},
+    {"PUT", "/v1/classes/{name}/threshold-policy", RD_SCOPE_ADMIN, RD_BODY_JSON, rd_labels_h_policy},
     {"GET", "/v1/events", RD_SCOPE_READ, RD_BODY_NONE, rd_sse_serve},
     {"POST", "/v1/webhooks", RD_SCOPE_ADMIN, RD_BODY_JSON, rd_hooks_create},
     {"GET", "/v1/webhooks", RD_SCOPE_ADMIN, RD_BODY_NONE, rd_hooks_list},

@@ -27,6 +27,7 @@
 #include "knn.h"
 #include "metrics.h"
 #include "resad.h"
+#include "simline.h"
 
 enum { SC_RESAD, SC_RESID, SC_KNN, SC_COUNT };
 #define RD_EVAL_MAX_VARIANTS 3 /* --calib-variants: extra learned-scorer runs on the same features */
@@ -95,6 +96,10 @@ static void eval_usage(FILE *f)
           "calibrations, on the same features and reference draws (scorer \"resad+MODE:A\").\n"
           "After each table: image AUROC of defects whose mask centroid is within 24 px of\n"
           "the frame border vs central ones, each against all goods.\n"
+          "--simulate-line N,N,... [--refs R] [--fpr RATE]: a line that learns from its\n"
+          "operators instead (cli/simline.c): R references (default 4), then the first N\n"
+          "good test images confirmed and joining the pool; AUROC and recall at the loo\n"
+          "and fpr:RATE (default 0.01) thresholds by N (resad eval --simulate-line 0 --help).\n"
           "Defaults: every class, --shots 4, --seeds 1, --scorer = the shipped model's\n"
           "(resad; residual-norm without a model).\n",
           f);
@@ -508,6 +513,8 @@ int rd_cli_eval(int argc, char **argv)
     o.nshots = 1;
     o.seeds = 1;
     const char *scorer = NULL; /* NULL: the model's own */
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--simulate-line")) return rd_cli_simline(argc, argv); /* cli/simline.c */
     for (int i = 2; i < argc; i++)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

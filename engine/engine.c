@@ -2051,3 +2051,5 @@ void rd_engine_free(rd_engine *e)
     rd_heatcache_free(e->heat);
     free(e);
 }
+
+rd_store *rd_engine_store(rd_engine *e) { return e->store; }

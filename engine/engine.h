@@ -112,6 +112,8 @@ void rd_engine_free(rd_engine *e);
 
 /* The model's description; NULL while it is still loading. */
 const rd_model_info *rd_engine_info(rd_engine *e);
+/* The store the engine was made with (engine/labels.c runs its label queries on it). */
+rd_store *rd_engine_store(rd_engine *e);
 /* 1 (and err) when the model failed to load in the background. */
 int rd_engine_failed(rd_engine *e, rd_err *err);
 int rd_engine_queue_depth(rd_engine *e);

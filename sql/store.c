@@ -324,6 +324,8 @@ static const char SQL_CLASS_THR[] = "UPDATE classes SET threshold = ?2, updated_
 static const char SQL_CLASS_TOUCH[] = "UPDATE classes SET updated_at = ?2 WHERE name = ?1";
 static const char SQL_CLASS_DEL[] = "DELETE FROM classes WHERE name = ?1";
 static const char SQL_CLASS_ID[] = "SELECT id, threshold FROM classes WHERE name = ?1";
+/* the threshold inspections apply: the manual one, else the label policy's (sql/009_labels.sql) */
+static const char SQL_CLASS_THR_EFF[] = "SELECT id, coalesce(threshold, policy_threshold) FROM classes WHERE name = ?1";
 
 rd_ecode rd_store_class_create(rd_store *s, const char *name, const char *desc, rd_err *err)
 {
@@ -419,7 +421,7 @@ out:
 rd_ecode rd_store_class_threshold(rd_store *s, const char *cls, int *manual, double *t, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_ID, &rc, err);
+    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_THR_EFF, &rc, err);
     if (!st) goto out;
     bind_text(st, 1, cls);
     int r = step(s, st);
@@ -1790,6 +1792,305 @@ rd_ecode rd_store_delivery_result(rd_store *s, int64_t id, int ok, int http_stat
     sqlite3_bind_double(st, 5, ok ? -1 : next_at);
     bind_text(st, 6, now);
     rc = step_done(s, st, err, "record delivery");
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+/* ---- labels (sql/009_labels.sql; engine/labels.c) ---- */
+static const char SQL_LABEL_GET[] =
+    "SELECT inspection_id, class, label, score, actor, labelled_at, coalesce(reference_id, 0) FROM labels "
+    "WHERE inspection_id = ?1";
+static const char SQL_LABEL_PUT[] =
+    "INSERT INTO labels(inspection_id, class, label, score, actor, labelled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+    "ON CONFLICT(inspection_id) DO UPDATE SET label = ?3, actor = ?5, labelled_at = ?6";
+static const char SQL_LABEL_DEL[] = "DELETE FROM labels WHERE inspection_id = ?1";
+static const char SQL_LABEL_REF[] = "UPDATE labels SET reference_id = nullif(?2, 0) WHERE inspection_id = ?1";
+static const char SQL_LABEL_EVT[] =
+    "INSERT INTO label_events(class, inspection_id, action, value, reference_id, actor, at) "
+    "VALUES (?1, nullif(?2, 0), ?3, ?4, nullif(?5, 0), ?6, ?7)";
+static const char SQL_LABEL_SCORES[] = "SELECT label, score FROM labels WHERE class = ?1 AND score IS NOT NULL";
+static const char SQL_LABEL_EVENTS[] =
+    "SELECT id, class, coalesce(inspection_id, 0), action, coalesce(value, ''), coalesce(reference_id, 0), actor, at "
+    "FROM label_events WHERE class = ?1 AND (?2 = 0 OR inspection_id = ?2) ORDER BY id";
+static const char SQL_CLASS_POLICY[] =
+    "SELECT threshold_policy, learn_from_labels, policy_threshold FROM classes WHERE name = ?1";
+static const char SQL_CLASS_POLICY_SET[] =
+    "UPDATE classes SET threshold_policy = coalesce(?2, threshold_policy), "
+    "learn_from_labels = CASE WHEN ?3 < 0 THEN learn_from_labels ELSE ?3 END, policy_threshold = ?4, "
+    "updated_at = ?5 WHERE name = ?1";
+
+static void label_row(sqlite3_stmt *st, rd_label_row *o)
+{
+    memset(o, 0, sizeof *o);
+    o->inspection_id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, o->cls, sizeof o->cls);
+    col_text(st, 2, o->label, sizeof o->label);
+    o->score = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
+    col_text(st, 4, o->actor, sizeof o->actor);
+    col_text(st, 5, o->at, sizeof o->at);
+    o->reference_id = sqlite3_column_int64(st, 6);
+}
+
+/* one label_events row (under the lock, inside the caller's transaction) */
+static int label_event(rd_store *s, const char *cls, int64_t insp, const char *action, const char *value,
+                       int64_t ref, const char *actor, const char *now)
+{
+    sqlite3_stmt *st = stmt(s, SQL_LABEL_EVT);
+    if (!st) return SQLITE_ERROR;
+    bind_text(st, 1, cls);
+    sqlite3_bind_int64(st, 2, insp);
+    bind_text(st, 3, action);
+    bind_text(st, 4, value);
+    sqlite3_bind_int64(st, 5, ref);
+    bind_text(st, 6, actor);
+    bind_text(st, 7, now);
+    return step(s, st);
+}
+
+static int label_get_locked(rd_store *s, int64_t insp, rd_label_row *out)
+{
+    sqlite3_stmt *st = stmt(s, SQL_LABEL_GET);
+    if (!st) return SQLITE_ERROR;
+    sqlite3_bind_int64(st, 1, insp);
+    int r = step(s, st);
+    if (r == SQLITE_ROW) label_row(st, out);
+    return r;
+}
+
+rd_ecode rd_store_label_get(rd_store *s, int64_t insp, rd_label_row *out, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    LOCK(s);
+    int r = label_get_locked(s, insp, out);
+    if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "inspection %lld has no label", (long long)insp);
+        rc = RD_E_NOTFOUND;
+    } else if (r != SQLITE_ROW) {
+        rc = db_fail_rc(s, r, err, "read label");
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+/* The label change and its event in one transaction.  what: 'label' (value =
+ * the label), 'unlabel', 'join' (ref > 0), 'leave'. */
+static rd_ecode label_change(rd_store *s, int64_t insp, const char *cls, const char *what, const char *value,
+                             double score, int64_t ref, const char *actor, int *changed, rd_err *err)
+{
+    char now[32];
+    rd_label_row old;
+    rd_ecode rc = RD_E_OK;
+    int r, had;
+    rd_store_now(now);
+    if (changed) *changed = 0;
+    LOCK(s);
+    if ((r = exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+        rc = db_fail_rc(s, r, err, "begin");
+        goto out;
+    }
+    if ((r = label_get_locked(s, insp, &old)) != SQLITE_ROW && r != SQLITE_DONE) goto dbfail;
+    had = r == SQLITE_ROW;
+    if (strcmp(what, "label") && !had) {
+        exec(s, "ROLLBACK");
+        rd_err_set(err, RD_ERR_ARG, "inspection %lld has no label", (long long)insp);
+        rc = RD_E_NOTFOUND;
+        goto out;
+    }
+    if (!strcmp(what, "label") && had && !strcmp(old.label, value)) { /* the same label again: no change */
+        exec(s, "ROLLBACK");
+        goto out;
+    }
+    sqlite3_stmt *st = stmt(s, !strcmp(what, "label") ? SQL_LABEL_PUT : !strcmp(what, "unlabel") ? SQL_LABEL_DEL
+                                                                                                 : SQL_LABEL_REF);
+    r = SQLITE_ERROR;
+    if (!st) goto dbfail;
+    sqlite3_bind_int64(st, 1, insp);
+    if (!strcmp(what, "label")) {
+        bind_text(st, 2, cls);
+        bind_text(st, 3, value);
+        if (isnan(score)) sqlite3_bind_null(st, 4);
+        else sqlite3_bind_double(st, 4, score);
+        bind_text(st, 5, actor);
+        bind_text(st, 6, now);
+    } else if (strcmp(what, "unlabel")) {
+        sqlite3_bind_int64(st, 2, ref);
+    }
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    if (!strcmp(what, "unlabel")) value = old.label;
+    if (!strcmp(what, "leave")) ref = old.reference_id;
+    if ((r = label_event(s, had ? old.cls : cls, insp, what, value, ref, actor, now)) != SQLITE_DONE) goto dbfail;
+    if ((r = exec(s, "COMMIT")) != SQLITE_OK) goto dbfail;
+    if (changed) *changed = 1;
+    goto out;
+dbfail:
+    rc = db_fail_rc(s, r, err, "record label");
+    exec(s, "ROLLBACK");
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_label_set(rd_store *s, int64_t insp, const char *cls, const char *label, double score,
+                            const char *actor, int *changed, rd_err *err)
+{
+    return label_change(s, insp, cls, "label", label, score, 0, actor, changed, err);
+}
+
+rd_ecode rd_store_label_delete(rd_store *s, int64_t insp, const char *actor, rd_err *err)
+{
+    return label_change(s, insp, NULL, "unlabel", NULL, NAN, 0, actor, NULL, err);
+}
+
+rd_ecode rd_store_label_set_ref(rd_store *s, int64_t insp, int64_t ref_id, const char *actor, rd_err *err)
+{
+    return label_change(s, insp, NULL, ref_id > 0 ? "join" : "leave", NULL, NAN, ref_id, actor, NULL, err);
+}
+
+rd_ecode rd_store_label_scores(rd_store *s, const char *cls, double **goods, int *ng, double **defects, int *nd,
+                               rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int capg = 0, capd = 0, r;
+    *goods = *defects = NULL;
+    *ng = *nd = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_LABEL_SCORES);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        int good = !strcmp((const char *)sqlite3_column_text(st, 0), "good");
+        double **v = good ? goods : defects;
+        int *n = good ? ng : nd;
+        if (grow((void **)v, *n, good ? &capg : &capd, sizeof **v)) {
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            rc = RD_E_INTERNAL;
+            goto out;
+        }
+        (*v)[(*n)++] = sqlite3_column_double(st, 1);
+    }
+    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "read labels");
+out:
+    UNLOCK(s);
+    if (rc != RD_E_OK) {
+        free(*goods);
+        free(*defects);
+        *goods = *defects = NULL;
+        *ng = *nd = 0;
+    }
+    return rc;
+}
+
+rd_ecode rd_store_label_events(rd_store *s, const char *cls, int64_t insp, rd_label_event **rows, int *n,
+                               rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int cap = 0, r;
+    *rows = NULL;
+    *n = 0;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_LABEL_EVENTS);
+    if (!st) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
+    bind_text(st, 1, cls);
+    sqlite3_bind_int64(st, 2, insp);
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            rc = RD_E_INTERNAL;
+            goto out;
+        }
+        rd_label_event *e = &(*rows)[(*n)++];
+        memset(e, 0, sizeof *e);
+        e->id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, e->cls, sizeof e->cls);
+        e->inspection_id = sqlite3_column_int64(st, 2);
+        col_text(st, 3, e->action, sizeof e->action);
+        col_text(st, 4, e->value, sizeof e->value);
+        e->reference_id = sqlite3_column_int64(st, 5);
+        col_text(st, 6, e->actor, sizeof e->actor);
+        col_text(st, 7, e->at, sizeof e->at);
+    }
+    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "read label events");
+out:
+    UNLOCK(s);
+    if (rc != RD_E_OK) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+rd_ecode rd_store_class_policy_get(rd_store *s, const char *cls, char policy[32], int *learn,
+                                   double *policy_threshold, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    LOCK(s);
+    sqlite3_stmt *st = stmt(s, SQL_CLASS_POLICY);
+    int r = SQLITE_ERROR;
+    if (st) {
+        bind_text(st, 1, cls);
+        r = step(s, st);
+    }
+    if (r == SQLITE_ROW) {
+        col_text(st, 0, policy, 32);
+        *learn = sqlite3_column_int(st, 1);
+        *policy_threshold = sqlite3_column_type(st, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 2);
+    } else if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
+        rc = RD_E_NOTFOUND;
+    } else {
+        rc = db_fail_rc(s, r, err, "read class policy");
+    }
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_class_policy_set(rd_store *s, const char *cls, const char *policy, int learn,
+                                   double policy_threshold, const char *actor, rd_err *err)
+{
+    char now[32], what[48];
+    rd_ecode rc = RD_E_OK;
+    int r;
+    rd_store_now(now);
+    LOCK(s);
+    if ((r = exec(s, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+        rc = db_fail_rc(s, r, err, "begin");
+        goto out;
+    }
+    sqlite3_stmt *st = stmt(s, SQL_CLASS_POLICY_SET);
+    r = SQLITE_ERROR;
+    if (!st) goto dbfail;
+    bind_text(st, 1, cls);
+    bind_text(st, 2, policy);
+    sqlite3_bind_int(st, 3, learn);
+    if (isnan(policy_threshold)) sqlite3_bind_null(st, 4);
+    else sqlite3_bind_double(st, 4, policy_threshold);
+    bind_text(st, 5, now);
+    if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
+    if (sqlite3_changes(s->db) == 0) {
+        exec(s, "ROLLBACK");
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
+        rc = RD_E_NOTFOUND;
+        goto out;
+    }
+    if (actor) { /* an operator's change, not a recalibration */
+        snprintf(what, sizeof what, "%s%s%s", policy ? policy : "",
+                 learn < 0 ? "" : policy ? ", learn_from_labels=" : "learn_from_labels=",
+                 learn < 0 ? "" : learn ? "true" : "false");
+        if ((r = label_event(s, cls, 0, "policy", what, 0, actor, now)) != SQLITE_DONE) goto dbfail;
+    }
+    if ((r = exec(s, "COMMIT")) != SQLITE_OK) goto dbfail;
+    goto out;
+dbfail:
+    rc = db_fail_rc(s, r, err, "set class policy");
+    exec(s, "ROLLBACK");
 out:
     UNLOCK(s);
     return rc;

@@ -340,4 +340,42 @@ rd_ecode rd_store_token_list(rd_store *s, rd_token_row **rows, int *n, rd_err *e
 rd_ecode rd_store_token_revoke(rd_store *s, int64_t id, rd_err *err);
 int rd_store_token_count(rd_store *s);
 
+/* ---- labels (sql/009_labels.sql; engine/labels.c) ---- */
+typedef struct rd_label_row {
+    int64_t inspection_id;
+    int64_t reference_id; /* the reference it became; 0 = not in the pool */
+    char cls[RD_STORE_NAME_MAX + 8];
+    char label[8];        /* good | defect */
+    double score;         /* as recorded with the inspection; NaN = none */
+    char actor[136], at[32];
+} rd_label_row;
+typedef struct rd_label_event {
+    int64_t id, inspection_id, reference_id; /* 0 = none */
+    char cls[RD_STORE_NAME_MAX + 8];
+    char action[8];  /* label | unlabel | join | leave | policy */
+    char value[64];  /* the label (or the one removed), the policy change */
+    char actor[136], at[32];
+} rd_label_event;
+/* RD_E_NOTFOUND: the inspection has no label. */
+rd_ecode rd_store_label_get(rd_store *s, int64_t insp, rd_label_row *out, rd_err *err);
+/* Sets the label (with the inspection's recorded score) and records the change;
+ * *changed = 0 when it already had this label (nothing written). */
+rd_ecode rd_store_label_set(rd_store *s, int64_t insp, const char *cls, const char *label, double score,
+                            const char *actor, int *changed, rd_err *err);
+rd_ecode rd_store_label_delete(rd_store *s, int64_t insp, const char *actor, rd_err *err);
+/* Pool membership of a labelled inspection: ref_id > 0 joined, 0 left (recorded). */
+rd_ecode rd_store_label_set_ref(rd_store *s, int64_t insp, int64_t ref_id, const char *actor, rd_err *err);
+/* Recorded scores of a class's labelled inspections (malloc'ed; the caller frees both). */
+rd_ecode rd_store_label_scores(rd_store *s, const char *cls, double **goods, int *ng, double **defects, int *nd,
+                               rd_err *err);
+/* A class's label events, oldest first; insp > 0: only that inspection's. */
+rd_ecode rd_store_label_events(rd_store *s, const char *cls, int64_t insp, rd_label_event **rows, int *n,
+                               rd_err *err);
+rd_ecode rd_store_class_policy_get(rd_store *s, const char *cls, char policy[32], int *learn,
+                                   double *policy_threshold, rd_err *err);
+/* policy NULL / learn < 0: unchanged; policy_threshold NaN = none (loo applies).
+ * actor non-NULL records the change as a 'policy' event. */
+rd_ecode rd_store_class_policy_set(rd_store *s, const char *cls, const char *policy, int learn,
+                                   double policy_threshold, const char *actor, rd_err *err);
+
 #endif

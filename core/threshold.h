@@ -1,0 +1,56 @@
+/* threshold.h — a class's decision-threshold policy from its operators' labels.
+ *
+ * Pure computation shared by the daemon (engine/labels.c) and `resad eval
+ * --simulate-line` (cli/simline.c).  A policy is one of
+ *   loo        the reference set's leave-one-out threshold (rd_refset_threshold)
+ *   fpr:RATE   the score a good part exceeds with probability RATE, estimated
+ *              from the recorded scores of good-labelled inspections: a normal
+ *              prediction bound on log scores (Student t with n−1 degrees of
+ *              freedom, so a few labels give a conservative threshold), never
+ *              below the largest labelled-good score when n·RATE < 1
+ *   f1         the threshold that maximises F1 (defect = positive) over the
+ *              labelled goods and defects (midway between adjacent scores)
+ * With too few labels (fewer than RD_TP_MIN_GOODS goods, or for f1 fewer than
+ * RD_TP_MIN_DEFECTS defects) the result falls back to loo and says why. */
+#ifndef RD_THRESHOLD_H
+#define RD_THRESHOLD_H
+
+#include <stddef.h>
+
+#include "status.h"
+
+#define RD_TP_MIN_GOODS 4
+#define RD_TP_MIN_DEFECTS 2
+
+typedef enum rd_tp_kind { RD_TP_LOO, RD_TP_FPR, RD_TP_F1 } rd_tp_kind;
+
+typedef struct rd_tpolicy {
+    rd_tp_kind kind;
+    double rate; /* fpr only: 0 < rate < 0.5 */
+} rd_tpolicy;
+
+/* "loo", "fpr:0.01" (rate in (0, 0.5)), "f1".  Errors: RD_ERR_ARG naming the forms. */
+rd_status rd_tpolicy_parse(const char *s, rd_tpolicy *p, rd_err *err) RD_WARN_UNUSED;
+/* The canonical text ("fpr:0.01"); buf of n ≥ 32 bytes. */
+void rd_tpolicy_format(const rd_tpolicy *p, char *buf, size_t n);
+
+typedef struct rd_tpolicy_result {
+    double threshold;
+    rd_tp_kind applied;     /* the policy used: loo after a fall-back */
+    int goods_used, defects_used;
+    double expected_recall; /* share of labelled defects at or above threshold; NaN without defects */
+    double expected_frr;    /* fpr: the rate; else share of labelled goods at or above; NaN without goods */
+    char reason[160];       /* why it fell back to loo; "" when it did not */
+} rd_tpolicy_result;
+
+/* loo_threshold: the reference set's.  goods/defects: recorded scores of the
+ * labelled inspections (non-finite ones are skipped). */
+void rd_tpolicy_apply(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, const double *defects,
+                      int nd, rd_tpolicy_result *out);
+
+/* Standard normal quantile (|error| < 1.2e-9, Acklam) and Student t quantile
+ * (Cornish–Fisher expansion in 1/df, 4 terms); 0 < q < 1, df ≥ 1. */
+double rd_norm_quantile(double q);
+double rd_t_quantile(double q, double df);
+
+#endif
