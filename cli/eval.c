@@ -515,7 +515,6 @@ int rd_cli_eval(int argc, char **argv)
     const char *scorer = NULL; /* NULL: the model's own */
     for (int i = 2; i < argc; i++)
         if (!strcmp(argv[i], "--simulate-line")) return rd_cli_simline(argc, argv); /* cli/simline.c */
-    for (int i = 2; i < argc; i++)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
