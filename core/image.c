@@ -184,6 +184,17 @@ static void jpeg_message(j_common_ptr cinfo, int level)
     if (level < 0) jpeg_fail(cinfo);
 }
 
+/* The orientation in the first APP1 "Exif" segment (saved by jpeg_save_markers), 1 without. */
+static int jpeg_orientation(j_decompress_ptr cinfo)
+{
+    for (jpeg_saved_marker_ptr mk = cinfo->marker_list; mk; mk = mk->next)
+        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 6 && !memcmp(mk->data, "Exif\0\0", 6))
+            return rd_exif_orientation(mk->data + 6, mk->data_length - 6);
+    return 1;
+}
+
+/* (the setjmp error set-up is repeated in probe_jpeg: setjmp must run in the
+ * frame that libjpeg longjmps back to) */
 static rd_status decode_jpeg(const uint8_t *buf, size_t len, const rd_image_limits *lim, const rd_decode_opts *o,
                              rd_image *out, rd_err *err)
 {
@@ -207,11 +218,7 @@ static rd_status decode_jpeg(const uint8_t *buf, size_t len, const rd_image_limi
     jpeg_read_header(&cinfo, TRUE);
     st = check_limits(lim, cinfo.image_width, cinfo.image_height, "JPEG", err);
     if (st != RD_OK) goto out;
-    for (jpeg_saved_marker_ptr mk = cinfo.marker_list; mk && !o->no_orient; mk = mk->next)
-        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 6 && !memcmp(mk->data, "Exif\0\0", 6)) {
-            out->orientation = rd_exif_orientation(mk->data + 6, mk->data_length - 6);
-            break;
-        }
+    if (!o->no_orient) out->orientation = jpeg_orientation(&cinfo);
     switch (cinfo.jpeg_color_space) {
     case JCS_CMYK:
     case JCS_YCCK: cinfo.out_color_space = JCS_CMYK; break;
@@ -465,8 +472,6 @@ out:
 
 /* ---- header probe ---- */
 
-static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-
 static rd_status probe_jpeg(const uint8_t *buf, size_t len, rd_image_info *out, rd_err *err)
 {
     struct jpeg_decompress_struct cinfo;
@@ -486,11 +491,7 @@ static rd_status probe_jpeg(const uint8_t *buf, size_t len, rd_image_info *out, 
     jpeg_read_header(&cinfo, TRUE);
     out->w = (int)cinfo.image_width;
     out->h = (int)cinfo.image_height;
-    for (jpeg_saved_marker_ptr mk = cinfo.marker_list; mk; mk = mk->next)
-        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 6 && !memcmp(mk->data, "Exif\0\0", 6)) {
-            out->orientation = rd_exif_orientation(mk->data + 6, mk->data_length - 6);
-            break;
-        }
+    out->orientation = jpeg_orientation(&cinfo);
     out->reducible = 1;
 out:
     jpeg_destroy_decompress(&cinfo);
@@ -500,13 +501,13 @@ out:
 /* IHDR and the first eXIf chunk, walking the chunks (each bounds-checked). */
 static rd_status probe_png(const uint8_t *buf, size_t len, rd_image_info *out, rd_err *err)
 {
-    if (len < 33 || be32(buf + 8) != 13 || memcmp(buf + 12, "IHDR", 4))
+    if (len < 33 || rd32(buf + 8, 0) != 13 || memcmp(buf + 12, "IHDR", 4))
         return rd_err_set(err, RD_ERR_FORMAT, "corrupt or truncated PNG: no IHDR chunk");
-    out->w = (int)(be32(buf + 16) & 0x7fffffff);
-    out->h = (int)(be32(buf + 20) & 0x7fffffff);
+    out->w = (int)(rd32(buf + 16, 0) & 0x7fffffff);
+    out->h = (int)(rd32(buf + 20, 0) & 0x7fffffff);
     out->reducible = buf[28] == 0; /* not interlaced */
     for (size_t at = 8; len - at >= 12;) {
-        const uint32_t n = be32(buf + at);
+        const uint32_t n = rd32(buf + at, 0);
         if (n > len - at - 12) break;
         if (!memcmp(buf + at + 4, "eXIf", 4)) {
             out->orientation = rd_exif_orientation(buf + at + 8, n);
