@@ -93,6 +93,8 @@ const char rd_openapi_json[] =
     "    \"threshold_policy\": {\"$ref\": \"#/components/schemas/ThresholdPolicy\"},\n"
     "    " PN("threshold_auto", "number") ",\n"
     "    " P("ready", "boolean") ",\n"
+    "    \"loaded\": {\"type\": \"boolean\", \"description\": \"its reference set is in memory; a cold class (false) is "
+    "loaded on its first inspection (pool_memory_mb, max_loaded_classes)\"},\n"
     "    \"loading\": {\"type\": \"boolean\", \"description\": \"present (true) while the class loads at start\"},\n"
     "    \"geometry\": {\"$ref\": \"#/components/schemas/ClassGeometry\"},\n"
     "    " P("created_at", "string") ",\n"

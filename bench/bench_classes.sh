@@ -59,6 +59,8 @@ t0=$(date +%s.%N)
 $PY - "$T/data/resadd.db" "$N" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1]); n = int(sys.argv[2])
+db.execute("pragma journal_mode = delete")  # one big insert: no WAL copy of every page (resadd turns WAL back on)
+db.execute("pragma synchronous = off")
 cols = [r[1] for r in db.execute("pragma table_info(classes)") if r[1] not in ("id", "name")]
 rcols = [r[1] for r in db.execute("pragma table_info(refs)") if r[1] not in ("id", "class_id")]
 kcols = [r[1] for r in db.execute("pragma table_info(calibrations)") if r[1] != "class_id"]

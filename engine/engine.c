@@ -1089,8 +1089,8 @@ static rd_refset *class_acquire(rd_engine *e, eclass *c)
             rd_log(RD_LOG_ERR, "class %s: cannot load its reference set: %s (class not ready)", c->name, err.msg);
             class_broken(e, c);
         } else if (nr) {
+            r = rd_refset_ref(nr); /* held (in use) before it is published: never evicted under us */
             class_swap(e, c, nr);
-            r = class_refset(c);
             rd_log(RD_LOG_DEBUG, "class %s: loaded in %.1f ms (stored calibration)", c->name, now_ms() - t0);
         }
     }
