@@ -1241,7 +1241,6 @@ int rd_refset_in_use(const rd_refset *r)
     return atomic_load_explicit(&((rd_refset *)r)->refs, memory_order_acquire) > 1;
 }
 
-
 rd_refset *rd_refset_ref(rd_refset *r)
 {
     if (r) atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
