@@ -6,6 +6,7 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -16,11 +17,26 @@ static int force_portable;
 
 void rd_f16_force_portable(int on) { force_portable = on; }
 
+#if defined(__x86_64__)
+/* CPUID leaf 1: F16C (ecx bit 29), AVX (28), OSXSAVE (27), and the OS saves
+ * the YMM state (XCR0 bits 1-2).  Read by CPUID because clang 14's
+ * __builtin_cpu_supports does not know "f16c". */
+static int cpu_f16c(void)
+{
+    unsigned a, b, c, d, lo, hi;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if ((c & (7u << 27)) != (7u << 27)) return 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    return (lo & 6u) == 6u;
+}
+#endif
+
 static int have_f16c(void)
 {
 #if defined(__x86_64__)
     static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx") ? 1 : 0;
+    if (cached < 0) cached = cpu_f16c();
     return cached && !force_portable;
 #else
     return 0;
