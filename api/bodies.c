@@ -10,8 +10,7 @@
 
 #include "routes.h"
 
-static int bad(rd_body_err *e, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(rd_body_err *e, const char *code, const char *fmt, ...)
+int rd_body_fail(rd_body_err *e, const char *code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -44,17 +43,17 @@ static json_t *object(const char *text, size_t len, int max_depth, rd_body_err *
 {
     json_error_t je;
     if (rd_body_json_depth(text, len) > max_depth) {
-        bad(e, "bad_json", "JSON nested deeper than %d levels", max_depth);
+        rd_body_fail(e, "bad_json", "JSON nested deeper than %d levels", max_depth);
         return NULL;
     }
     json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!o) {
-        bad(e, "bad_json", "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
+        rd_body_fail(e, "bad_json", "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
         return NULL;
     }
     if (!json_is_object(o)) {
         json_decref(o);
-        bad(e, "bad_json", "the body must be a JSON object");
+        rd_body_fail(e, "bad_json", "the body must be a JSON object");
         return NULL;
     }
     return o;
@@ -68,35 +67,35 @@ static int geometry(json_t *g, rd_geo_opts *o, rd_body_err *e)
     const char *key;
     json_t *v;
     memset(o, 0, sizeof *o);
-    if (!json_is_object(g)) return bad(e, "bad_request", "geometry must be an object {size, fit, roi, tile, alpha}");
+    if (!json_is_object(g)) return rd_body_fail(e, "bad_request", "geometry must be an object {size, fit, roi, tile, alpha}");
     json_object_foreach(g, key, v)
     {
         if (!strcmp(key, "size") || !strcmp(key, "tile")) {
             if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000)
-                return bad(e, "bad_request", "geometry %s must be a non-negative integer", key);
+                return rd_body_fail(e, "bad_request", "geometry %s must be a non-negative integer", key);
             if (key[0] == 's') o->s = (int)json_integer_value(v);
             else o->search_tile = json_integer_value(v) == 0 ? -1 : (int)json_integer_value(v);
         } else if (!strcmp(key, "fit")) {
             if (!json_is_string(v) || rd_fit_parse(json_string_value(v), &o->fit))
-                return bad(e, "bad_request", "geometry fit must be \"none\", \"pad\", \"stretch\" or \"crop\"");
+                return rd_body_fail(e, "bad_request", "geometry fit must be \"none\", \"pad\", \"stretch\" or \"crop\"");
         } else if (!strcmp(key, "alpha")) {
             const char *a = json_is_string(v) ? json_string_value(v) : "";
             if (strcmp(a, "composite") && strcmp(a, "ignore"))
-                return bad(e, "bad_request", "geometry alpha must be \"composite\" or \"ignore\"");
+                return rd_body_fail(e, "bad_request", "geometry alpha must be \"composite\" or \"ignore\"");
             o->alpha = !strcmp(a, "ignore");
         } else if (!strcmp(key, "roi")) {
             int *f[4] = {&o->roi.x, &o->roi.y, &o->roi.w, &o->roi.h};
             if (json_is_null(v)) continue;
             if (!json_is_array(v) || json_array_size(v) != 4)
-                return bad(e, "bad_request", "geometry roi must be [x, y, width, height] in frame pixels, or null");
+                return rd_body_fail(e, "bad_request", "geometry roi must be [x, y, width, height] in frame pixels, or null");
             for (int i = 0; i < 4; i++) {
                 json_t *n = json_array_get(v, (size_t)i);
                 if (!json_is_integer(n) || json_integer_value(n) < -1000000 || json_integer_value(n) > 1000000)
-                    return bad(e, "bad_request", "geometry roi must be [x, y, width, height] of integers");
+                    return rd_body_fail(e, "bad_request", "geometry roi must be [x, y, width, height] of integers");
                 *f[i] = (int)json_integer_value(n);
             }
         } else {
-            return bad(e, "bad_request", "unknown geometry field '%.64s' (size, fit, roi, tile, alpha)", key);
+            return rd_body_fail(e, "bad_request", "unknown geometry field '%.64s' (size, fit, roi, tile, alpha)", key);
         }
     }
     return 0;
@@ -111,19 +110,19 @@ int rd_body_class_create(const char *text, size_t len, int max_depth, rd_class_c
     memset(out, 0, sizeof *out);
     if (!json_is_string(jn) || !rd_route_valid_name(json_string_value(jn)) ||
         strlen(json_string_value(jn)) != json_string_length(jn)) {
-        bad(e, "bad_name", "name must match [a-z0-9][a-z0-9_-]{0,63}");
+        rd_body_fail(e, "bad_name", "name must match [a-z0-9][a-z0-9_-]{0,63}");
         goto out;
     }
     if (jd && !json_is_string(jd)) {
-        bad(e, "bad_request", "description must be a string");
+        rd_body_fail(e, "bad_request", "description must be a string");
         goto out;
     }
     if (jd && json_string_length(jd) > RD_BODY_DESC_MAX) {
-        bad(e, "bad_request", "description longer than %d bytes", RD_BODY_DESC_MAX);
+        rd_body_fail(e, "bad_request", "description longer than %d bytes", RD_BODY_DESC_MAX);
         goto out;
     }
     if (jd && strlen(json_string_value(jd)) != json_string_length(jd)) {
-        bad(e, "bad_request", "description contains a NUL character");
+        rd_body_fail(e, "bad_request", "description contains a NUL character");
         goto out;
     }
     json_t *jg = json_object_get(o, "geometry");
@@ -168,14 +167,14 @@ int rd_body_class_patch(const char *text, size_t len, int max_depth, rd_class_pa
             else if (geometry(v, &out->geo, e)) goto out;
             out->has_geo = 1;
         } else {
-            bad(e, "bad_request", "unknown field '%.64s' (description, threshold, geometry)", key);
+            rd_body_fail(e, "bad_request", "unknown field '%.64s' (description, threshold, geometry)", key);
             goto out;
         }
     }
     rc = 0;
     goto out;
 badtype:
-    bad(e, "bad_request", "description must be a string; threshold a number or null");
+    rd_body_fail(e, "bad_request", "description must be a string; threshold a number or null");
 out:
     json_decref(o);
     return rc;
@@ -243,7 +242,7 @@ int rd_body_webhook(const char *text, size_t len, rd_webhook_body *out, rd_body_
     }
 out:
     json_decref(o);
-    return msg ? bad(e, "bad_request", "%s", msg) : 0;
+    return msg ? rd_body_fail(e, "bad_request", "%s", msg) : 0;
 }
 
 /* POST /v1/tokens: the checks and messages the handler had inline. */
@@ -256,29 +255,29 @@ int rd_body_token(const char *text, size_t len, rd_token_body *out, rd_body_err 
     memset(out, 0, sizeof *out);
     if (!json_is_object(b)) {
         json_decref(b);
-        return bad(e, "bad_json", "the body is a JSON object {\"scope\", \"name\"?, \"expires_in_s\"?}");
+        return rd_body_fail(e, "bad_json", "the body is a JSON object {\"scope\", \"name\"?, \"expires_in_s\"?}");
     }
     json_object_foreach(b, k, v)
     {
         if (strcmp(k, "scope") && strcmp(k, "name") && strcmp(k, "expires_in_s")) {
-            bad(e, "bad_request", "unknown field '%.64s' (scope, name, expires_in_s)", k);
+            rd_body_fail(e, "bad_request", "unknown field '%.64s' (scope, name, expires_in_s)", k);
             goto out;
         }
     }
     const char *scope = json_string_value(json_object_get(b, "scope"));
     json_t *name = json_object_get(b, "name"), *ein = json_object_get(b, "expires_in_s");
     if (!scope || (strcmp(scope, "admin") && strcmp(scope, "inspect") && strcmp(scope, "read"))) {
-        bad(e, "bad_request", "scope is admin, inspect or read");
+        rd_body_fail(e, "bad_request", "scope is admin, inspect or read");
         goto out;
     }
     if (name && (!json_is_string(name) || json_string_length(name) > 127)) {
-        bad(e, "bad_request", "name is a string of at most 127 bytes");
+        rd_body_fail(e, "bad_request", "name is a string of at most 127 bytes");
         goto out;
     }
     if (ein && !json_is_null(ein)) {
         json_int_t s = json_is_integer(ein) ? json_integer_value(ein) : -1;
         if (s < 1 || s > RD_BODY_TOKEN_EXPIRY_MAX) {
-            bad(e, "bad_request", "expires_in_s is an integer from 1 to %lld", RD_BODY_TOKEN_EXPIRY_MAX);
+            rd_body_fail(e, "bad_request", "expires_in_s is an integer from 1 to %lld", RD_BODY_TOKEN_EXPIRY_MAX);
             goto out;
         }
         out->expires_in_s = (long long)s;
@@ -306,13 +305,13 @@ int rd_body_events_query(const char *cls, const char *last, const char *heartbea
 {
     int64_t v;
     memset(out, 0, sizeof *out);
-    if (cls && !rd_route_valid_name(cls)) return bad(e, "bad_name", "class must match [a-z0-9][a-z0-9_-]{0,63}");
-    if (last && parse_i64(last, &out->last)) return bad(e, "bad_request", "Last-Event-ID is an event id (integer)");
+    if (cls && !rd_route_valid_name(cls)) return rd_body_fail(e, "bad_name", "class must match [a-z0-9][a-z0-9_-]{0,63}");
+    if (last && parse_i64(last, &out->last)) return rd_body_fail(e, "bad_request", "Last-Event-ID is an event id (integer)");
     out->has_last = last != NULL;
     if (cls) snprintf(out->cls, sizeof out->cls, "%s", cls), out->has_cls = 1;
     out->heartbeat_s = 15;
     if (heartbeat_s) {
-        if (parse_i64(heartbeat_s, &v) || v < 1 || v > 60) return bad(e, "bad_request", "heartbeat_s is 1..60");
+        if (parse_i64(heartbeat_s, &v) || v < 1 || v > 60) return rd_body_fail(e, "bad_request", "heartbeat_s is 1..60");
         out->heartbeat_s = (int)v;
     }
     return 0;
@@ -332,10 +331,10 @@ int rd_body_inspect_query(const char *threshold, const char *sensitivity, double
 {
     *thr = NAN;
     *sens = NAN;
-    if (threshold && sensitivity) return bad(e, "bad_request", "give threshold or sensitivity, not both");
+    if (threshold && sensitivity) return rd_body_fail(e, "bad_request", "give threshold or sensitivity, not both");
     if (threshold && (parse_num(threshold, thr) || *thr < 0))
-        return bad(e, "bad_request", "threshold is a number >= 0 (score units)");
+        return rd_body_fail(e, "bad_request", "threshold is a number >= 0 (score units)");
     if (sensitivity && (parse_num(sensitivity, sens) || *sens < 0 || *sens > 1))
-        return bad(e, "bad_request", "sensitivity is a number from 0 to 1 (0.5 = the class's threshold)");
+        return rd_body_fail(e, "bad_request", "sensitivity is a number from 0 to 1 (0.5 = the class's threshold)");
     return 0;
 }

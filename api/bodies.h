@@ -23,6 +23,10 @@ typedef struct rd_body_err {
     char msg[512];
 } rd_body_err;
 
+/* Fills e (code, printf-style message) and returns -1: how every body parser
+ * here and in api/labels.c reports a refusal. */
+int rd_body_fail(rd_body_err *e, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 typedef struct rd_class_create_body {
     char name[72];
     char description[RD_BODY_DESC_MAX + 1];

@@ -2,7 +2,6 @@
 #include "labels.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +11,7 @@
 #include "req.h"
 #include "sha256.h"
 
-static int bad(rd_body_err *e, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(rd_body_err *e, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    e->code = code;
-    return -1;
-}
-
-/* a flat JSON object whose keys are all in keys (NULL-terminated); NULL after bad() */
+/* a flat JSON object whose keys are all in keys (NULL-terminated); NULL after rd_body_fail() */
 static json_t *flat_object(const char *text, size_t len, const char *const *keys, const char *form, rd_body_err *e)
 {
     json_error_t je;
@@ -31,7 +19,7 @@ static json_t *flat_object(const char *text, size_t len, const char *const *keys
     const char *k;
     if (!json_is_object(b)) {
         json_decref(b);
-        bad(e, "bad_json", "the body is a JSON object %s", form);
+        rd_body_fail(e, "bad_json", "the body is a JSON object %s", form);
         return NULL;
     }
     json_object_foreach(b, k, v)
@@ -39,7 +27,7 @@ static json_t *flat_object(const char *text, size_t len, const char *const *keys
         int known = 0;
         for (int i = 0; keys[i]; i++) known |= !strcmp(k, keys[i]);
         if (!known) {
-            bad(e, "bad_request", "unknown field '%.64s' in %s", k, form);
+            rd_body_fail(e, "bad_request", "unknown field '%.64s' in %s", k, form);
             json_decref(b);
             return NULL;
         }
@@ -55,9 +43,9 @@ int rd_body_label(const char *text, size_t len, char label[8], int *join, rd_bod
     if (!b) return -1;
     const char *l = json_string_value(json_object_get(b, "label"));
     json_t *j = json_object_get(b, "join_pool");
-    if (!l || (strcmp(l, "good") && strcmp(l, "defect"))) bad(e, "bad_label", "label is \"good\" or \"defect\"");
-    else if (j && !json_is_boolean(j)) bad(e, "bad_request", "join_pool is true or false");
-    else if (j && json_is_true(j) && strcmp(l, "good")) bad(e, "bad_request", "a defect never joins the pool");
+    if (!l || (strcmp(l, "good") && strcmp(l, "defect"))) rd_body_fail(e, "bad_label", "label is \"good\" or \"defect\"");
+    else if (j && !json_is_boolean(j)) rd_body_fail(e, "bad_request", "join_pool is true or false");
+    else if (j && json_is_true(j) && strcmp(l, "good")) rd_body_fail(e, "bad_request", "a defect never joins the pool");
     else {
         snprintf(label, 8, "%s", l);
         *join = j ? json_is_true(j) : -1;
@@ -77,10 +65,10 @@ int rd_body_label_policy(const char *text, size_t len, char policy[32], int *lea
     json_t *p = json_object_get(b, "threshold_policy"), *l = json_object_get(b, "learn_from_labels");
     rd_tpolicy tp;
     rd_err err = {0};
-    if (!p && !l) bad(e, "bad_request", "give threshold_policy, learn_from_labels or both");
+    if (!p && !l) rd_body_fail(e, "bad_request", "give threshold_policy, learn_from_labels or both");
     else if (p && (!json_is_string(p) || rd_tpolicy_parse(json_string_value(p), &tp, &err) != RD_OK))
-        bad(e, "bad_request", "%s", err.msg[0] ? err.msg : "threshold_policy is a string");
-    else if (l && !json_is_boolean(l)) bad(e, "bad_request", "learn_from_labels is true or false");
+        rd_body_fail(e, "bad_request", "%s", err.msg[0] ? err.msg : "threshold_policy is a string");
+    else if (l && !json_is_boolean(l)) rd_body_fail(e, "bad_request", "learn_from_labels is true or false");
     else {
         policy[0] = '\0';
         if (p) rd_tpolicy_format(&tp, policy, 32);

@@ -54,7 +54,7 @@ typedef struct eval_opts {
     const char *model; /* learned model: adds the "resad" scorer */
 } eval_opts;
 
-static double now_s(void)
+double rd_eval_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -128,7 +128,7 @@ static uint64_t mix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static uint64_t hash_str(const char *s)
+uint64_t rd_eval_hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
     while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
@@ -397,7 +397,7 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
         }
         if (isatty(2) || i % 16 == 0)
             fprintf(stderr, "\reval: class %d/%d %s: features %d/%d  (%.0f s)   ", ci + 1, nclasses, c->name, i + 1,
-                    nt, now_s() - t_start);
+                    nt, rd_eval_now_s() - t_start);
     }
     maps = malloc(off[nt] * sizeof(float) + 1);
     gmap = malloc(gmax * sizeof(float) + 1);
@@ -411,7 +411,7 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
         for (int seed = 0; seed < o->seeds; seed++) {
             int perm[4096];
             rd_feats *refs[64];
-            uint64_t rs = hash_str(c->name) ^ ((uint64_t)seed * 0x100000001b3ull) ^ (uint64_t)k;
+            uint64_t rs = rd_eval_hash_str(c->name) ^ ((uint64_t)seed * 0x100000001b3ull) ^ (uint64_t)k;
             int n = c->ntrain < 4096 ? c->ntrain : 4096;
             for (int i = 0; i < n; i++) perm[i] = i;
             for (int i = n - 1; i > 0; i--) {
@@ -474,7 +474,7 @@ static rd_status eval_class(const eval_opts *o, const rd_model *m, rd_worker *w,
                 for (int mi = 0; mi < M_COUNT; mi++) cr->m[sci][si][mi][seed] = mv[mi];
                 cr->inspected = insp_sum / nt;
                 fprintf(stderr, "\reval: class %d/%d %s: %s k=%d seed %d: image AUROC %.3f  (%.0f s)      ", ci + 1,
-                        nclasses, c->name, o->names[sci], k, seed, mv[M_IMG_AUROC], now_s() - t_start);
+                        nclasses, c->name, o->names[sci], k, seed, mv[M_IMG_AUROC], rd_eval_now_s() - t_start);
             }
         }
     }
@@ -686,7 +686,7 @@ int rd_cli_eval(int argc, char **argv)
         return 3;
     }
     class_result *cr = calloc((size_t)ds->nclasses, sizeof *cr);
-    double t0 = now_s();
+    double t0 = rd_eval_now_s();
     int rc = 0;
     for (int ci = 0; ci < ds->nclasses; ci++) {
         if (eval_class(&o, m, w, mlv, wlv, &ds->classes[ci], &cr[ci], ci, ds->nclasses, t0, &err) != RD_OK) {
@@ -695,7 +695,7 @@ int rd_cli_eval(int argc, char **argv)
             goto done;
         }
     }
-    fprintf(stderr, "\reval: %d classes in %.1f s%40s\n", ds->nclasses, now_s() - t0, "");
+    fprintf(stderr, "\reval: %d classes in %.1f s%40s\n", ds->nclasses, rd_eval_now_s() - t0, "");
     {
         const rd_model_info *in = rd_model_get_info(m);
         json_t *root = json_object(), *runs = json_array();
@@ -707,7 +707,7 @@ int rd_cli_eval(int argc, char **argv)
         json_object_set_new(root, "calib", json_string(rd_score_calib_name(o.mo.calib)));
         json_object_set_new(root, "calib_alpha", json_real(o.mo.calib_alpha));
         json_object_set_new(root, "calib_smooth", json_real(o.mo.calib_smooth));
-        json_object_set_new(root, "wall_s", json_real(now_s() - t0));
+        json_object_set_new(root, "wall_s", json_real(rd_eval_now_s() - t0));
         if (ml) {
             json_object_set_new(root, "model", json_string(o.model));
             json_object_set_new(root, "model_sha256", json_string(rd_model_get_info(ml)->model_sha256));

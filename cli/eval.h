@@ -10,6 +10,11 @@
 /* argv[1] == "eval". Returns the process exit status. */
 int rd_cli_eval(int argc, char **argv);
 
+/* Monotonic seconds, for progress lines (resad eval and --simulate-line). */
+double rd_eval_now_s(void);
+/* FNV-1a of a class name: the seed of its per-class random draws. */
+uint64_t rd_eval_hash_str(const char *s);
+
 /* All six metrics for one run: out = {image AUROC, pixel AUROC, PRO,
  * image F1-max, pixel F1-max, pixel AP}.  n images; image i's map and mask
  * are h[i]×w[i] (each at its own frame geometry), concatenated in maps/gt. */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "eval.h"
 #include "defaults.h"
 #include "metrics.h"
 #include "resad.h"
@@ -54,13 +55,6 @@ typedef struct sim_class {
     double v[SIM_MAX_N][V_COUNT][SIM_MAX_SEEDS];
 } sim_class;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sim_usage(FILE *f)
 {
     fputs("usage: resad eval --data DIR --simulate-line N,N,... [--classes A,B|known|unseen]\n"
@@ -77,13 +71,6 @@ static void sim_usage(FILE *f)
           "goods + train/good images not among the references).  Also the R+max(N)-shot\n"
           "AUROC with references all from train/good on the same held-out images.\n",
           f);
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-    return h;
 }
 
 static void shuffle(int *v, int n, rd_rng *r)
@@ -159,7 +146,7 @@ static rd_status sim_seed(const sim_opts *o, const rd_model *m, rd_worker *w, co
         goto out;
     }
     rd_rng rng;
-    rd_rng_seed(&rng, hash_str(c->name) ^ ((uint64_t)seed * 0x100000001b3ull));
+    rd_rng_seed(&rng, rd_eval_hash_str(c->name) ^ ((uint64_t)seed * 0x100000001b3ull));
     for (int i = 0; i < ntr; i++) tperm[i] = i;
     shuffle(tperm, ntr, &rng);
     int ngood = 0;
@@ -277,7 +264,7 @@ static rd_status sim_class_run(const sim_opts *o, const rd_model *m, rd_worker *
         if (st == RD_OK)
             fprintf(stderr, "\rsimulate-line: class %d/%d %s seed %d: AUROC N=%d %.3f, N=%d %.3f  (%.0f s)     ",
                     ci + 1, nclasses, c->name, s, o->ns[0], sc->v[0][V_AUROC][s], o->ns[o->nn - 1],
-                    sc->v[o->nn - 1][V_AUROC][s], now_s() - t0);
+                    sc->v[o->nn - 1][V_AUROC][s], rd_eval_now_s() - t0);
     }
 out:
     if (tf)
@@ -459,18 +446,18 @@ int rd_cli_simline(int argc, char **argv)
         rc = 3;
         goto done;
     }
-    double t0 = now_s();
+    double t0 = rd_eval_now_s();
     for (int ci = 0; ci < ds->nclasses; ci++)
         if (sim_class_run(&o, m, w, &ds->classes[ci], &sc[ci], ci, ds->nclasses, t0, &err) != RD_OK) {
             fprintf(stderr, "\nresad eval: %s\n", err.msg);
             rc = 1;
             goto done;
         }
-    fprintf(stderr, "\rsimulate-line: %d classes in %.1f s%60s\n", ds->nclasses, now_s() - t0, "");
+    fprintf(stderr, "\rsimulate-line: %d classes in %.1f s%60s\n", ds->nclasses, rd_eval_now_s() - t0, "");
     json_t *root = json_object();
     json_object_set_new(root, "data", json_string(o.data));
     if (o.model) json_object_set_new(root, "model", json_string(o.model));
-    report(&o, ds, sc, rd_model_get_info(m), now_s() - t0, root);
+    report(&o, ds, sc, rd_model_get_info(m), rd_eval_now_s() - t0, root);
     if (o.json_out && json_dump_file(root, o.json_out, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) != 0) {
         fprintf(stderr, "resad eval: cannot write %s\n", o.json_out);
         rc = 1;
