@@ -457,6 +457,9 @@ rd_worker *rd_worker_new(const rd_model *m, rd_err *err)
     return w;
 }
 
+void rd_worker_share(rd_worker *w, rd_cores *cores) { rd_team_share(w->team, cores); }
+void rd_worker_busy(rd_worker *w, int busy) { rd_team_busy(w->team, busy); }
+
 void rd_worker_free(rd_worker *w)
 {
     if (!w) return;

@@ -44,6 +44,7 @@
 #include "image.h"
 #include "pool.h"
 #include "refblob.h"
+#include "team.h"
 #include "score.h"
 #include "status.h"
 #include "tensor.h"
@@ -102,6 +103,11 @@ double rd_model_backbone_macs(const rd_model *m);
 typedef struct rd_worker rd_worker;
 rd_worker *rd_worker_new(const rd_model *m, rd_err *err);
 void rd_worker_free(rd_worker *w);
+/* Workers sharing cores (team.h's rd_cores, NULL = not shared): a worker's
+ * team uses its helper threads only while enough cores are free, counting
+ * every worker marked busy (rd_worker_busy around each job). */
+void rd_worker_share(rd_worker *w, rd_cores *cores);
+void rd_worker_busy(rd_worker *w, int busy);
 
 /* Per-stage timings in milliseconds. */
 typedef struct rd_timings {

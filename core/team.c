@@ -1,4 +1,5 @@
-/* team.c — persistent helper threads with a generation-counted rendezvous (see team.h). */
+/* team.c — persistent helper threads with a spin-then-sleep, generation-counted
+ * rendezvous and an optional shared core budget (see team.h). */
 #include "team.h"
 
 #include <pthread.h>
@@ -6,20 +7,40 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#ifndef RD_TEAM_SPIN
+#define RD_TEAM_SPIN 20000 /* polls before sleeping: ~20-60 µs */
+#endif
+
+struct rd_cores {
+    int n;
+    atomic_int busy; /* teams inside a job */
+};
+
 struct rd_team {
     int n; /* threads including the caller */
     pthread_t *threads;
     int started;
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    unsigned long gen; /* incremented per job */
-    int quit;
-    int busy;          /* helpers still working on the current job */
+    atomic_ulong gen; /* incremented per job */
+    atomic_int quit;
+    atomic_int pending; /* helpers still working on the current job */
+    int sleepers;       /* under mu: helpers waiting on go */
+    int waiting;        /* under mu: the caller waits on done */
     rd_team_fn fn;
     void *ctx;
     int ntasks;
     atomic_int next;
+    rd_cores *cores;
+    int busy; /* marked busy against cores */
 };
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void work(rd_team *t)
 {
@@ -31,17 +52,25 @@ static void *helper(void *arg)
 {
     rd_team *t = arg;
     unsigned long seen = 0;
-    pthread_mutex_lock(&t->mu);
     for (;;) {
-        while (!t->quit && t->gen == seen) pthread_cond_wait(&t->go, &t->mu);
-        if (t->quit) break;
-        seen = t->gen;
-        pthread_mutex_unlock(&t->mu);
+        int spin = 0;
+        while (atomic_load(&t->gen) == seen && !atomic_load(&t->quit) && spin++ < RD_TEAM_SPIN) cpu_relax();
+        if (atomic_load(&t->gen) == seen && !atomic_load(&t->quit)) {
+            pthread_mutex_lock(&t->mu);
+            t->sleepers++;
+            while (atomic_load(&t->gen) == seen && !atomic_load(&t->quit)) pthread_cond_wait(&t->go, &t->mu);
+            t->sleepers--;
+            pthread_mutex_unlock(&t->mu);
+        }
+        if (atomic_load(&t->quit)) break;
+        seen = atomic_load(&t->gen); /* one ahead: the caller waits for pending = 0 before the next */
         work(t);
-        pthread_mutex_lock(&t->mu);
-        if (--t->busy == 0) pthread_cond_signal(&t->done);
+        if (atomic_fetch_sub(&t->pending, 1) == 1) {
+            pthread_mutex_lock(&t->mu);
+            if (t->waiting) pthread_cond_signal(&t->done);
+            pthread_mutex_unlock(&t->mu);
+        }
     }
-    pthread_mutex_unlock(&t->mu);
     return NULL;
 }
 
@@ -54,6 +83,10 @@ rd_team *rd_team_new(int nthreads, rd_err *err)
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->go, NULL);
     pthread_cond_init(&t->done, NULL);
+    atomic_init(&t->gen, 0);
+    atomic_init(&t->quit, 0);
+    atomic_init(&t->pending, 0);
+    atomic_init(&t->next, 0);
     if (t->n == 1) return t;
     t->threads = calloc((size_t)t->n - 1, sizeof(pthread_t));
     if (!t->threads) goto nomem;
@@ -80,8 +113,9 @@ nomem:
 void rd_team_free(rd_team *t)
 {
     if (!t) return;
+    rd_team_busy(t, 0);
     pthread_mutex_lock(&t->mu);
-    t->quit = 1;
+    atomic_store(&t->quit, 1);
     pthread_cond_broadcast(&t->go);
     pthread_mutex_unlock(&t->mu);
     for (int i = 0; i < t->started; i++) pthread_join(t->threads[i], NULL);
@@ -94,23 +128,64 @@ void rd_team_free(rd_team *t)
 
 int rd_team_size(const rd_team *t) { return t ? t->n : 1; }
 
+/* Whether t may use its helpers now: n cores free besides the other busy teams. */
+static int team_fits(const rd_team *t)
+{
+    if (!t->cores) return 1;
+    int others = atomic_load(&t->cores->busy) - (t->busy ? 1 : 0);
+    return t->cores->n - others >= t->n;
+}
+
 void rd_team_run(rd_team *t, rd_team_fn fn, void *ctx, int ntasks)
 {
-    if (!t || t->n == 1 || ntasks <= 1) {
+    if (!t || t->started == 0 || ntasks <= 1 || !team_fits(t)) {
         for (int i = 0; i < ntasks; i++) fn(ctx, i);
         return;
     }
-    pthread_mutex_lock(&t->mu);
     t->fn = fn;
     t->ctx = ctx;
     t->ntasks = ntasks;
     atomic_store(&t->next, 0);
-    t->busy = t->started;
-    t->gen++;
-    pthread_cond_broadcast(&t->go);
+    atomic_store(&t->pending, t->started);
+    atomic_fetch_add(&t->gen, 1); /* publishes fn, ctx, ntasks (seq_cst) */
+    pthread_mutex_lock(&t->mu);
+    if (t->sleepers) pthread_cond_broadcast(&t->go);
     pthread_mutex_unlock(&t->mu);
     work(t);
-    pthread_mutex_lock(&t->mu);
-    while (t->busy > 0) pthread_cond_wait(&t->done, &t->mu);
-    pthread_mutex_unlock(&t->mu);
+    for (int spin = 0; atomic_load(&t->pending) > 0 && spin < RD_TEAM_SPIN; spin++) cpu_relax();
+    if (atomic_load(&t->pending) > 0) {
+        pthread_mutex_lock(&t->mu);
+        t->waiting = 1;
+        while (atomic_load(&t->pending) > 0) pthread_cond_wait(&t->done, &t->mu);
+        t->waiting = 0;
+        pthread_mutex_unlock(&t->mu);
+    }
+}
+
+rd_cores *rd_cores_new(int ncores, rd_err *err)
+{
+    rd_cores *c = calloc(1, sizeof *c);
+    if (!c) {
+        rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    c->n = ncores < 1 ? 1 : ncores;
+    atomic_init(&c->busy, 0);
+    return c;
+}
+
+void rd_cores_free(rd_cores *c) { free(c); }
+
+void rd_team_share(rd_team *t, rd_cores *c)
+{
+    if (!t) return;
+    rd_team_busy(t, 0);
+    t->cores = c;
+}
+
+void rd_team_busy(rd_team *t, int busy)
+{
+    if (!t || !t->cores || !!busy == t->busy) return;
+    t->busy = !!busy;
+    atomic_fetch_add(&t->cores->busy, busy ? 1 : -1);
 }

@@ -31,7 +31,7 @@ static const key keys[] = {
     {"backbone", K_STR, F(backbone), 0, 0, 0},
     {"learned_model", K_STR, F(learned_model), 0, 0, 0},
     {"log_file", K_STR, F(log_file), 0, 0, 0},
-    {"workers", K_INT, F(workers), 1, 256, 1},
+    {"workers", K_INT, F(workers), 0, 256, 1},
     {"threads_per_worker", K_INT, F(threads_per_worker), 0, 256, 1},
     {"queue_size", K_INT, F(queue_size), 1, 100000, 1},
     {"max_body_mb", K_SIZE, F(max_body), 1, 4096, 1u << 20},
@@ -77,7 +77,7 @@ void rd_config_defaults(rd_config *c)
     snprintf(c->listen_host, sizeof c->listen_host, "127.0.0.1");
     c->listen_port = 8080;
     snprintf(c->data_dir, sizeof c->data_dir, "/var/lib/resadd");
-    c->workers = 1;
+    c->workers = 0;
     c->threads_per_worker = 0;
     c->queue_size = 64;
     c->auth = RD_AUTH_AUTO;

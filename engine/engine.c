@@ -91,8 +91,9 @@ struct rd_engine {
     rd_model *model;
     const rd_model_info *info;
     rd_image_limits lim;
-    int nworkers;
+    int nworkers, ncores;
     rd_worker **workers;
+    rd_cores *cores; /* shared by the workers' teams (team.h) */
     pthread_t *threads;
     int started;
     pthread_t loader;
@@ -231,7 +232,9 @@ static void *worker_main(void *arg)
         e->qlen--;
         e->running++;
         pthread_mutex_unlock(&e->qmu);
+        rd_worker_busy(w, 1);
         j->run(e, w, j);
+        rd_worker_busy(w, 0);
         pthread_mutex_lock(&e->qmu);
         e->running--;
         pthread_mutex_unlock(&e->qmu);
@@ -352,9 +355,13 @@ static rd_status load_model(rd_engine *e, rd_err *err)
     e->info = rd_model_get_info(e->model);
     rd_log(RD_LOG_INFO, "model %s: arch %s, scorer %s, size %d, %d levels, model id %.16s…", e->mo.backbone_path,
            e->info->arch, e->info->scorer, e->info->size, e->info->nlevels, e->info->model_id);
-    rd_log(RD_LOG_INFO, "%d worker(s) × %d thread(s), queue %d", e->nworkers, e->mo.threads, e->cap);
-    for (int i = 0; i < e->nworkers; i++)
+    rd_log(RD_LOG_INFO, "%d worker(s) × %d thread(s) sharing %d core(s), queue %d", e->nworkers, e->mo.threads,
+           e->ncores, e->cap);
+    if (!(e->cores = rd_cores_new(e->ncores, err))) return RD_ERR_NOMEM;
+    for (int i = 0; i < e->nworkers; i++) {
         if (!(e->workers[i] = rd_worker_new(e->model, err))) return err->code ? err->code : RD_ERR_NOMEM;
+        rd_worker_share(e->workers[i], e->cores);
+    }
     for (int k = 0; k < e->nworkers; k++) {
         warg *a = malloc(sizeof *a);
         if (!a) return rd_err_set(err, RD_ERR_NOMEM, "out of memory");
@@ -1908,11 +1915,13 @@ rd_engine *rd_engine_new(const rd_engine_opts *o, rd_store *store, rd_err *err)
         goto fail;
     }
     e->mo.max_shots = o->max_references;
-    e->nworkers = o->workers;
-    e->mo.threads = o->threads_per_worker;
-    if (e->mo.threads <= 0) {
+    {
+        /* workers share the cores (team.h): by default one worker per core,
+         * each able to use every core while the others are idle */
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        e->mo.threads = nc > e->nworkers ? (int)(nc / e->nworkers) : 1;
+        e->ncores = nc > 0 ? (int)nc : 1;
+        e->nworkers = o->workers > 0 ? o->workers : e->ncores;
+        e->mo.threads = o->threads_per_worker > 0 ? o->threads_per_worker : e->ncores;
     }
     e->workers = calloc((size_t)e->nworkers, sizeof *e->workers);
     e->threads = calloc((size_t)e->nworkers, sizeof *e->threads);
@@ -2037,6 +2046,7 @@ void rd_engine_free(rd_engine *e)
     }
     for (int i = 0; e->workers && i < e->nworkers; i++) rd_worker_free(e->workers[i]);
     free(e->workers);
+    rd_cores_free(e->cores);
     free(e->threads);
     rd_model_free(e->model);
     pthread_mutex_destroy(&e->qmu);

@@ -36,8 +36,8 @@ struct rd_event; /* engine/events.h */
 typedef struct rd_engine_opts {
     const char *backbone;      /* "" or NULL = the shipped default */
     const char *learned_model; /* "" or NULL = the shipped one; "none" = residual-norm */
-    int workers;               /* inference threads (each owns an rd_worker) */
-    int threads_per_worker;    /* team size of each worker; 0 = cores / workers */
+    int workers;               /* inference threads (each owns an rd_worker); 0 = one per core */
+    int threads_per_worker;    /* team size of each worker; 0 = cores (teams share the cores: team.h) */
     int queue_size;            /* bounded queue of inference jobs */
     uint64_t max_pixels;       /* per image */
     uint64_t pixel_budget;     /* decoded pixels held by requests and queued jobs; 0 = unbounded */

@@ -19,7 +19,7 @@ int main(void)
     rd_config c;
     rd_err err = {0};
     rd_config_defaults(&c);
-    RD_CHECK(c.listen_port == 8080 && c.workers == 1 && c.max_body == 32u << 20 && c.auth == RD_AUTH_AUTO &&
+    RD_CHECK(c.listen_port == 8080 && c.workers == 0 && c.max_body == 32u << 20 && c.auth == RD_AUTH_AUTO &&
                  c.metrics_auth == 1 && c.max_connections_per_client > 0,
              "defaults");
     const char *good = "# comment\n"
@@ -47,8 +47,8 @@ int main(void)
         const char *text, *want;
     } bad[] = {
         {"workers = many\n", "t.conf:1"},
-        {"\n\nworkers = 0\n", "t.conf:3"},
-        {"workers = 257\n", "from 1 to 256"},
+        {"\n\nworkers = -1\n", "t.conf:3"},
+        {"workers = 257\n", "from 0 to 256"},
         {"nope = 1\n", "unknown setting 'nope'"},
         {"just words\n", "expected 'key = value'"},
         {"auth = maybe\n", "auto, on or off"},
