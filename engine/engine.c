@@ -833,6 +833,8 @@ static rd_status recompute(rd_engine *e, rd_worker *w, const char *cls, const rd
     rd_status st = RD_ERR_IO;
     *f = NULL;
     if (rd_store_ref_image(e->store, cls, id, &bytes, &len, ct, err) != RD_E_OK) goto out;
+    rd_image_info in; /* reduced as at registration (rd_engine_register) */
+    if (rd_image_probe(bytes, len, &in, NULL) == RD_OK) dopts.min_short = decode_min_short(geo, &in);
     if ((st = rd_image_decode_opts(bytes, len, &e->lim, &dopts, &img, err)) != RD_OK ||
         (st = rd_extract_geo(e->model, w, geo, &img, f, NULL, err)) != RD_OK ||
         (st = rd_feats_serialize_f16(*f, &blob, &blen, err)) != RD_OK)
@@ -1415,8 +1417,19 @@ rd_ecode rd_engine_register(rd_engine *e, const char *cls, const rd_upload *u, i
     if (rd_geoopts_parse(row.geo_opts, &go)) memset(&go, 0, sizeof go); /* run_register reports it */
     imgs = calloc((size_t)n, sizeof *imgs);
     if (!imgs) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), RD_E_INTERNAL;
+    /* References are decoded reduced as inspections are (decode()), for the
+     * class's geometry or, for its first references, the one the first image
+     * will fix (run_register computes it again from the full size, which a
+     * reduced decode keeps).  Without a model yet, or an image of another
+     * aspect (refused in run_register), they are decoded full size. */
+    rd_geometry rgeo;
+    int have_geo = row.references > 0 && row.geometry[0] && rd_geometry_parse(row.geometry, &rgeo, NULL) == RD_OK;
+    const rd_model *model = rd_engine_info(e) ? e->model : NULL;
     for (int i = 0; i < n; i++) {
-        if ((code = decode(e, &u[i], NULL, go.alpha, &imgs[i], err)) != RD_E_OK) { /* references: full size */
+        rd_image_info in;
+        if (!have_geo && model && rd_image_probe(u[i].data, u[i].len, &in, NULL) == RD_OK)
+            have_geo = rd_model_geometry(model, in.w, in.h, &go, &rgeo, NULL) == RD_OK;
+        if ((code = decode(e, &u[i], have_geo ? &rgeo : NULL, go.alpha, &imgs[i], err)) != RD_E_OK) {
             rd_err_prefix(err, "image %d", i + 1);
             goto out;
         }
