@@ -2,10 +2,10 @@
 # bench/bench_daemon.sh — latency and throughput of resadd's synchronous
 # inspections over loopback (not a test): starts resadd from a build tree on a
 # free 127.0.0.1 port with a temp data dir, registers a class from 4 real
-# photographs, then runs 1, 2 and 8 concurrent clients, each posting
-# N (default 40) images, and prints p50/p99 latency and inspections/s.
-# 1, 8 and 64 clients (each posting max(2, N / clients) images; 503 busy counted
-# apart), against the same run's reference: PyTorch's bare MobileNetV2 feature
+# photographs, then runs 1, 8 and 64 concurrent clients, each on one
+# keep-alive connection posting max(2, N / clients) images (503 busy counted
+# apart), and prints p50/p99 latency, the daemon's CPU time per inspection and
+# inspections/s against the same run's reference: PyTorch's bare MobileNetV2 feature
 # pass (torchvision, random weights, 1x3x224x224, batch 1, 2 threads, no_grad;
 # the fastest of its OpenBLAS core types x OpenMP wait policies, each printed)
 # — issue 13's targets: 8 clients >= 3x its rate, 1-client p50 <= 0.4x its time.
@@ -55,26 +55,38 @@ for ct in default Haswell SkylakeX; do
   done
 done
 echo "reference: PyTorch $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null) bare MobileNetV2 features, batch 1, 2 threads, fastest of the above: ${TORCH_MS} ms p50; load $(cut -d' ' -f1-3 /proc/loadavg)"
-$PY - "$URL" "$T/img/good.jpg" "$N" "$TORCH_MS" <<'PY'
-import json, sys, threading, time, urllib.request
-import urllib.error
-url, path, n, torch_ms = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+$PY - "$URL" "$T/img/good.jpg" "$N" "$TORCH_MS" "$PID" <<'PY'
+# each client keeps one HTTP/1.1 connection open (as an MES does), reopened after an error
+import http.client, json, os, sys, threading, time, urllib.parse
+url, path, n, torch_ms, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+host = urllib.parse.urlsplit(url)
 body = open(path, "rb").read()
+local = threading.local()
+def cpu_ms():  # the daemon's user + system CPU time
+    f = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()
+    return (int(f[11]) + int(f[12])) * 1e3 / os.sysconf("SC_CLK_TCK")
 def post():
-    r = urllib.request.Request(url + "/v1/classes/bench/inspections", data=body, method="POST")
-    r.add_header("Content-Type", "image/jpeg")
     t = time.perf_counter()
     try:
-        with urllib.request.urlopen(r, timeout=120) as f:
-            j = json.loads(f.read())
-    except urllib.error.HTTPError as e:
-        if e.code != 503: raise
-        return None, None
-    except (ConnectionError, urllib.error.URLError):  # refused/reset at the connection limit: counted as busy
+        if getattr(local, "c", None) is None:
+            local.c = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
+        local.c.request("POST", "/v1/classes/bench/inspections", body, {"Content-Type": "image/jpeg"})
+        r = local.c.getresponse()
+        data = r.read()
+        if r.getheader("Connection", "").lower() == "close":
+            local.c.close(); local.c = None
+        if r.status == 503:
+            return None, None
+        if r.status != 200:
+            raise RuntimeError(f"HTTP {r.status}: {data[:200]!r}")
+        j = json.loads(data)
+    except (ConnectionError, http.client.HTTPException, OSError):  # refused/reset at the connection limit: busy
+        if getattr(local, "c", None) is not None: local.c.close()
+        local.c = None
         return None, None
     return (time.perf_counter() - t) * 1e3, j["timings_ms"]["inference"]
 for _ in range(5): post()  # warm-up
-print("clients  requests  busy_503/reset  p50_ms  p99_ms  server_inference_p50_ms  throughput_per_s  vs_torch_rate  p50_vs_torch")
+print("clients  requests  busy_503/reset  p50_ms  p99_ms  server_inference_p50_ms  daemon_cpu_ms_per_req  throughput_per_s  vs_torch_rate  p50_vs_torch")
 for c in (1, 8, 64):
     lat, inf, busy, lock = [], [], [0], threading.Lock()
     per = max(2, n // c)
@@ -85,13 +97,14 @@ for c in (1, 8, 64):
                 if l is None: busy[0] += 1
                 else: lat.append(l); inf.append(i)
     ts = [threading.Thread(target=client) for _ in range(c)]
-    t0 = time.perf_counter(); [t.start() for t in ts]; [t.join() for t in ts]; dt = time.perf_counter() - t0
+    c0 = cpu_ms(); t0 = time.perf_counter(); [t.start() for t in ts]; [t.join() for t in ts]; dt = time.perf_counter() - t0
+    cpu = (cpu_ms() - c0) / max(1, len(lat))
     lat.sort(); inf.sort()
     q = lambda a, p: a[min(len(a) - 1, int(p * (len(a) - 1) + 0.5))]
     rate = len(lat) / dt
     vr = rate * torch_ms / 1e3 if torch_ms > 0 else float("nan")
     vp = q(lat, .5) / torch_ms if torch_ms > 0 else float("nan")
-    print(f"{c:7d}  {len(lat):8d}  {busy[0]:8d}  {q(lat, .5):6.1f}  {q(lat, .99):6.1f}  {q(inf, .5):23.1f}  {rate:16.1f}"
+    print(f"{c:7d}  {len(lat):8d}  {busy[0]:8d}  {q(lat, .5):6.1f}  {q(lat, .99):6.1f}  {q(inf, .5):23.1f}  {cpu:21.1f}  {rate:16.1f}"
           f"  {vr:13.2f}  {vp:12.2f}")
 PY
 kill -TERM $PID; wait $PID || true   # the daemon's exit status on TERM is not the bench's
