@@ -162,27 +162,74 @@ double rd_cstr_plan_macs(const rd_cstr_plan *p, int h, int w)
     return (double)h * w * p->c * (double)p->k * p->k * p->c;
 }
 
+/* Rows [y0, y1) of the map: their im2col rows (k > 1) into col, then
+ * out = relu(col·W'ᵀ + b') for them. */
+static void cstr_rows(const rd_cstr_plan *p, const float *x, int h, int w, int y0, int y1, float *cb, float *out)
+{
+    const size_t kc = (size_t)p->k * p->k * p->c, r0 = (size_t)y0 * w, nr = (size_t)(y1 - y0) * w;
+    const float *col = x + r0 * p->c;
+    const int pad = p->k / 2;
+    if (nr == 0) return;
+    if (p->k > 1) {
+        float *row = cb + r0 * kc;
+        for (int y = y0; y < y1; y++)
+            for (int xx = 0; xx < w; xx++, row += kc)
+                for (int ky = 0; ky < p->k; ky++) {
+                    int sy = y + ky - pad;
+                    for (int kx = 0; kx < p->k; kx++) {
+                        int sx = xx + kx - pad;
+                        float *dst = row + ((size_t)ky * p->k + kx) * p->c;
+                        if (sy < 0 || sy >= h || sx < 0 || sx >= w)
+                            memset(dst, 0, p->c * sizeof(float));
+                        else
+                            memcpy(dst, x + ((size_t)sy * w + sx) * p->c, p->c * sizeof(float));
+                    }
+                }
+        col = cb + r0 * kc;
+    }
+    float *o = out + r0 * p->c;
+    for (size_t i = 0; i < nr; i++) memcpy(o + i * p->c, p->bf, p->c * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, p->c, (int)kc, 1.0f, col, (int)kc, p->wf, (int)kc,
+                1.0f, o, p->c);
+    for (size_t i = 0; i < nr * p->c; i++)
+        if (!(o[i] > 0)) o[i] = 0;
+}
+
+typedef struct cstr_job {
+    const rd_cstr_plan *p;
+    const float *x;
+    float *cb, *out;
+    int h, w, ntasks;
+} cstr_job;
+
+static void cstr_task(void *ctx, int t)
+{
+    const cstr_job *j = ctx;
+    cstr_rows(j->p, j->x, j->h, j->w, j->h * t / j->ntasks, j->h * (t + 1) / j->ntasks, j->cb, j->out);
+}
+
+rd_status rd_cstr_plan_forward_team(const rd_cstr_plan *p, const float *x, int h, int w, float *out, rd_team *team,
+                                    rd_arena *a, rd_err *err)
+{
+    const size_t n = (size_t)h * w, kc = (size_t)p->k * p->k * p->c;
+    size_t mark = rd_arena_mark(a);
+    cstr_job j = {p, x, NULL, out, h, w, 1};
+    if (h < 1 || w < 1 || h > RD_CSTR_MAX_HW || w > RD_CSTR_MAX_HW)
+        return rd_err_set(err, RD_ERR_ARG, "constraintor: map %dx%d out of range", h, w);
+    if (p->k > 1 && !(j.cb = rd_arena_floats(a, n * kc)))
+        return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (constraintor)");
+    /* a few tasks per thread so uneven rows balance; never more than rows */
+    j.ntasks = rd_team_size(team) > 1 ? 4 * rd_team_size(team) : 1;
+    if (j.ntasks > h) j.ntasks = h;
+    rd_team_run(team, cstr_task, &j, j.ntasks);
+    rd_arena_rewind(a, mark);
+    return RD_OK;
+}
+
 rd_status rd_cstr_plan_forward(const rd_cstr_plan *p, const float *x, int h, int w, float *out, rd_arena *a,
                                rd_err *err)
 {
-    const size_t n = (size_t)h * w, kc = (size_t)p->k * p->k * p->c;
-    const float *col = x;
-    size_t mark = rd_arena_mark(a);
-    if (h < 1 || w < 1 || h > RD_CSTR_MAX_HW || w > RD_CSTR_MAX_HW)
-        return rd_err_set(err, RD_ERR_ARG, "constraintor: map %dx%d out of range", h, w);
-    if (p->k > 1) {
-        float *cb = rd_arena_floats(a, n * kc);
-        if (!cb) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (constraintor)");
-        im2col(x, 1, h, w, p->c, p->k, cb);
-        col = cb;
-    }
-    for (size_t i = 0; i < n; i++) memcpy(out + i * p->c, p->bf, p->c * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, p->c, (int)kc, 1.0f, col, (int)kc, p->wf, (int)kc,
-                1.0f, out, p->c);
-    for (size_t i = 0; i < n * p->c; i++)
-        if (!(out[i] > 0)) out[i] = 0;
-    rd_arena_rewind(a, mark);
-    return RD_OK;
+    return rd_cstr_plan_forward_team(p, x, h, w, out, NULL, a, err);
 }
 
 /* ---- training ---------------------------------------------------------------- */

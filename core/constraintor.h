@@ -25,6 +25,7 @@
 #include "flow.h" /* RD_LEARN_NAME_MAX */
 #include "safetensors.h"
 #include "status.h"
+#include "team.h"
 
 #define RD_CSTR_MAX_C 4096
 #define RD_CSTR_MAX_HW 4096
@@ -58,6 +59,11 @@ size_t rd_cstr_plan_scratch(const rd_cstr_plan *p, int h, int w);
 /* out (h·w×C) = constraintor(x (h·w×C)); out must not alias x. */
 rd_status rd_cstr_plan_forward(const rd_cstr_plan *p, const float *x, int h, int w, float *out, rd_arena *a,
                                rd_err *err) RD_WARN_UNUSED;
+/* The same split by map rows across team (team.h; NULL = serial), same
+ * scratch: each row block is one single-threaded sgemm, so the result equals
+ * the serial one up to the GEMM kernel's rounding for that block size. */
+rd_status rd_cstr_plan_forward_team(const rd_cstr_plan *p, const float *x, int h, int w, float *out, rd_team *team,
+                                    rd_arena *a, rd_err *err) RD_WARN_UNUSED;
 double rd_cstr_plan_macs(const rd_cstr_plan *p, int h, int w);
 
 /* ---- training ------------------------------------------------------------ */

@@ -884,7 +884,7 @@ static rd_status level_scores_adj(const rd_model *m, rd_worker *w, const rd_grid
                 st = rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (constraintor)");
                 goto out;
             }
-            st = rd_cstr_plan_forward(m->cplan[level], r, lh, lw, eb, &w->arena, err);
+            st = rd_cstr_plan_forward_team(m->cplan[level], r, lh, lw, eb, w->team, &w->arena, err);
             if (st != RD_OK) goto out;
             e = eb;
         }

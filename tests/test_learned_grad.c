@@ -375,6 +375,16 @@ static void test_cstr_grad(int c, int k, unsigned seed)
         for (size_t i = 0; i < (size_t)h * w * c; i++) pe = fmax(pe, fabs(out[i] - ref[i]));
         printf("  folded inference vs eval-mode ref err %.2e\n", pe);
         RD_CHECK(pe < 1e-5, "folded constraintor differs: %.3g", pe);
+        { /* split by rows across a team of 3 (including a block of 1 row): the serial result up to rounding */
+            rd_team *tm = rd_team_new(3, &err);
+            float *ot = malloc(sizeof(float) * (size_t)h * w * c);
+            RD_CHECK(tm && ot && rd_cstr_plan_forward_team(p, ctx.x, h, w, ot, tm, &ar, &err) == RD_OK, "%s", err.msg);
+            double te = 0;
+            for (size_t i = 0; ot && i < (size_t)h * w * c; i++) te = fmax(te, fabs(ot[i] - out[i]));
+            RD_CHECK(te < 1e-6, "team constraintor differs from serial: %.3g", te);
+            free(ot);
+            rd_team_free(tm);
+        }
         /* file round trip */
         char path[512];
         snprintf(path, sizeof path, "%s/cstr.safetensors", rd_test_tmpdir("learned"));
