@@ -238,6 +238,8 @@ rd_flow *rd_flow_new(const rd_flow_cfg *cfg, uint64_t seed, rd_err *err)
 
 typedef struct plan_block {
     float *w1x;  /* hid × cp */
+    float *w1t;  /* cp × hid: w1x transposed (the fused subnet, flow_kern.h) */
+    float *w2t;  /* hid × 2ca: w2 transposed */
     float *atab; /* w × hid: W1 columns of the x encoding */
     float *btab; /* h × hid: W1 columns of the y encoding, + b1 */
     float *w2;   /* 2ca × hid, ×0.1 */
@@ -290,7 +292,7 @@ rd_flow_plan *rd_flow_plan_new_at(const rd_flow *f, int h, int w, int trained_h,
         rd_err_set(err, RD_ERR_ARG, "flow plan: level size %dx%d out of range", h, w);
         return NULL;
     }
-    per = (size_t)hid * cp + (size_t)(w + h) * hid + (size_t)2 * ca * hid + 2 * (size_t)ca +
+    per = 2 * (size_t)hid * cp + (size_t)(w + h) * hid + 2 * (size_t)2 * ca * hid + 2 * (size_t)ca +
           (size_t)c * c + 3 * (size_t)c;
     total = per * (size_t)f->cfg.k;
     p = calloc(1, sizeof *p);
@@ -317,6 +319,8 @@ rd_flow_plan *rd_flow_plan_new_at(const rd_flow *f, int h, int w, int trained_h,
         const float *rot = f->rot + (size_t)k * c * c;
         plan_block *b = &p->b[k];
         b->w1x = m, m += (size_t)hid * cp;
+        b->w1t = m, m += (size_t)hid * cp;
+        b->w2t = m, m += (size_t)2 * ca * hid;
         b->atab = m, m += (size_t)w * hid;
         b->btab = m, m += (size_t)h * hid;
         b->w2 = m, m += (size_t)2 * ca * hid;
@@ -332,6 +336,10 @@ rd_flow_plan *rd_flow_plan_new_at(const rd_flow *f, int h, int w, int trained_h,
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, h, hid, d, 1.0f, peh, d, src.w1 + cp + d, f->in,
                     1.0f, b->btab, hid);
         for (size_t i = 0; i < (size_t)2 * ca * hid; i++) b->w2[i] = 0.1f * src.w2[i];
+        for (int i = 0; i < hid; i++)
+            for (int j = 0; j < cp; j++) b->w1t[(size_t)j * hid + i] = b->w1x[(size_t)i * cp + j];
+        for (int i = 0; i < 2 * ca; i++)
+            for (int t = 0; t < hid; t++) b->w2t[(size_t)t * 2 * ca + i] = b->w2[(size_t)i * hid + t];
         for (int i = 0; i < 2 * ca; i++) b->b2[i] = 0.1f * src.b2[i];
         for (int j = 0; j < c; j++) {
             b->g[j] = rd_flow_k_gscale(src.gamma[j]);
@@ -384,15 +392,18 @@ static void plan_chunk(const rd_flow_plan *p, const float *x, size_t r0, int n, 
     for (int i = 0; i < n; i++) ld[i] = 0;
     for (int k = 0; k < p->k; k++) {
         const plan_block *b = &p->b[k];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, hid, cp, 1.0f, u, c, b->w1x, cp, 0.0f, hbuf, hid);
-        for (int i = 0; i < n; i++) {
-            size_t r = r0 + (size_t)i;
-            rd_flow_k_add2_relu(hbuf + (size_t)i * hid, b->atab + (r % (size_t)p->w) * hid,
-                      b->btab + (r / (size_t)p->w) * hid, hid);
+        if (!rd_flow_k_subnet(u, c, cp, n, r0, p->w, b->atab, b->btab, b->w1t, hid, b->w2t, b->b2, 2 * ca, hbuf,
+                              abuf)) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, hid, cp, 1.0f, u, c, b->w1x, cp, 0.0f, hbuf, hid);
+            for (int i = 0; i < n; i++) {
+                size_t r = r0 + (size_t)i;
+                rd_flow_k_add2_relu(hbuf + (size_t)i * hid, b->atab + (r % (size_t)p->w) * hid,
+                                    b->btab + (r / (size_t)p->w) * hid, hid);
+            }
+            for (int i = 0; i < n; i++) memcpy(abuf + (size_t)i * 2 * ca, b->b2, 2 * ca * sizeof(float));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, 2 * ca, hid, 1.0f, hbuf, hid, b->w2, hid, 1.0f,
+                        abuf, 2 * ca);
         }
-        for (int i = 0; i < n; i++) memcpy(abuf + (size_t)i * 2 * ca, b->b2, 2 * ca * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, 2 * ca, hid, 1.0f, hbuf, hid, b->w2, hid, 1.0f,
-                    abuf, 2 * ca);
         for (int i = 0; i < n; i++) {
             float *ur = u + (size_t)i * c, *ar = abuf + (size_t)i * 2 * ca;
             ld[i] += rd_flow_k_couple(ur + cp, ar, ar + ca, ca, p->clamp);

@@ -92,6 +92,86 @@ __attribute__((target("avx512f"))) static void relu_mask_avx512(float *restrict 
     for (; j < n; j++) d[j] = h[j] > 0 ? d[j] : 0.0f;
 }
 
+/* The fused subnet (rd_flow_k_subnet): 8 rows at a time.  Their passive
+ * channels are first transposed into ut (cp × 8), so a broadcast is one load
+ * at a constant offset.  Layer 1: for each 16 hidden units, 8 accumulators
+ * start at the condition rows and take cp broadcast-FMAs against one w1t
+ * vector, then ReLU into hl (8 rows of SUB_HMAX floats, in L1).  Layer 2: per
+ * pair of 16-wide output vectors, 8 × 2 accumulators take hid broadcast-FMAs
+ * against two w2t vectors.  A short last tile repeats its last row (computed,
+ * not stored). */
+#define SUB_R 8
+#define SUB_HMAX 512 /* largest hid (the shipped model: 256) */
+#define SUB_CPMAX 128
+__attribute__((target("avx512f"))) static void subnet512(const float *u, int c, int cp, int n, size_t r0, int w,
+                                                         const float *atab, const float *btab, const float *w1t,
+                                                         int hid, const float *w2t, const float *b2, int na,
+                                                         float *a)
+{
+    const int nv = (na + 15) / 16;
+    float ut[SUB_CPMAX * SUB_R] __attribute__((aligned(64)));
+    float hl[SUB_R * SUB_HMAX] __attribute__((aligned(64)));
+    for (int i0 = 0; i0 < n; i0 += SUB_R) {
+        const int rows = n - i0 < SUB_R ? n - i0 : SUB_R;
+        const float *ta[SUB_R], *tb[SUB_R];
+        for (int r = 0; r < SUB_R; r++) {
+            const int i = i0 + (r < rows ? r : rows - 1);
+            const size_t pos = r0 + (size_t)i;
+            const float *ur = u + (size_t)i * c;
+            for (int k = 0; k < cp; k++) ut[k * SUB_R + r] = ur[k];
+            ta[r] = atab + (pos % (size_t)w) * hid;
+            tb[r] = btab + (pos / (size_t)w) * hid;
+        }
+        for (int j = 0; j < hid; j += 16) {
+            __m512 acc[SUB_R];
+            _Pragma("GCC unroll 8") for (int r = 0; r < SUB_R; r++)
+                acc[r] = _mm512_add_ps(_mm512_loadu_ps(ta[r] + j), _mm512_loadu_ps(tb[r] + j));
+            const float *uk = ut;
+            for (int k = 0; k < cp; k++, uk += SUB_R) {
+                const __m512 wv = _mm512_loadu_ps(w1t + (size_t)k * hid + j);
+                _Pragma("GCC unroll 8") for (int r = 0; r < SUB_R; r++)
+                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(uk[r]), wv, acc[r]);
+            }
+            _Pragma("GCC unroll 8") for (int r = 0; r < SUB_R; r++)
+                _mm512_store_ps(hl + r * SUB_HMAX + j, _mm512_max_ps(acc[r], _mm512_setzero_ps()));
+        }
+        for (int v = 0; v < nv; v += 2) {
+            const int l0 = na - 16 * v, l1 = na - 16 * (v + 1);
+            const __mmask16 m0 = (__mmask16)(l0 >= 16 ? 0xffff : (1u << l0) - 1u);
+            const __mmask16 m1 = (__mmask16)(l1 >= 16 ? 0xffff : l1 <= 0 ? 0 : (1u << l1) - 1u);
+            /* 16 named accumulators: arrays of them end up on the stack */
+            const __m512 bb0 = _mm512_maskz_loadu_ps(m0, b2 + 16 * v), bb1 = _mm512_maskz_loadu_ps(m1, b2 + 16 * v + 16);
+            __m512 p0 = bb0, p1 = bb0, p2 = bb0, p3 = bb0, p4 = bb0, p5 = bb0, p6 = bb0, p7 = bb0;
+            __m512 q0 = bb1, q1 = bb1, q2 = bb1, q3 = bb1, q4 = bb1, q5 = bb1, q6 = bb1, q7 = bb1;
+            const float *wr = w2t + 16 * v, *hp = hl;
+            for (int t = 0; t < hid; t++, wr += na, hp++) {
+                const __m512 w0 = _mm512_maskz_loadu_ps(m0, wr), w1 = _mm512_maskz_loadu_ps(m1, wr + 16);
+#define SUB_ROW(r, P, Q)                                                 \
+    do {                                                                 \
+        const __m512 hv = _mm512_set1_ps(hp[(r) * SUB_HMAX]);            \
+        P = _mm512_fmadd_ps(hv, w0, P);                                  \
+        Q = _mm512_fmadd_ps(hv, w1, Q);                                  \
+    } while (0)
+                SUB_ROW(0, p0, q0);
+                SUB_ROW(1, p1, q1);
+                SUB_ROW(2, p2, q2);
+                SUB_ROW(3, p3, q3);
+                SUB_ROW(4, p4, q4);
+                SUB_ROW(5, p5, q5);
+                SUB_ROW(6, p6, q6);
+                SUB_ROW(7, p7, q7);
+#undef SUB_ROW
+            }
+            const __m512 pr[SUB_R] = {p0, p1, p2, p3, p4, p5, p6, p7}, qr[SUB_R] = {q0, q1, q2, q3, q4, q5, q6, q7};
+            for (int r = 0; r < rows; r++) {
+                float *ar = a + (size_t)(i0 + r) * na + 16 * v;
+                _mm512_mask_storeu_ps(ar, m0, pr[r]);
+                _mm512_mask_storeu_ps(ar + 16, m1, qr[r]);
+            }
+        }
+    }
+}
+
 /* A load and a bit test of libgcc's CPU model (filled before main). */
 static int have_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 #endif
@@ -178,4 +258,19 @@ float rd_flow_k_couple(float *u2, const float *as, const float *at, int ca, floa
     if (have_avx512()) return couple_avx512(u2, as, at, ca, clamp);
 #endif
     return couple_scalar(u2, as, at, ca, clamp);
+}
+
+int rd_flow_k_subnet(const float *u, int c, int cp, int n, size_t r0, int w, const float *atab, const float *btab,
+                     const float *w1t, int hid, const float *w2t, const float *b2, int na, float *hbuf, float *a)
+{
+#ifdef RD_FLOW_X86
+    if (n > 0 && hid % 16 == 0 && hid <= SUB_HMAX && cp <= SUB_CPMAX && have_avx512()) {
+        (void)hbuf;
+        subnet512(u, c, cp, n, r0, w, atab, btab, w1t, hid, w2t, b2, na, a);
+        return 1;
+    }
+#endif
+    (void)u, (void)c, (void)cp, (void)n, (void)r0, (void)w, (void)atab, (void)btab, (void)w1t, (void)hid, (void)w2t;
+    (void)b2, (void)na, (void)hbuf, (void)a;
+    return 0;
 }

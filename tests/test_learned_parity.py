@@ -294,7 +294,8 @@ def main():
         print("learned_tool not built:", TOOL)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (C, K, hid) in enumerate([(24, 8, 0), (32, 2, 0), (64, 8, 0), (17, 2, 0), (17, 8, 48), (24, 2, 96)]):
+        for i, (C, K, hid) in enumerate([(24, 8, 0), (32, 2, 0), (64, 8, 0), (17, 2, 0), (17, 8, 48), (24, 2, 96),
+                                          (64, 2, 64)]):  # hid % 16 == 0: the fused AVX-512 subnet
             flow_case(tmp, C, K, hid, 100 + i)
         for i, (C, k) in enumerate([(24, 3), (32, 1), (64, 3), (17, 1), (17, 3)]):
             cstr_case(tmp, C, k, 200 + i)
