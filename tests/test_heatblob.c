@@ -7,8 +7,11 @@
  *    (overlay), at a camera-shaped view with padding;
  *  - a 224×224 smooth map costs well under 16 KB;
  *  - malformed blobs (every truncation, flipped header fields) fail cleanly;
- *  - the JPEG copy decodes back to the image within JPEG's error. */
+ *  - the JPEG copy decodes back to the image within JPEG's error;
+ *  - a blob as resadd wrote it before the fast PNG writer (libpng's
+ *    simplified API, adaptive filters, level 6) still decodes, to the same map. */
 #include <math.h>
+#include <png.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +75,38 @@ static void compare_kind(rd_heat_kind k, const float *map, const rd_heatblob *hb
     rd_png_buf_release(&b);
 }
 
+/* The blob as heatblob.c wrote it before its own PNG writer: same header,
+ * the same levels through libpng's simplified API. */
+static void old_writer(const uint8_t *blob, size_t len, const rd_heatblob *now)
+{
+    const uint8_t *nl = memchr(blob, '\n', len);
+    const rd_view *v = &now->view;
+    size_t n = (size_t)v->work_w * v->work_h, hl = nl ? (size_t)(nl - blob) + 1 : 0;
+    uint8_t *q = malloc(n), *old = NULL;
+    png_image im;
+    png_alloc_size_t plen = 0;
+    rd_heatblob hb;
+    rd_err err;
+    for (size_t i = 0; i < n; i++) q[i] = (uint8_t)lrintf((now->map[i] - now->p.lo) / (now->p.hi - now->p.lo) * 255.0f);
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    im.width = (png_uint_32)v->work_w;
+    im.height = (png_uint_32)v->work_h;
+    im.format = PNG_FORMAT_GRAY;
+    RD_CHECK(hl && png_image_write_get_memory_size(im, plen, 0, q, 0, NULL), "old writer: %s", im.message);
+    if (hl && (old = malloc(hl + plen)) && png_image_write_to_memory(&im, old + hl, &plen, 0, q, 0, NULL)) {
+        memcpy(old, blob, hl);
+        RD_CHECK(rd_heatblob_decode(old, hl + plen, &hb, &err) == RD_OK, "old blob: %s", err.msg);
+        if (hb.map) {
+            RD_CHECK(!memcmp(hb.map, now->map, n * sizeof *hb.map), "old blob decodes to another map");
+            printf("old-writer blob %zu bytes, this writer's %zu\n", (size_t)(hl + plen), len);
+            rd_heatblob_release(&hb);
+        }
+    }
+    free(old);
+    free(q);
+}
+
 static void round_trip(int img_w, int img_h, const rd_view *v, size_t max_bytes)
 {
     size_t n = (size_t)v->work_w * v->work_h;
@@ -97,17 +132,25 @@ static void round_trip(int img_w, int img_h, const rd_view *v, size_t max_bytes)
             worst = fmaxf(worst, fabsf(hb.map[i] - want));
         }
         RD_CHECK(worst <= tol, "decoded map off by %g > %g", worst, tol);
+        /* the levels are round-half-even of the scaled map, as lrintf gives */
+        size_t offq = 0;
+        for (size_t i = 0; i < n; i++) {
+            float t = fminf(fmaxf((map[i] - p.lo) / (p.hi - p.lo), 0.0f), 1.0f);
+            offq += hb.map[i] != p.lo + (float)lrintf(t * 255.0f) * ((p.hi - p.lo) / 255.0f);
+        }
+        RD_CHECK(offq == 0, "%zu of %zu levels are not lrintf's", offq, n);
         RD_CHECK(!memcmp(&hb.view.dst_x, &v->dst_x, 4 * sizeof(int)) && hb.view.src_w == v->src_w &&
                      hb.view.src_x == v->src_x && hb.view.work_w == v->work_w && hb.p.out_w == img_w &&
                      hb.p.threshold == p.threshold && hb.p.hi == p.hi,
                  "view/params not restored");
+        old_writer(blob, len, &hb);
         compare_kind(RD_HEAT_RAW, map, &hb, v, &p, NULL, 1, 0.0);
         compare_kind(RD_HEAT_MASK, map, &hb, v, &p, NULL, 0, 0.003);
         compare_kind(RD_HEAT_OVERLAY, map, &hb, v, &p, &img, 4, 0.0);
         rd_heatblob_release(&hb);
     }
-    /* malformed: every truncation of the header and a few of the PNG, and flipped fields */
-    for (size_t cut = 0; cut < len; cut += cut < 400 ? 1 : 97) {
+    /* malformed: every truncation of the header, a few of the PNG and its end, and flipped fields */
+    for (size_t cut = 0; cut < len; cut += cut < 400 || cut + 16 > len ? 1 : 97) {
         rd_heatblob bad;
         RD_CHECK(rd_heatblob_decode(blob, cut, &bad, &err) != RD_OK, "truncated at %zu accepted", cut);
     }
@@ -155,6 +198,31 @@ static void jpeg_copy(void)
     rd_image_release(&img);
 }
 
+/* Levels at and past the ends: below lo, NaN and −0 → 0, above hi → 255,
+ * ties to even; a 7×3 grid (rows not a multiple of 4). */
+static void clamps(void)
+{
+    rd_view v = {7, 3, 7, 3, 0, 0, 1, 1, 0, 0, 7, 3, 1, 0, 0};
+    rd_heat_params p = {-1.0f, 254.0f, 1.0f, 7, 3};
+    const float map[21] = {-5.0f, NAN, -0.0f, -1.0f, 254.0f, 300.0f, INFINITY, -INFINITY, 0.5f, 1.5f,
+                           2.5f, 0.49f, 0.51f, 126.5f, 127.5f, 253.4f, 253.6f, 3.0f, -0.5f, 100.0f, 1e30f};
+    const int want[21] = {0, 0, 1, 0, 255, 255, 255, 0, 2, 2, 4, 1, 2, 128, 128, 254, 255, 4, 0, 101, 255};
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    rd_heatblob hb;
+    rd_err err;
+    RD_CHECK(rd_heatblob_encode(map, &v, &p, &blob, &len, &err) == RD_OK, "%s", err.msg);
+    RD_CHECK(blob && rd_heatblob_decode(blob, len, &hb, &err) == RD_OK, "%s", err.msg);
+    if (blob && hb.map) {
+        for (int i = 0; i < 21; i++) {
+            int level = (int)lrintf((hb.map[i] - p.lo) / (p.hi - p.lo) * 255.0f);
+            RD_CHECK(level == want[i], "value %g: level %d, want %d", (double)map[i], level, want[i]);
+        }
+        rd_heatblob_release(&hb);
+    }
+    free(blob);
+}
+
 int main(void)
 {
     /* 256² frame, 224² grid, whole frame */
@@ -163,6 +231,7 @@ int main(void)
     /* 1920×1080 frame on 400×224, fit pad on a 4:3 ROI-like rectangle: padding bars not inspected */
     rd_view cam = {1920, 1080, 400, 224, 0.1, 0, 0.8, 1, 50, 0, 300, 224, 0.8, 0, 1};
     round_trip(1920, 1080, &cam, 16384);
+    clamps();
     jpeg_copy();
     return rd_test_done("test_heatblob");
 }
