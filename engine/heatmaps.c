@@ -241,6 +241,15 @@ rd_status rd_heatmaps_encode(const rd_result *res, const rd_image *img, int qual
     return st;
 }
 
+int rd_heatmaps_keep_upload(const uint8_t *data, size_t len, const rd_image *img)
+{
+    int fw, fh;
+    if (rd_image_sniff(data, len) != RD_IMG_JPEG) return 0;
+    if (img->scale_denom > 1) return 1;
+    rd_image_full_size(img, &fw, &fh);
+    return (uint64_t)len * 8 <= (uint64_t)fw * (uint64_t)fh * RD_HEAT_KEEP_BITS;
+}
+
 int rd_heatmaps_keep_parse(const char *t, long *last, long *days)
 {
     char word[16];

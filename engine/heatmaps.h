@@ -44,6 +44,16 @@ rd_ecode rd_heatmaps_get(rd_store *s, rd_heatcache *c, int64_t id, const char *k
 rd_status rd_heatmaps_encode(const rd_result *res, const rd_image *img, int quality, rd_png_buf *map,
                              rd_png_buf *image, rd_err *err) RD_WARN_UNUSED;
 
+/* Whether an upload of len bytes, decoded into img, is kept as it is for the
+ * image copy instead of re-encoding img (rd_heatmaps_encode with quality 0):
+ * a JPEG decoded reduced (its pixels are not the frame's), or a JPEG at full
+ * size of at most RD_HEAT_KEEP_BITS bits per displayed pixel (about what the
+ * q85 re-encode of a photograph takes: the demo's 256² frame is 3.1 bits at
+ * q85, 3.7 as uploaded at q90).  The kept copy decodes to exactly the pixels
+ * inspected, and costs no encode (~0.2 ms at 256², ~6 ms at 1920×1080). */
+#define RD_HEAT_KEEP_BITS 4
+int rd_heatmaps_keep_upload(const uint8_t *data, size_t len, const rd_image *img);
+
 /* keep_images setting: "off" | "last N" | "N days" (N ≥ 1).  0 on success
  * with *last / *days (0 = that bound unused); -1 when malformed. */
 int rd_heatmaps_keep_parse(const char *text, long *last, long *days);
