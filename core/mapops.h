@@ -12,7 +12,10 @@ void rd_upsample_bilinear_ac(const float *src, int sh, int sw, float *dst, int d
 
 /* Number of taps each side for sigma (round(4σ)). */
 int rd_gauss_radius(float sigma);
-/* In-place blur of an h×w map; tmp must hold h*w floats. */
+/* In-place blur of an h×w map; tmp must hold h*w floats.  Runs AVX-512
+ * where the CPU has it, else 4-wide vectors: the same result either way. */
 void rd_gauss_blur(float *map, int h, int w, float sigma, float *tmp);
+/* Tests: on = the portable form even where AVX-512 is (not thread-safe). */
+void rd_mapops_force_portable(int on);
 
 #endif

@@ -4,8 +4,9 @@
  *  - rd_upsample_bilinear_ac equals the scalar per-pixel form bit for bit
  *    (same operations in the same order), for up- and downsampling, 1-row /
  *    1-column sources and targets, widths past the 256-column chunk;
- *  - rd_gauss_blur equals the scalar row/column passes bit for bit (each
- *    output's taps summed in tap order either way), for maps narrower than
+ *  - rd_gauss_blur, its AVX-512 form (where the CPU has it) and its 4-wide
+ *    form, equals the scalar row/column passes bit for bit (each output's
+ *    taps summed in tap order either way), for maps narrower than
  *    the radius (reflect repeats), 1×1, odd widths, widths past the chunk,
  *    σ from 0.5 to 8, and matches the direct 2-D Gaussian within float
  *    rounding;
@@ -141,10 +142,15 @@ int main(void)
                                 {1, 1, 5, 7},       {1, 9, 3, 300},     {9, 1, 300, 3},   {28, 50, 1, 1},
                                 {60, 45, 17, 13},   {3, 40, 20, 600},   {36, 64, 288, 512}};
     for (size_t i = 0; i < sizeof up / sizeof up[0]; i++) check_upsample(up[i][0], up[i][1], up[i][2], up[i][3], 7u + (unsigned)i);
-    static const int bl[][2] = {{224, 224}, {60, 45}, {1, 1}, {1, 37}, {37, 1}, {5, 3}, {13, 17}, {40, 300}, {3, 600}, {64, 33}};
+    static const int bl[][2] = {{224, 224}, {60, 45}, {1, 1}, {1, 37}, {37, 1}, {5, 3}, {13, 17}, {40, 300}, {3, 600}, {64, 33}, {9, 32}, {9, 47}};
     static const float sig[] = {0.5f, 1.0f, 2.5f, 4.0f, 8.0f};
-    for (size_t i = 0; i < sizeof bl / sizeof bl[0]; i++)
-        for (size_t s = 0; s < sizeof sig / sizeof sig[0]; s++) check_blur(bl[i][0], bl[i][1], sig[s], 100u + (unsigned)(i * 8 + s));
+    for (int portable = 0; portable <= 1; portable++) { /* the AVX-512 form where the CPU has it, then the 4-wide one */
+        rd_mapops_force_portable(portable);
+        for (size_t i = 0; i < sizeof bl / sizeof bl[0]; i++)
+            for (size_t s = 0; s < sizeof sig / sizeof sig[0]; s++)
+                check_blur(bl[i][0], bl[i][1], sig[s], 100u + (unsigned)(i * 8 + s));
+    }
+    rd_mapops_force_portable(0);
     {
         float m[12], c[12], tmp[12];
         rd_fill_uniform(m, 12, 3, 0.0f, 1.0f);
