@@ -3,7 +3,7 @@
  * usage: bench_search [-c C] [-q NQ] [-k KERNEL] THREADS ITERS NREF...
  * For each pool size NREF (default level-1 shapes: NQ 3136 queries of C 24
  * channels against 12544 rows = 4 shots and 50176 = 16 shots) and each search
- * kernel this CPU runs (or only -k avx512|avx2|sgemm), rd_pool_nearest is
+ * kernel this CPU runs (or only -k bf16|avx512|avx2|sgemm), rd_pool_nearest is
  * timed on a team of THREADS in ITERS rounds (after a warm-up), each round
  * right after an FMA-peak microbenchmark of the same THREADS doing as many
  * flops: per thread 24 independent FMA chains in registers at the widest
@@ -13,6 +13,13 @@
  * rounds of each round's pair (wall clock); and the median per CPU-second
  * (process CPU time, which other processes holding the cores do not inflate),
  * with the GFLOP/s per CPU-second of both.  bench/search.sh adds FAISS.
+ * Each kernel gets its own pool (built while it is forced: the panels follow
+ * the kernel), and its answers are compared with the fp32 fused kernel's
+ * (avx512-fused, else avx2-fused, else sgemm-tiles): the share of queries with
+ * the same nearest row, the mean and largest relative change of the residual
+ * norm √dist², and for bf16-fused the share of queries whose winner its error
+ * bound could not prove exact ("unsure").  (bf16 counts 2 flops per channel product too:
+ * its ratios to the fp32 peak may exceed 1.)
  * Data: uniform random in [0, 1) (the speed does not depend on it).
  * Not a test. */
 #define _POSIX_C_SOURCE 200809L /* pthread barriers */
@@ -174,7 +181,7 @@ int main(int argc, char **argv)
         else break;
     }
     if (argc - ai < 2 || c < 1 || nq < 1) {
-        fprintf(stderr, "usage: bench_search [-c C] [-q NQ] [-k avx512|avx2|sgemm] THREADS ITERS [NREF...]\n");
+        fprintf(stderr, "usage: bench_search [-c C] [-q NQ] [-k bf16|avx512|avx2|sgemm] THREADS ITERS [NREF...]\n");
         return 2;
     }
     const int threads = atoi(argv[ai]), iters = atoi(argv[ai + 1]);
@@ -196,15 +203,16 @@ int main(int argc, char **argv)
     }
     rd_blas_set_threads(threads); /* the sgemm path is threaded by OpenBLAS */
     const int width = widest();
-    static const rd_pool_kern kerns[] = {RD_POOL_KERN_AVX512, RD_POOL_KERN_AVX2, RD_POOL_KERN_SGEMM};
+    static const rd_pool_kern kerns[] = {RD_POOL_KERN_BF16, RD_POOL_KERN_AVX512, RD_POOL_KERN_AVX2,
+                                         RD_POOL_KERN_SGEMM};
     int rc = 0;
     float *q = malloc(nq * (size_t)c * sizeof(float));
-    int32_t *idx = malloc(nq * sizeof(int32_t));
-    float *d2 = malloc(nq * sizeof(float));
+    int32_t *idx = malloc(nq * sizeof(int32_t)), *iref = malloc(nq * sizeof(int32_t));
+    float *d2 = malloc(nq * sizeof(float)), *dref = malloc(nq * sizeof(float));
     double *t = malloc((size_t)iters * sizeof(double)), *rw = malloc((size_t)iters * sizeof(double)),
            *rc_ = malloc((size_t)iters * sizeof(double)), *scpu = malloc((size_t)iters * sizeof(double)),
            *pcpu = malloc((size_t)iters * sizeof(double));
-    if (!q || !idx || !d2 || !t || !rw || !rc_ || !scpu || !pcpu) return 1;
+    if (!q || !idx || !d2 || !iref || !dref || !t || !rw || !rc_ || !scpu || !pcpu) return 1;
     rd_fill_uniform(q, nq * (size_t)c, 1, 0.0f, 1.0f);
     for (int ni = 0; ni < nn; ni++) {
         const size_t nref = nrefs[ni];
@@ -212,12 +220,21 @@ int main(int argc, char **argv)
         if (!data) return 1;
         rd_fill_uniform(data, nref * (size_t)c, 2 + (unsigned)ni, 0.0f, 1.0f);
         const float *blocks[1] = {data};
-        rd_pool *p = rd_pool_new(blocks, &nref, 1, c, RD_POOL_L2, &err);
         rd_arena a;
-        if (!p || rd_arena_init(&a, rd_pool_scratch_bytes(c, nq), &err) != RD_OK) {
+        if (rd_arena_init(&a, rd_pool_scratch_bytes(c, nq), &err) != RD_OK) {
             fprintf(stderr, "bench_search: %s\n", err.msg);
             return 1;
         }
+        /* the fp32 reference answers */
+        if (!rd_pool_force_kernel(RD_POOL_KERN_AVX512) && !rd_pool_force_kernel(RD_POOL_KERN_AVX2))
+            rd_pool_force_kernel(RD_POOL_KERN_SGEMM);
+        const char *refname = rd_pool_kernel();
+        rd_pool *p = rd_pool_new(blocks, &nref, 1, c, RD_POOL_L2, &err);
+        if (!p || rd_pool_nearest(p, q, nq, iref, dref, team, &a, &err) != RD_OK) {
+            fprintf(stderr, "bench_search: %s\n", err.msg);
+            return 1;
+        }
+        rd_pool_free(p);
         for (size_t ki = 0; ki < sizeof kerns / sizeof kerns[0]; ki++) {
             const char *name = rd_pool_kernel_name(kerns[ki]);
             if (only && strncmp(name, only, strlen(only)) != 0) continue;
@@ -225,6 +242,12 @@ int main(int argc, char **argv)
                 printf("{\"kernel\":\"%s\",\"skipped\":\"this CPU does not run it\"}\n", name);
                 continue;
             }
+            if (!(p = rd_pool_new(blocks, &nref, 1, c, RD_POOL_L2, &err))) {
+                fprintf(stderr, "bench_search: %s\n", err.msg);
+                return 1;
+            }
+            uint64_t bq0, br0, bq1, br1;
+            rd_pool_bf16_counts(&bq0, &br0);
             /* ITERS rounds of (peak, search), the peak doing as many flops
              * as the search, so each pair sees about the same load. */
             const double flops = 2.0 * (double)nq * (double)nref * c;
@@ -246,6 +269,17 @@ int main(int argc, char **argv)
                 pcpu[it] = pf / pc / 1e9;
                 if (pf / pw > pbest) pbest = pf / pw;
             }
+            rd_pool_bf16_counts(&bq1, &br1);
+            /* agreement with the fp32 reference (answers of the last round) */
+            size_t same = 0;
+            double rsum = 0, rmax = 0;
+            for (size_t i = 0; i < nq; i++) {
+                same += idx[i] == iref[i];
+                double r0 = sqrt((double)dref[i]), r = fabs(sqrt((double)d2[i]) - r0) / (r0 > 0 ? r0 : 1);
+                rsum += r;
+                if (r > rmax) rmax = r;
+            }
+            rd_pool_free(p);
             qsort(t, (size_t)iters, sizeof *t, cmpd);
             qsort(rw, (size_t)iters, sizeof *rw, cmpd);
             qsort(rc_, (size_t)iters, sizeof *rc_, cmpd);
@@ -254,19 +288,23 @@ int main(int argc, char **argv)
             printf("{\"kernel\":\"%s\",\"threads\":%d,\"nq\":%zu,\"nref\":%zu,\"c\":%d,\"ms_best\":%.3f,"
                    "\"ms_median\":%.3f,\"gflops_best\":%.1f,\"peak_gflops_best\":%.1f,\"peak_width\":%d,"
                    "\"ratio_best\":%.3f,\"ratio_paired_median\":%.3f,\"ratio_cpu_median\":%.3f,"
-                   "\"gflops_per_cpu_s\":%.1f,\"peak_gflops_per_cpu_s\":%.1f}\n",
+                   "\"gflops_per_cpu_s\":%.1f,\"peak_gflops_per_cpu_s\":%.1f,\"ref\":\"%s\",\"nn_same\":%.6f,"
+                   "\"resid_rel_mean\":%.3g,\"resid_rel_max\":%.3g,\"unsure\":%.6f}\n",
                    name, threads, nq, nref, c, t[0] * 1e3, t[iters / 2] * 1e3, flops / t[0] / 1e9, pbest / 1e9, width,
-                   flops / t[0] / pbest, rw[iters / 2], rc_[iters / 2], scpu[iters / 2], pcpu[iters / 2]);
+                   flops / t[0] / pbest, rw[iters / 2], rc_[iters / 2], scpu[iters / 2], pcpu[iters / 2], refname,
+                   (double)same / (double)nq, rsum / (double)nq, rmax,
+                   bq1 > bq0 ? (double)(br1 - br0) / (double)(bq1 - bq0) : 0.0);
             fflush(stdout);
         }
         rd_pool_force_kernel(RD_POOL_KERN_AUTO);
         rd_arena_release(&a);
-        rd_pool_free(p);
         free(data);
     }
     free(q);
     free(idx);
     free(d2);
+    free(iref);
+    free(dref);
     free(t);
     free(rw);
     free(rc_);

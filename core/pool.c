@@ -4,9 +4,11 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -17,7 +19,12 @@
  * query panels; the 512-bit kernel's panel is 16 queries, the 256-bit one's 8. */
 #define QPANELS 3
 
+/* The bf16 kernel: query panels of 16 lanes, each lane's 32-bit word two bf16 channels. */
+#define TOPK RD_POOL_BF16_TOPK
+
 static rd_pool_kern forced; /* RD_POOL_KERN_AUTO: the best the CPU has */
+static int has_bf16;        /* AVX512_BF16 usable (set once, before main) */
+static atomic_uint_fast64_t bf16_queries, bf16_unsure;
 
 /* What the CPU can run: the fused kernels need the panels (built where either runs). */
 static int cpu_has(rd_pool_kern k)
@@ -26,13 +33,38 @@ static int cpu_has(rd_pool_kern k)
     /* (reads what libgcc's constructor found: cheap, and no cache to race on) */
     if (k == RD_POOL_KERN_AVX512) return __builtin_cpu_supports("avx512f") != 0;
     if (k == RD_POOL_KERN_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (k == RD_POOL_KERN_BF16) return has_bf16;
 #endif
     return k == RD_POOL_KERN_SGEMM || k == RD_POOL_KERN_AUTO;
+}
+
+static const char *const kern_names[RD_POOL_KERN_COUNT];
+
+/* Before main, single-threaded: AVX512_BF16 is CPUID leaf 7 subleaf 1 EAX
+ * bit 5, usable where AVX-512 is (libgcc's avx512f also checks that the OS
+ * saves the zmm/opmask state, XCR0); then RESAD_SEARCH_KERNEL (see pool.h). */
+__attribute__((constructor)) static void pool_detect(void)
+{
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __get_cpuid_count(7, 0, &a, &b, &c, &d) && a >= 1 &&
+        __get_cpuid_count(7, 1, &a, &b, &c, &d))
+        has_bf16 = (a >> 5) & 1;
+#endif
+    const char *env = getenv("RESAD_SEARCH_KERNEL");
+    if (env && *env)
+        for (int k = 0; k < RD_POOL_KERN_COUNT; k++)
+            if (!strncmp(kern_names[k], env, strlen(env))) {
+                rd_pool_force_kernel((rd_pool_kern)k);
+                break;
+            }
 }
 
 static rd_pool_kern active_kernel(void)
 {
     if (forced != RD_POOL_KERN_AUTO) return forced;
+    if (cpu_has(RD_POOL_KERN_BF16)) return RD_POOL_KERN_BF16;
     if (cpu_has(RD_POOL_KERN_AVX512)) return RD_POOL_KERN_AVX512;
     if (cpu_has(RD_POOL_KERN_AVX2)) return RD_POOL_KERN_AVX2;
     return RD_POOL_KERN_SGEMM;
@@ -43,6 +75,7 @@ static const char *const kern_names[RD_POOL_KERN_COUNT] = {
     [RD_POOL_KERN_SGEMM] = "sgemm-tiles",
     [RD_POOL_KERN_AVX2] = "avx2-fused",
     [RD_POOL_KERN_AVX512] = "avx512-fused",
+    [RD_POOL_KERN_BF16] = "bf16-fused",
 };
 _Static_assert(sizeof kern_names / sizeof kern_names[0] == RD_POOL_KERN_COUNT, "one name per kernel");
 
@@ -60,6 +93,86 @@ int rd_pool_force_kernel(rd_pool_kern k)
 }
 
 void rd_pool_force_sgemm(int on) { forced = on ? RD_POOL_KERN_SGEMM : RD_POOL_KERN_AUTO; }
+
+void rd_pool_bf16_counts(uint64_t *queries, uint64_t *unsure)
+{
+    *queries = atomic_load_explicit(&bf16_queries, memory_order_relaxed);
+    *unsure = atomic_load_explicit(&bf16_unsure, memory_order_relaxed);
+}
+
+size_t rd_pool_heap_bytes(const rd_pool *p)
+{
+    size_t b = sizeof *p + p->n * (size_t)p->c * sizeof(float) + p->n * sizeof(float);
+    const size_t padded = p->npanels * RD_POOL_PANEL;
+    if (p->keys != p->rows) b += p->n * (size_t)p->c * sizeof(float);
+    if (p->panels) b += padded * ((size_t)p->c + 1) * sizeof(float);
+    if (p->panels16) b += padded * ((size_t)(p->c + 1) / 2 + 1) * 4 + 2 * (size_t)p->c * sizeof(float);
+    return b;
+}
+
+/* fp32 → bf16, round to nearest even (as vcvtneps2bf16); NaN stays NaN. */
+static uint32_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+/* The bf16 kernel's panels: keys − μ (μ the mean key, so the dot products are
+ * of small centred vectors, the bf16 error relative to the distances small),
+ * bias of the centred keys, 16-row panels of [⌈c/2⌉][16] words (see pool.h). */
+static int build_panels16(rd_pool *p)
+{
+    const int c = p->c, c2 = (c + 1) / 2;
+    size_t np = (p->n + RD_POOL_PANEL - 1) / RD_POOL_PANEL, bytes;
+    double *mu = calloc((size_t)c, sizeof *mu), *d = calloc((size_t)c + 1, sizeof *d);
+    int rc = -1;
+    if (!mu || !d || !rd_mul_size(np * RD_POOL_PANEL, (size_t)c2 * 4, &bytes)) goto done;
+    if (posix_memalign((void **)&p->panels16, 64, bytes) != 0) {
+        p->panels16 = NULL;
+        goto done;
+    }
+    if (posix_memalign((void **)&p->panel16_bias, 64, np * RD_POOL_PANEL * sizeof(float)) != 0) {
+        p->panel16_bias = NULL;
+        goto done;
+    }
+    if (!(p->center = malloc(2 * (size_t)c * sizeof(float)))) goto done;
+    float *kabs = p->center + c; /* max |k − μ| per channel */
+    p->npanels = np;
+    for (size_t r = 0; r < p->n; r++)
+        for (int k = 0; k < c; k++) mu[k] += p->keys[r * (size_t)c + k];
+    for (int k = 0; k < c; k++) p->center[k] = (float)(mu[k] / (double)p->n), kabs[k] = 0.0f;
+    p->kmax = p->bmax = 0;
+    for (size_t b = 0; b < np; b++)
+        for (int j = 0; j < RD_POOL_PANEL; j++) {
+            const size_t r = b * RD_POOL_PANEL + (size_t)j;
+            uint32_t *dst = p->panels16 + b * (size_t)c2 * RD_POOL_PANEL + j;
+            double ss = 0, bias = 0;
+            for (int k = 0; k < c; k++) {
+                d[k] = r < p->n ? (double)p->keys[r * (size_t)c + k] - p->center[k] : 0.0;
+                ss += d[k] * d[k];
+                bias += p->center[k] * d[k];
+                if (r < p->n && fabs(d[k]) > kabs[k]) kabs[k] = (float)fabs(d[k]);
+            }
+            d[c] = 0.0;
+            for (int k = 0; k < c2; k++)
+                dst[(size_t)k * RD_POOL_PANEL] = to_bf16((float)d[2 * k]) | to_bf16((float)d[2 * k + 1]) << 16;
+            if (r >= p->n) {
+                p->panel16_bias[r] = -INFINITY;
+                continue;
+            }
+            if (p->metric == RD_POOL_L2) bias = -0.5 * ss;
+            p->panel16_bias[r] = (float)bias;
+            if (sqrt(ss) > p->kmax) p->kmax = sqrt(ss);
+            if (fabs(bias) > p->bmax) p->bmax = fabs(bias);
+        }
+    rc = 0;
+done:
+    free(mu);
+    free(d);
+    return rc;
+}
 
 /* Transposes keys into 16-row panels for the fused kernel. */
 static int build_panels(rd_pool *p)
@@ -132,7 +245,12 @@ rd_pool *rd_pool_new(const float *const *blocks, const size_t *rows, int nblocks
             p->bias[i] = (float)(-0.5 * ss);
         }
     }
-    if ((cpu_has(RD_POOL_KERN_AVX512) || cpu_has(RD_POOL_KERN_AVX2)) && build_panels(p) != 0) goto nomem;
+    /* the panels of the kernel selected now (see pool.h) */
+    if (active_kernel() == RD_POOL_KERN_BF16 && c >= RD_POOL_BF16_MIN_C) {
+        if (build_panels16(p) != 0) goto nomem;
+    } else if ((cpu_has(RD_POOL_KERN_AVX512) || cpu_has(RD_POOL_KERN_AVX2)) && build_panels(p) != 0) {
+        goto nomem;
+    }
     return p;
 overflow:
     rd_err_set(err, RD_ERR_LIMIT, "reference pool too large");
@@ -149,12 +267,16 @@ void rd_pool_free(rd_pool *p)
     if (p->keys != p->rows) free(p->keys);
     free(p->panels);
     free(p->panel_bias);
+    free(p->panels16);
+    free(p->panel16_bias);
+    free(p->center);
     free(p->rows);
     free(p->bias);
     free(p);
 }
 
 static size_t fused_scratch_bytes(size_t nq, int c);
+static size_t sgemm_scratch_bytes(int c);
 
 /* Row ranges [r[2i], r[2i+1]) of a pool a search visits (local search); the
  * whole pool is one range.  Range starts are multiples of RD_POOL_PANEL. */
@@ -165,9 +287,7 @@ typedef struct row_ranges {
 
 size_t rd_pool_scratch_bytes(int c, size_t nq)
 {
-    size_t a = rd_arena_need((size_t)QTILE * PTILE * sizeof(float)) +
-               rd_arena_need((size_t)QTILE * (size_t)c * sizeof(float)) +
-               rd_arena_need((size_t)QTILE * sizeof(float));
+    size_t a = sgemm_scratch_bytes(c);
     size_t b = fused_scratch_bytes(nq, c);
     return a > b ? a : b;
 }
@@ -183,6 +303,21 @@ static float sqdist(const float *a, const float *b, int c)
         s += d * d;
     }
     return s;
+}
+
+/* Exact score of pool row r for query key x in the bf16 kernel's centred terms
+ * (see bf16_task): off + (L2) −½‖x − k‖² or (cosine) x·k. */
+static double exact_score(const rd_pool *p, const float *x, int32_t r, double off)
+{
+    const int c = p->c;
+    const float *key = p->keys + (size_t)r * c;
+    double s = 0;
+    if (p->metric == RD_POOL_L2) {
+        for (int k = 0; k < c; k++) s += ((double)x[k] - key[k]) * ((double)x[k] - key[k]);
+        return off - 0.5 * s;
+    }
+    for (int k = 0; k < c; k++) s += (double)x[k] * key[k];
+    return off + s;
 }
 
 #if defined(__x86_64__)
@@ -324,6 +459,119 @@ __attribute__((target("avx2,fma"))) static void fused256(const rd_pool *p, const
     else if (np == 2) scan256(p, rr, qt, 2, bvs, bis);
     else scan256(p, rr, qt, 1, bvs, bis);
 }
+
+/* Inserts a block's 8 rows' scores (blk[j] the lanes' scores of row row + j)
+ * into the lanes' sorted TOPK slots (see scanbf16); the rare path. */
+__attribute__((noinline, target("avx512f"))) static void topk_insert(const float (*blk)[16], int row, float *bv,
+                                                                     int32_t *bi)
+{
+    __m512 v[TOPK];
+    __m512i x[TOPK];
+    for (int t = 0; t < TOPK; t++) {
+        v[t] = _mm512_load_ps(bv + t * 16);
+        x[t] = _mm512_load_si512((const void *)(bi + t * 16));
+    }
+    for (int j = 0; j < 8; j++) {
+        const __m512 a = _mm512_load_ps(blk[j]);
+        if (!_mm512_cmp_ps_mask(a, v[TOPK - 1], _CMP_GT_OQ)) continue; /* most rows of the block */
+        __mmask16 mt[TOPK];
+        for (int t = 0; t < TOPK; t++) mt[t] = _mm512_cmp_ps_mask(a, v[t], _CMP_GT_OQ);
+        /* mt[0] ⊆ mt[1] ⊆ …: slot t takes the row where it beats slot t but
+         * not t−1, slot t−1's old pair where it beats that */
+        for (int t = TOPK - 1; t >= 0; t--) {
+            v[t] = _mm512_mask_mov_ps(v[t], mt[t], a);
+            x[t] = _mm512_mask_set1_epi32(x[t], mt[t], row + j);
+            if (t > 0) {
+                v[t] = _mm512_mask_mov_ps(v[t], mt[t - 1], v[t - 1]);
+                x[t] = _mm512_mask_mov_epi32(x[t], mt[t - 1], x[t - 1]);
+            }
+        }
+    }
+    for (int t = 0; t < TOPK; t++) {
+        _mm512_store_ps(bv + t * 16, v[t]);
+        _mm512_store_si512((void *)(bi + t * 16), x[t]);
+    }
+}
+
+/* The bf16 kernel: scan512's loop on bf16 pairs.  A lane's 32-bit word holds
+ * two channels of its query, a broadcast word two of the row's, and one
+ * vdpbf16ps adds both products to the lane's fp32 accumulator: c/2
+ * instructions per (query panel, row) instead of c FMAs.  Each lane keeps its
+ * TOPK best (value, row) pairs, sorted, at bvs/bis + i·16·TOPK + t·16 (slot t
+ * of query panel i): a row enters below every kept value it beats (strict >,
+ * rows ascending, so ties keep the lower row), and a block whose max beats no
+ * lane's last slot (most blocks) costs one compare. */
+static inline __attribute__((always_inline, target("avx512f,avx512bf16"))) void scanbf16(const rd_pool *p,
+                                                                                          const row_ranges *rr,
+                                                                                          const uint32_t *qt,
+                                                                                          const int np, float *bvs,
+                                                                                          int32_t *bis)
+{
+    const int c2 = (p->c + 1) / 2;
+    const size_t ps = (size_t)c2 * 16; /* words per query panel and per pool panel */
+    for (int ri = 0; ri < rr->n; ri++) {
+        const size_t pa = rr->r[2 * ri] / RD_POOL_PANEL;
+        const size_t pe = (rr->r[2 * ri + 1] + RD_POOL_PANEL - 1) / RD_POOL_PANEL;
+        for (size_t b = pa; b < pe; b++)
+            for (int h = 0; h < 16; h += 8) {
+                const uint32_t *kp = p->panels16 + b * ps + h;
+                const float *kb = p->panel16_bias + b * 16 + h;
+                __m512 acc[QPANELS][8];
+                __m512i qv[QPANELS];
+#pragma GCC unroll 3
+                for (int i = 0; i < np; i++) qv[i] = _mm512_load_si512((const void *)(qt + i * ps));
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    const __m512i r = _mm512_set1_epi32((int)kp[j]);
+                    const __m512 bj = _mm512_set1_ps(kb[j]);
+#pragma GCC unroll 3
+                    for (int i = 0; i < np; i++) acc[i][j] = _mm512_dpbf16_ps(bj, (__m512bh)qv[i], (__m512bh)r);
+                }
+                for (int k = 1; k < c2; k++) {
+#pragma GCC unroll 3
+                    for (int i = 0; i < np; i++)
+                        qv[i] = _mm512_load_si512((const void *)(qt + i * ps + (size_t)k * 16));
+#pragma GCC unroll 8
+                    for (int j = 0; j < 8; j++) {
+                        const __m512i r = _mm512_set1_epi32((int)kp[(size_t)k * 16 + j]);
+#pragma GCC unroll 3
+                        for (int i = 0; i < np; i++)
+                            acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)qv[i], (__m512bh)r);
+                    }
+                }
+                /* Most blocks beat no lane's last slot: per query panel the block's max, one compare. */
+                __mmask16 hit[QPANELS];
+                int any = 0;
+#pragma GCC unroll 3
+                for (int i = 0; i < np; i++) {
+                    const __m512 m = _mm512_max_ps(_mm512_max_ps(_mm512_max_ps(acc[i][0], acc[i][1]),
+                                                                 _mm512_max_ps(acc[i][2], acc[i][3])),
+                                                   _mm512_max_ps(_mm512_max_ps(acc[i][4], acc[i][5]),
+                                                                 _mm512_max_ps(acc[i][6], acc[i][7])));
+                    hit[i] = _mm512_cmp_ps_mask(m, _mm512_load_ps(bvs + i * 16 * TOPK + (TOPK - 1) * 16), _CMP_GT_OQ);
+                    any |= hit[i] != 0;
+                }
+                if (any) {
+                    float blk[QPANELS][8][16] __attribute__((aligned(64)));
+#pragma GCC unroll 3
+                    for (int i = 0; i < np; i++)
+#pragma GCC unroll 8
+                        for (int j = 0; j < 8; j++) _mm512_store_ps(blk[i][j], acc[i][j]);
+                    for (int i = 0; i < np; i++)
+                        if (hit[i]) topk_insert(blk[i], (int)(b * 16) + h, bvs + i * 16 * TOPK, bis + i * 16 * TOPK);
+                }
+            }
+    }
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static void fusedbf16(const rd_pool *p, const row_ranges *rr,
+                                                                   const uint32_t *qt, int np, float *bvs,
+                                                                   int32_t *bis)
+{
+    if (np == 3) scanbf16(p, rr, qt, 3, bvs, bis);
+    else if (np == 2) scanbf16(p, rr, qt, 2, bvs, bis);
+    else scanbf16(p, rr, qt, 1, bvs, bis);
+}
 #endif
 
 /* Floats of one task's scratch (query panels, best values, best rows), a whole
@@ -334,6 +582,19 @@ static size_t task_floats(int c, int lanes)
     return (f + 15) / 16 * 16;
 }
 
+/* The bf16 kernel's: query panels of ⌈c/2⌉ words per lane, TOPK values and rows per lane. */
+static size_t task_floats16(int c)
+{
+    size_t f = (size_t)QPANELS * 16 * ((size_t)(c + 1) / 2 + 2 * TOPK);
+    return (f + 15) / 16 * 16;
+}
+
+static size_t sgemm_scratch_bytes(int c)
+{
+    return rd_arena_need((size_t)QTILE * PTILE * sizeof(float)) +
+           rd_arena_need((size_t)QTILE * (size_t)c * sizeof(float)) + rd_arena_need((size_t)QTILE * sizeof(float));
+}
+
 static size_t fused_scratch_bytes(size_t nq, int c)
 {
     size_t most = 0;
@@ -342,7 +603,11 @@ static size_t fused_scratch_bytes(size_t nq, int c)
         size_t b = rd_arena_need(tasks * task_floats(c, lanes) * sizeof(float));
         if (b > most) most = b;
     }
-    return most + rd_arena_need(nq * (size_t)c * sizeof(float)); /* normalized queries (cosine) */
+    const size_t qn = rd_arena_need(nq * (size_t)c * sizeof(float)); /* normalized queries (cosine) */
+    const size_t tasks16 = (nq + (size_t)QPANELS * 16 - 1) / ((size_t)QPANELS * 16);
+    const size_t b16 = qn + rd_arena_need(tasks16 * task_floats16(c) * sizeof(float));
+    most += qn;
+    return most > b16 ? most : b16;
 }
 
 typedef struct search_job {
@@ -355,7 +620,7 @@ typedef struct search_job {
     float *dist2;
     float *scratch; /* task t's at scratch + t·tf */
     size_t tf;
-    int lanes; /* 16: fused512, 8: fused256 */
+    int lanes;      /* 16: fused512, 8: fused256 (bf16: 16) */
 } search_job;
 
 static void search_task(void *ctx, int task)
@@ -385,17 +650,102 @@ static void search_task(void *ctx, int task)
     }
 }
 
+/* Converts and transposes queries q0..q0+n−1 (centred, see build_panels16)
+ * into a bf16 task's query panels and clears its slots; a partial last panel
+ * repeats the last query. */
+static void bf16_panels(const search_job *j, size_t q0, size_t n, uint32_t *qt, float *bvs, int32_t *bis)
+{
+    const int c = j->p->c, c2 = (c + 1) / 2, np = (int)((n + 15) / 16);
+    const float *mu = j->p->center;
+    for (size_t i = 0; i < (size_t)np * 16; i++) {
+        const float *src = j->qk + (q0 + (i < n ? i : n - 1)) * (size_t)c;
+        uint32_t *dst = qt + (i / 16) * 16 * (size_t)c2 + i % 16;
+        for (int k = 0; k < c2; k++) {
+            const uint32_t lo = to_bf16(src[2 * k] - mu[2 * k]);
+            const uint32_t hi = 2 * k + 1 < c ? to_bf16(src[2 * k + 1] - mu[2 * k + 1]) : 0;
+            dst[(size_t)k * 16] = lo | hi << 16;
+        }
+        for (int t = 0; t < TOPK; t++) {
+            bvs[(i / 16) * 16 * TOPK + (size_t)t * 16 + i % 16] = -INFINITY;
+            bis[(i / 16) * 16 * TOPK + (size_t)t * 16 + i % 16] = (int32_t)j->rr->r[0];
+        }
+    }
+}
+
+/* Query key x's offset of the exact centred score (see exact_score) and the
+ * bound E on |bf16 score − exact|: each product of two bf16-rounded factors is
+ * off by ≤ (2⁻⁷ + 2⁻¹⁵)·|q'ₖ k'ₖ| (Σ ≤ ‖q'‖·kmax and ≤ Σ|q'ₖ|·max|k'ₖ|), each
+ * fp32 addition by 2⁻²⁴ of a partial sum (≤ bmax + the same); flushed
+ * denormals by far less than the slack. */
+static void bf16_terms(const rd_pool *p, const float *x, double *off, double *e)
+{
+    const double u = 1.02 * (ldexp(1, -7) + ldexp(1, -15)), v = 1.02 * (p->c + 2) * ldexp(1, -24);
+    double qq = 0, qmu = 0, qa = 0;
+    for (int k = 0; k < p->c; k++) {
+        const double d = (double)x[k] - p->center[k];
+        qq += d * d;
+        qmu += (double)x[k] * p->center[k];
+        qa += fabs(d) * p->center[p->c + k]; /* Σ|q'ₖ|·max|k'ₖ| */
+    }
+    const double cs = sqrt(qq) * p->kmax, qk = (qa < cs ? qa : cs) * 1.0001; /* (kabs is rounded to fp32) */
+    /* L2: q'·k' − ½‖k'‖² = ½‖q'‖² − ½‖q − k‖²; cosine: q'·k' + μ·k' = q·k − q·μ */
+    *off = p->metric == RD_POOL_L2 ? 0.5 * qq : -qmu;
+    *e = u * qk + v * (p->bmax + qk) + 1e-30;
+}
+
+/* A bf16 task: scan, then re-score each query's TOPK rows exactly and keep the
+ * best (lower row on ties).  A row outside them has a bf16 score ≤ the last
+ * slot's s̃, so an exact score ≤ s̃ + E: where the exact best beats that, the
+ * winner is certainly the exact one; the others are counted (j->unsure; on real
+ * features mostly many rows within E of each other — near-duplicate
+ * positions — where any of them gives about the same residual). */
+static void bf16_task(void *ctx, int task)
+{
+    search_job *j = ctx;
+    const rd_pool *p = j->p;
+    const int c = p->c, c2 = (c + 1) / 2;
+    const size_t tq = (size_t)QPANELS * 16, q0 = (size_t)task * tq;
+    const size_t n = j->nq - q0 < tq ? j->nq - q0 : tq;
+    uint32_t *qt = (uint32_t *)(j->scratch + (size_t)task * j->tf);
+    float *bvs = (float *)(qt + (size_t)QPANELS * 16 * c2);
+    int32_t *bis = (int32_t *)(bvs + tq * TOPK);
+    uint64_t unsure = 0;
+    bf16_panels(j, q0, n, qt, bvs, bis);
+#if defined(__x86_64__)
+    fusedbf16(p, j->rr, qt, (int)((n + 15) / 16), bvs, bis);
+#endif
+    for (size_t i = 0; i < n; i++) {
+        const float *x = j->qk + (q0 + i) * (size_t)c;
+        const float *sv = bvs + (i / 16) * 16 * TOPK + i % 16;
+        const int32_t *si = bis + (i / 16) * 16 * TOPK + i % 16;
+        double off, e, best = -INFINITY;
+        int32_t bi = (int32_t)j->rr->r[0];
+        bf16_terms(p, x, &off, &e);
+        for (int t = 0; t < TOPK && sv[t * 16] > -INFINITY; t++) {
+            const int32_t r = si[t * 16];
+            const double s = exact_score(p, x, r, off);
+            if (s > best || (s == best && r < bi)) best = s, bi = r;
+        }
+        const double last = sv[(TOPK - 1) * 16];
+        unsure += last > -INFINITY && !(best > last + e);
+        j->idx[q0 + i] = bi;
+        j->dist2[q0 + i] = sqdist(j->q + (q0 + i) * (size_t)c, p->rows + (size_t)bi * c, c);
+    }
+    atomic_fetch_add_explicit(&bf16_unsure, unsure, memory_order_relaxed);
+}
+
 static rd_status nearest_ranges(const rd_pool *p, const row_ranges *rr, const float *q, size_t nq, int32_t *idx,
                                 float *dist2, rd_team *team, rd_arena *scratch, rd_err *err)
 {
-    const rd_pool_kern k = active_kernel();
-    if ((k == RD_POOL_KERN_AVX512 || k == RD_POOL_KERN_AVX2) && p->panels) {
-        const int lanes = k == RD_POOL_KERN_AVX512 ? 16 : 8;
+    rd_pool_kern k = active_kernel();
+    if (k == RD_POOL_KERN_BF16 && !p->panels16) k = RD_POOL_KERN_AVX512; /* a pool built for fp32 */
+    if ((k == RD_POOL_KERN_AVX512 || k == RD_POOL_KERN_AVX2 || k == RD_POOL_KERN_BF16) &&
+        (k == RD_POOL_KERN_BF16 ? p->panels16 != NULL : p->panels != NULL)) {
+        const int lanes = k == RD_POOL_KERN_AVX2 ? 8 : 16;
         const size_t tq = (size_t)QPANELS * lanes, ntasks = (nq + tq - 1) / tq;
         size_t mark = rd_arena_mark(scratch);
-        search_job j = {p, rr, q, q, nq, idx, dist2, NULL, task_floats(p->c, lanes), lanes};
-        j.scratch = rd_arena_floats(scratch, ntasks * j.tf);
-        if (!j.scratch) return rd_err_set(err, RD_ERR_INTERNAL, "pool search: scratch arena too small");
+        search_job j = {p, rr, q, q, nq, idx, dist2, NULL,
+                        k == RD_POOL_KERN_BF16 ? task_floats16(p->c) : task_floats(p->c, lanes), lanes};
         if (p->metric == RD_POOL_COSINE) {
             float *qn = rd_arena_floats(scratch, nq * (size_t)p->c);
             if (!qn) {
@@ -411,7 +761,13 @@ static rd_status nearest_ranges(const rd_pool *p, const row_ranges *rr, const fl
             }
             j.qk = qn;
         }
-        rd_team_run(team, search_task, &j, (int)ntasks);
+        j.scratch = rd_arena_floats(scratch, ntasks * j.tf);
+        if (!j.scratch) {
+            rd_arena_rewind(scratch, mark);
+            return rd_err_set(err, RD_ERR_INTERNAL, "pool search: scratch arena too small");
+        }
+        if (k == RD_POOL_KERN_BF16) atomic_fetch_add_explicit(&bf16_queries, nq, memory_order_relaxed);
+        rd_team_run(team, k == RD_POOL_KERN_BF16 ? bf16_task : search_task, &j, (int)ntasks);
         rd_arena_rewind(scratch, mark);
         return RD_OK;
     }
@@ -602,6 +958,7 @@ rd_pool_grid *rd_pool_grid_new(const float *const *maps, int nmaps, int h, int w
         for (; r < g->tile_row[t + 1]; r++) {
             g->pool->bias[r] = -INFINITY;
             if (g->pool->panel_bias) g->pool->panel_bias[r] = -INFINITY;
+            if (g->pool->panel16_bias) g->pool->panel16_bias[r] = -INFINITY;
         }
     }
     free(blocks);

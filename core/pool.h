@@ -17,6 +17,26 @@
  * pool.c); queries are split across the caller's rd_team.  Elsewhere OpenBLAS
  * tiles are used (and threaded by OpenBLAS).
  *
+ * Kernels, in the order AUTO prefers them (the first the CPU runs):
+ *   bf16-fused    AVX512_BF16 (vdpbf16ps, 2 channels per lane and instruction):
+ *                 coarse bf16 scores of mean-centred vectors keep each query's
+ *                 RD_POOL_BF16_TOPK best rows, which are re-scored exactly
+ *                 (double) and the best kept; the distance is always fp32 from
+ *                 the chosen row.  The winner is the exact nearest row whenever
+ *                 its margin over the next row exceeds twice the bf16 error
+ *                 bound, and otherwise one of ≥ TOPK rows that score within that
+ *                 bound of it (on real features: near-duplicate positions).
+ *   avx512-fused  512-bit fp32 FMA, 16 queries per register
+ *   avx2-fused    256-bit fp32 FMA, 8 queries per register
+ *   sgemm-tiles   OpenBLAS GEMM tiles + arg-max (any CPU; the reference path)
+ * The environment variable RESAD_SEARCH_KERNEL (a kernel name or its prefix:
+ * bf16, avx512, avx2, sgemm, auto), read once at start-up, forces one (for
+ * benchmarks and accuracy checks; ignored when the CPU cannot run it).
+ * A pool carries the panels of the kernel selected when it is built: bf16
+ * pairs for bf16-fused (half the bytes of fp32 panels; fp32 below
+ * RD_POOL_BF16_MIN_C channels), fp32 for the other fused kernels; a search whose kernel finds no panels of its kind uses
+ * sgemm-tiles (bf16-fused on fp32 panels: avx512-fused).
+ *
  * Ownership: rd_pool_new copies its inputs; the pool is immutable after
  * that and may be searched by many threads at once (scratch is the caller's). */
 #ifndef RD_POOL_H
@@ -46,6 +66,16 @@ typedef struct rd_pool {
     float *panels;
     float *panel_bias;
     size_t npanels;
+    /* bf16-fused layout (instead of panels, where that kernel is selected at build):
+     * keys − center rounded to bf16, panel b = [⌈c/2⌉][16] 32-bit words of two
+     * channels each (an odd c pads a zero channel), bias of the centred keys
+     * (−½‖k − μ‖² for L2, μ·(k − μ) for cosine; −inf pads), and the error
+     * bound's terms: the largest ‖k − μ‖ and |bias| (and, after μ in center, the
+     * largest |kₖ − μₖ| per channel). */
+    uint32_t *panels16;
+    float *panel16_bias;
+    float *center; /* 2c: μ, the mean key, then max over rows of |kₖ − μₖ| */
+    double kmax, bmax;
 } rd_pool;
 
 /* Concatenates nblocks blocks of rows[i]×c floats. */
@@ -62,12 +92,19 @@ size_t rd_pool_scratch_bytes(int c, size_t nq);
 rd_status rd_pool_nearest(const rd_pool *p, const float *q, size_t nq, int32_t *idx, float *dist2,
                           rd_team *team, rd_arena *scratch, rd_err *err) RD_WARN_UNUSED;
 
-/* The search kernels.  AUTO picks the best the CPU has (AVX512 > AVX2 > SGEMM). */
+/* Rows per query the bf16 kernel keeps for exact re-scoring, and the fewest
+ * channels it is used for (below, 8-bit mantissas tie too many rows, and the
+ * fp32 dot product is short anyway: such pools get fp32 panels). */
+#define RD_POOL_BF16_TOPK 2
+#define RD_POOL_BF16_MIN_C 8
+
+/* The search kernels.  AUTO picks the best the CPU has (BF16 > AVX512 > AVX2 > SGEMM). */
 typedef enum rd_pool_kern {
     RD_POOL_KERN_AUTO,
     RD_POOL_KERN_SGEMM,  /* "sgemm-tiles": OpenBLAS GEMM tiles + arg-max; also the reference path */
     RD_POOL_KERN_AVX2,   /* "avx2-fused": 256-bit FMA, 8 queries per register */
     RD_POOL_KERN_AVX512, /* "avx512-fused": 512-bit FMA, 16 queries per register */
+    RD_POOL_KERN_BF16,   /* "bf16-fused": AVX512_BF16 coarse scores + exact re-scoring */
     RD_POOL_KERN_COUNT
 } rd_pool_kern;
 
@@ -75,11 +112,18 @@ typedef enum rd_pool_kern {
 const char *rd_pool_kernel(void);
 const char *rd_pool_kernel_name(rd_pool_kern k);
 /* Forces a kernel (tests and benchmarks compare them): 1 if the CPU runs it,
- * else 0 and nothing changes.  A fused kernel needs panels, which pools built
- * on a CPU with AVX2 or AVX-512 have.  Not thread-safe. */
+ * else 0 and nothing changes.  A fused kernel needs its panels, which pools
+ * built while it (or, for the fp32 ones, any fp32 fused kernel) is selected
+ * have: force before building the pools.  Not thread-safe. */
 int rd_pool_force_kernel(rd_pool_kern k);
 /* = rd_pool_force_kernel(on ? RD_POOL_KERN_SGEMM : RD_POOL_KERN_AUTO). */
 void rd_pool_force_sgemm(int on);
+/* Queries the bf16 kernel has searched since start-up, and for how many of
+ * them the error bound could not prove the winner exact (a TOPK+1-th row
+ * might score higher; benchmarks report the share). */
+void rd_pool_bf16_counts(uint64_t *queries, uint64_t *unsure);
+/* Heap bytes of a pool (all its arrays, whichever panels it has). */
+size_t rd_pool_heap_bytes(const rd_pool *p);
 
 /* ---- local search over aligned reference maps (whole-frame inspection) ----
  *

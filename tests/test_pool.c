@@ -1,4 +1,5 @@
-/* test_pool.c — tiled nearest-neighbour search against brute force; residuals
+/* test_pool.c — tiled nearest-neighbour search against brute force (every
+ * kernel the CPU runs, the bf16 one also against its error bound); residuals
  * and scoring helpers against direct definitions. */
 #include <math.h>
 #include <stdlib.h>
@@ -47,7 +48,8 @@ static void check_search(int c, size_t n_per, int nblocks, size_t nq, rd_pool_me
          * distance/similarity; the distance itself must agree. */
         if (i1[i] != i2[i]) {
             mism++;
-            if (metric == RD_POOL_L2)
+            /* bf16-fused may pick a near-tie within its error bound (check_bf16 checks that bound) */
+            if (metric == RD_POOL_L2 && strcmp(rd_pool_kernel(), "bf16-fused"))
                 RD_CHECK(fabsf(d1[i] - d2[i]) <= 1e-4f * (1 + d2[i]), "q%zu: d %g vs naive %g", i, d1[i], d2[i]);
         }
         RD_CHECK(d1[i] >= 0 && i1[i] >= 0 && (size_t)i1[i] < p->n, "q%zu: bad result", i);
@@ -152,20 +154,21 @@ static void check_kernels_agree(int c, size_t n, size_t nq, rd_pool_metric metri
     rd_fill_uniform(q, nq * c, 22, -0.5f, 1.0f);
     for (size_t i = 0; i < n * c; i++) data[i] = data[i] < 0 ? 0 : data[i]; /* ReLU-like: zeros, near-ties */
     for (size_t i = 0; i < nq * c; i++) q[i] = q[i] < 0 ? 0 : q[i];
-    rd_pool *p = rd_pool_new(blocks, &n, 1, c, metric, &err);
-    RD_CHECK(p && rd_arena_init(&a, rd_pool_scratch_bytes(c, nq), &err) == RD_OK, "setup: %s", err.msg);
-    if (!p) goto out;
+    RD_CHECK(rd_arena_init(&a, rd_pool_scratch_bytes(c, nq), &err) == RD_OK, "setup: %s", err.msg);
     int ran = 1;
     for (int i = 0; i < 2 && ran; i++) {
-        ran = rd_pool_force_kernel(k[i]);
-        if (ran) RD_CHECK(rd_pool_nearest(p, q, nq, ix[i], d[i], team, &a, &err) == RD_OK, "%s", err.msg);
+        ran = rd_pool_force_kernel(k[i]); /* before the pool: its panels follow the kernel */
+        rd_pool *p = ran ? rd_pool_new(blocks, &n, 1, c, metric, &err) : NULL;
+        RD_CHECK(!ran || p, "pool: %s", err.msg);
+        if (p) RD_CHECK(rd_pool_nearest(p, q, nq, ix[i], d[i], team, &a, &err) == RD_OK, "%s", err.msg);
+        if (p) RD_CHECK(p->panels && !p->panels16, "%s: no fp32 panels", rd_pool_kernel());
+        rd_pool_free(p);
     }
     rd_pool_force_kernel(RD_POOL_KERN_AUTO);
     if (ran)
         RD_CHECK(!memcmp(ix[0], ix[1], nq * sizeof(int32_t)) && !memcmp(d[0], d[1], nq * sizeof(float)),
                  "c=%d n=%zu nq=%zu: avx512-fused and avx2-fused disagree", c, n, nq);
     rd_arena_release(&a);
-    rd_pool_free(p);
 out:
     free(data);
     free(q);
@@ -173,6 +176,85 @@ out:
         free(d[i]);
         free(ix[i]);
     }
+}
+
+/* bf16-fused against brute force in double: where the exact best beats the
+ * runner-up by more than twice the kernel's error bound E (pool.c's
+ * bf16_terms: products of bf16-rounded centred factors off by (2⁻⁷ + 2⁻¹⁵)
+ * of |q'ₖk'ₖ|, fp32 sums by (c + 2)·2⁻²⁴ of the partial sums, 2% slack) the
+ * index is the exact one; elsewhere the chosen row scores within 2E of the
+ * best; the distance is always the fp32 one of the chosen row.  Queries are
+ * jittered pool rows (clear winners) and uniform ones (near-ties). */
+static void check_bf16(int c, size_t n, size_t nq, rd_pool_metric metric, unsigned seed)
+{
+    rd_err err = {0};
+    rd_arena a;
+    float *data = malloc(n * c * sizeof(float)), *q = malloc(nq * c * sizeof(float)), *d = malloc(nq * sizeof(float));
+    int32_t *ix = malloc(nq * sizeof(int32_t));
+    const float *blocks[1] = {data};
+    rd_pool *p = NULL;
+    if (!data || !q || !d || !ix) goto out;
+    rd_fill_uniform(data, n * c, seed, -0.2f, 1.0f);
+    for (size_t i = 0; i < n * c; i++) data[i] = data[i] < 0 ? 0 : data[i];
+    rd_fill_uniform(q, nq * c, seed + 1, -0.02f, 0.02f);
+    for (size_t i = 0; i < nq; i++)
+        for (int k = 0; k < c; k++)
+            q[i * c + k] = i % 2 ? q[i * c + k] * 50 : data[(i * 7 % n) * c + k] + q[i * c + k];
+    if (!rd_pool_force_kernel(RD_POOL_KERN_BF16)) goto out;
+    p = rd_pool_new(blocks, &n, 1, c, metric, &err);
+    RD_CHECK(p && p->panels16 && !p->panels && rd_arena_init(&a, rd_pool_scratch_bytes(c, nq), &err) == RD_OK, "setup: %s",
+             err.msg);
+    if (!p) goto out;
+    RD_CHECK(rd_pool_nearest(p, q, nq, ix, d, team, &a, &err) == RD_OK, "%s", err.msg);
+    size_t clear = 0, wrong = 0, far = 0;
+    for (size_t i = 0; i < nq; i++) {
+        /* the query key as the kernel sees it (normalized in fp32 for cosine) */
+        float x[128];
+        double ss = 0;
+        for (int k = 0; k < c; k++) ss += (double)q[i * c + k] * q[i * c + k];
+        const float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+        for (int k = 0; k < c; k++) x[k] = metric == RD_POOL_COSINE ? q[i * c + k] * inv : q[i * c + k];
+        double best = -INFINITY, second = -INFINITY, got = 0, qq = 0, qa = 0;
+        size_t bi = 0;
+        for (size_t r = 0; r < n; r++) {
+            const float *key = p->keys + r * c;
+            double s = 0;
+            for (int k = 0; k < c; k++)
+                s += metric == RD_POOL_L2 ? -0.5 * ((double)x[k] - key[k]) * ((double)x[k] - key[k])
+                                          : (double)x[k] * key[k];
+            if (s > best) second = best, best = s, bi = r;
+            else if (s > second) second = s;
+            if (r == (size_t)ix[i]) got = s;
+        }
+        for (int k = 0; k < c; k++) {
+            const double dk = (double)x[k] - p->center[k];
+            qq += dk * dk;
+            qa += fabs(dk) * p->center[c + k];
+        }
+        const double qk = fmin(qa, sqrt(qq) * p->kmax) * 1.0001;
+        const double e = 1.02 * (ldexp(1, -7) + ldexp(1, -15)) * qk + 1.02 * (c + 2) * ldexp(1, -24) * (p->bmax + qk);
+        if (best - second > 2 * e) {
+            clear++;
+            wrong += (size_t)ix[i] != bi;
+        }
+        far += got < best - 2 * e - 1e-9 * fabs(best);
+        float dd = 0; /* pool.c's sqdist */
+        for (int k = 0; k < c; k++) dd += (q[i * c + k] - p->rows[(size_t)ix[i] * c + k]) * (q[i * c + k] - p->rows[(size_t)ix[i] * c + k]);
+        RD_CHECK(d[i] == dd, "c=%d q%zu: distance %g, not the fp32 one of its row %g", c, i, d[i], dd);
+    }
+    RD_CHECK(wrong == 0, "c=%d n=%zu metric=%d: %zu of %zu clear winners missed", c, n, (int)metric, wrong, clear);
+    RD_CHECK(far == 0, "c=%d n=%zu metric=%d: %zu winners outside 2E of the best", c, n, (int)metric, far);
+    RD_CHECK(clear >= nq / 3, "c=%d: only %zu of %zu queries have a clear winner: the check says little", c, clear,
+             nq);
+    rd_arena_release(&a);
+out:
+    if (!p) fprintf(stderr, "# bf16-fused: not on this CPU, check_bf16 skipped\n");
+    rd_pool_free(p);
+    rd_pool_force_kernel(RD_POOL_KERN_AUTO);
+    free(data);
+    free(q);
+    free(d);
+    free(ix);
 }
 
 static void search_suite(void)
@@ -205,7 +287,8 @@ int main(int argc, char **argv)
     RD_CHECK(team != NULL, "team: %s", err.msg);
     search_suite();
     /* every kernel this CPU runs, forced, serial and on the team */
-    static const rd_pool_kern kerns[] = {RD_POOL_KERN_AVX512, RD_POOL_KERN_AVX2, RD_POOL_KERN_SGEMM};
+    static const rd_pool_kern kerns[] = {RD_POOL_KERN_BF16, RD_POOL_KERN_AVX512, RD_POOL_KERN_AVX2,
+                                         RD_POOL_KERN_SGEMM};
     rd_team *teams[2] = {NULL, team};
     for (size_t k = 0; k < sizeof kerns / sizeof kerns[0]; k++) {
         if (!rd_pool_force_kernel(kerns[k])) {
@@ -224,6 +307,11 @@ int main(int argc, char **argv)
     check_kernels_agree(24, 3136, 500, RD_POOL_L2);
     check_kernels_agree(24, 1001, 333, RD_POOL_COSINE);
     check_kernels_agree(96, 300, 77, RD_POOL_L2);
+    check_bf16(24, 12544, 600, RD_POOL_L2, 31);  /* the level-1 shape (4 shots) */
+    check_bf16(24, 3001, 333, RD_POOL_COSINE, 32);
+    check_bf16(9, 500, 97, RD_POOL_L2, 33);      /* odd c: a padded channel */
+    check_bf16(96, 900, 100, RD_POOL_L2, 34);
+    check_bf16(125, 300, 49, RD_POOL_COSINE, 35);
     RD_CHECK(rd_pool_force_kernel(RD_POOL_KERN_COUNT) == 0, "an unknown kernel is refused");
     rd_team_free(team);
     team = NULL;
