@@ -6,9 +6,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
-#ifndef RD_TEAM_SPIN
-#define RD_TEAM_SPIN 20000 /* polls before sleeping: ~20-60 µs */
+#ifndef RD_TEAM_SPIN_NS
+#define RD_TEAM_SPIN_NS 20000 /* spin this long (20 µs) before sleeping */
 #endif
 
 struct rd_cores {
@@ -42,6 +43,44 @@ static inline void cpu_relax(void)
 #endif
 }
 
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Spins while *v == old (and not quit) for at most RD_TEAM_SPIN_NS; 1 = it changed.
+ * Time-bounded, not count-bounded: on a loaded machine a spinning thread takes
+ * the core from the very thread it waits for, so the spin must stay short. */
+static int spin_while_eq_ulong(atomic_ulong *v, unsigned long old, atomic_int *quit)
+{
+    long long end = 0;
+    for (int i = 0;; i++) {
+        if (atomic_load(v) != old || atomic_load(quit)) return 1;
+        if ((i & 63) == 0) {
+            long long t = now_ns();
+            if (!end) end = t + RD_TEAM_SPIN_NS;
+            else if (t > end) return 0;
+        }
+        cpu_relax();
+    }
+}
+
+static int spin_while_pending(atomic_int *pending)
+{
+    long long end = 0;
+    for (int i = 0;; i++) {
+        if (atomic_load(pending) <= 0) return 1;
+        if ((i & 63) == 0) {
+            long long t = now_ns();
+            if (!end) end = t + RD_TEAM_SPIN_NS;
+            else if (t > end) return 0;
+        }
+        cpu_relax();
+    }
+}
+
 static void work(rd_team *t)
 {
     int i;
@@ -53,9 +92,7 @@ static void *helper(void *arg)
     rd_team *t = arg;
     unsigned long seen = 0;
     for (;;) {
-        int spin = 0;
-        while (atomic_load(&t->gen) == seen && !atomic_load(&t->quit) && spin++ < RD_TEAM_SPIN) cpu_relax();
-        if (atomic_load(&t->gen) == seen && !atomic_load(&t->quit)) {
+        if (!spin_while_eq_ulong(&t->gen, seen, &t->quit)) {
             pthread_mutex_lock(&t->mu);
             t->sleepers++;
             while (atomic_load(&t->gen) == seen && !atomic_load(&t->quit)) pthread_cond_wait(&t->go, &t->mu);
@@ -152,8 +189,7 @@ void rd_team_run(rd_team *t, rd_team_fn fn, void *ctx, int ntasks)
     if (t->sleepers) pthread_cond_broadcast(&t->go);
     pthread_mutex_unlock(&t->mu);
     work(t);
-    for (int spin = 0; atomic_load(&t->pending) > 0 && spin < RD_TEAM_SPIN; spin++) cpu_relax();
-    if (atomic_load(&t->pending) > 0) {
+    if (!spin_while_pending(&t->pending)) {
         pthread_mutex_lock(&t->mu);
         t->waiting = 1;
         while (atomic_load(&t->pending) > 0) pthread_cond_wait(&t->done, &t->mu);

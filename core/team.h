@@ -7,11 +7,13 @@
  * counter, so uneven tasks balance themselves.  A team belongs to one worker
  * and is not shared.
  *
- * Rendezvous: a helper that finished a job spins briefly (RD_TEAM_SPIN
- * polls, tens of microseconds) for the next one before sleeping on a
- * condition variable, and the caller spins the same way for the helpers to
- * finish — a backbone pass is ~60 jobs a few hundred microseconds apart, and
- * a futex wake-up per job costs more than the spin on a virtual machine.
+ * Rendezvous: a helper that finished a job spins briefly (20 µs of clock
+ * time, RD_TEAM_SPIN_NS) for the next one before sleeping on a condition
+ * variable, and the caller spins the same way for the helpers to finish — a
+ * backbone pass is ~60 jobs a few hundred microseconds apart, and a futex
+ * wake-up per job costs more than the spin on a virtual machine.  The bound is
+ * time, not polls: on a loaded machine a spinning thread takes the core from
+ * the thread it waits for.
  *
  * Cores shared by several workers (rd_cores): each team of n may use its
  * helpers only while n cores are free, counting one core for every worker

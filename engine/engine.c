@@ -79,7 +79,7 @@ struct job {
     int n;
     int64_t del_id;    /* reference deletion */
     double decode_ms;  /* inspection: decoding the upload (on the request's thread) */
-    uint8_t *orig;     /* inspection: the uploaded JPEG kept as the image copy when it was decoded reduced */
+    uint8_t *orig;     /* inspection: the uploaded JPEG kept as the image copy (rd_heatmaps_keep_upload) */
     size_t orig_len;
     job *next;
 };
@@ -1583,7 +1583,7 @@ static void run_inspect(rd_engine *e, rd_worker *w, job *j)
     if (rd_heatmaps_encode(&res, &j->img, e->o->keep_images && !j->orig ? e->o->keep_image_quality : 0, &png[0],
                            &png[1], &j->err) != RD_OK)
         goto fail;
-    if (j->orig) { /* decoded reduced: the uploaded JPEG is the copy (no re-encode) */
+    if (j->orig) { /* the upload is the copy as it came (rd_heatmaps_keep_upload): no re-encode */
         png[1].data = j->orig;
         png[1].len = j->orig_len;
         j->orig = NULL;
@@ -1722,8 +1722,8 @@ rd_ecode rd_engine_inspect_opts(rd_engine *e, const char *cls, const rd_upload *
     double td = now_ms();
     if ((code = decode(e, u, geo, geo->alpha, &j->img, err)) != RD_E_OK) goto out;
     j->decode_ms = now_ms() - td;
-    if (j->img.scale_denom > 1 && e->o->keep_images && rd_image_sniff(u->data, u->len) == RD_IMG_JPEG &&
-        (j->orig = malloc(u->len))) { /* the overlay is drawn over the frame as sent (heatmaps.h) */
+    /* a JPEG decoded reduced or no bigger than a re-encode is the image copy as sent (heatmaps.h) */
+    if (e->o->keep_images && rd_heatmaps_keep_upload(u->data, u->len, &j->img) && (j->orig = malloc(u->len))) {
         memcpy(j->orig, u->data, u->len);
         j->orig_len = u->len;
     }
