@@ -1218,22 +1218,13 @@ void rd_refset_get_calib(const rd_refset *r, rd_calib *out)
     out->threshold = r->threshold;
 }
 
-/* Heap bytes of one pool (pool.h's layout: rows, keys when distinct, bias, panels). */
-static size_t pool_bytes(const rd_pool *p)
-{
-    size_t b = sizeof *p + p->n * (size_t)p->c * sizeof(float) + p->n * sizeof(float);
-    if (p->keys != p->rows) b += p->n * (size_t)p->c * sizeof(float);
-    if (p->panels) b += p->npanels * RD_POOL_PANEL * ((size_t)p->c + 1) * sizeof(float);
-    return b;
-}
-
 size_t rd_refset_bytes(const rd_refset *r)
 {
     size_t b = sizeof *r + (size_t)r->k * sizeof(float);
     for (int l = 0; l < r->nlevels; l++) {
         const rd_pool_grid *g = r->pool[l];
         if (!g) continue;
-        b += sizeof *g + pool_bytes(g->pool);
+        b += sizeof *g + rd_pool_heap_bytes(g->pool);
         if (g->tile_row) b += ((size_t)g->ntx * g->nty + 1) * sizeof(size_t);
     }
     return b;

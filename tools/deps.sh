@@ -6,6 +6,7 @@
 #   bash tools/deps.sh test        # the test command: build + run + test oracles
 #   bash tools/deps.sh package     # building and checking the Debian package
 #   bash tools/deps.sh dataset     # extra photographs for tools/dataset/build.py --more-known
+#   bash tools/deps.sh bench       # references the benchmarks compare with (FAISS)
 #   bash tools/deps.sh --list GROUP...   # print the packages, install nothing
 #
 # Nothing here is fetched from npm: the default backbone is committed
@@ -46,6 +47,7 @@ package lintian              checks the built .deb
 package fakeroot             dpkg-buildpackage without root
 dataset colobot-common-textures build.py --more-known: known classes (regolith, Mars ground, dirty plate; GPL-3+)
 dataset gimp-data              build.py --more-known: known classes from GIMP patterns (burlap, paper, earth; GPL-3+)
+bench python3-faiss            reference of the search benchmark: FAISS exact IndexFlatL2 (bench/search.sh)
 '
 
 list=0
@@ -54,10 +56,10 @@ list=0
 groups=" "
 for g in "$@"; do
   case $g in
-    build|run|package|dataset) groups="$groups$g " ;;
+    build|run|package|dataset|bench) groups="$groups$g " ;;
     test) groups="$groups""build run test " ;;
-    all) groups=" build run test package dataset " ;;
-    *) echo "usage: $0 [--list] build|run|test|package|dataset|all..." >&2; exit 2 ;;
+    all) groups=" build run test package dataset bench " ;;
+    *) echo "usage: $0 [--list] build|run|test|package|dataset|bench|all..." >&2; exit 2 ;;
   esac
 done
 
