@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "team.h"
+#include "v4.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -423,16 +424,6 @@ double rd_graph_macs(const rd_graph *g)
  * the compiler leaves a `x > 0 ? x : 0` loop scalar and branchy, which on
  * real activations (half negative) costs more than the GEMMs' packing. */
 
-typedef float rd_v4 __attribute__((vector_size(16)));
-typedef int rd_v4i __attribute__((vector_size(16)));
-
-static inline rd_v4 v_ld(const float *p)
-{
-    rd_v4 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void v_st(float *p, rd_v4 v) { memcpy(p, &v, sizeof v); }
 static inline rd_v4 v_relu(rd_v4 v)
 {
     const rd_v4 zero = {0};
@@ -528,9 +519,9 @@ static void apply_act(float *x, size_t n, rd_act act)
     }
 #endif
     if (act == RD_ACT_RELU) {
-        for (; i + 4 <= n; i += 4) v_st(x + i, v_relu(v_ld(x + i)));
+        for (; i + 4 <= n; i += 4) rd_v4_st(x + i, v_relu(rd_v4_ld(x + i)));
     } else if (act == RD_ACT_RELU6) {
-        for (; i + 4 <= n; i += 4) v_st(x + i, v_relu6(v_ld(x + i)));
+        for (; i + 4 <= n; i += 4) rd_v4_st(x + i, v_relu6(rd_v4_ld(x + i)));
     } else {
         return;
     }
@@ -541,7 +532,7 @@ static void apply_act(float *x, size_t n, rd_act act)
 static inline void v_fma_acc(float *o, const float *a, const float *b, int n)
 {
     int i = 0;
-    for (; i + 4 <= n; i += 4) v_st(o + i, v_ld(o + i) + v_ld(a + i) * v_ld(b + i));
+    for (; i + 4 <= n; i += 4) rd_v4_st(o + i, rd_v4_ld(o + i) + rd_v4_ld(a + i) * rd_v4_ld(b + i));
     for (; i < n; i++) o[i] += a[i] * b[i];
 }
 /* o[i] = max(o[i], a[i]) */
@@ -549,9 +540,9 @@ static inline void v_max_acc(float *o, const float *a, int n)
 {
     int i = 0;
     for (; i + 4 <= n; i += 4) {
-        rd_v4 x = v_ld(o + i), y = v_ld(a + i);
+        rd_v4 x = rd_v4_ld(o + i), y = rd_v4_ld(a + i);
         rd_v4i gt = y > x;
-        v_st(o + i, (rd_v4)(((rd_v4i)y & gt) | ((rd_v4i)x & ~gt)));
+        rd_v4_st(o + i, (rd_v4)(((rd_v4i)y & gt) | ((rd_v4i)x & ~gt)));
     }
     for (; i < n; i++) o[i] = a[i] > o[i] ? a[i] : o[i];
 }
@@ -559,7 +550,7 @@ static inline void v_max_acc(float *o, const float *a, int n)
 static inline void v_add_acc(float *o, const float *a, int n)
 {
     int i = 0;
-    for (; i + 4 <= n; i += 4) v_st(o + i, v_ld(o + i) + v_ld(a + i));
+    for (; i + 4 <= n; i += 4) rd_v4_st(o + i, rd_v4_ld(o + i) + rd_v4_ld(a + i));
     for (; i < n; i++) o[i] += a[i];
 }
 
@@ -705,11 +696,11 @@ static void add_forward(const rd_node *nd, const float *a, const float *b, float
     }
 #endif
     if (nd->act == RD_ACT_RELU)
-        for (; i + 4 <= n; i += 4) v_st(out + i, v_relu(v_ld(a + i) + v_ld(b + i)));
+        for (; i + 4 <= n; i += 4) rd_v4_st(out + i, v_relu(rd_v4_ld(a + i) + rd_v4_ld(b + i)));
     else if (nd->act == RD_ACT_RELU6)
-        for (; i + 4 <= n; i += 4) v_st(out + i, v_relu6(v_ld(a + i) + v_ld(b + i)));
+        for (; i + 4 <= n; i += 4) rd_v4_st(out + i, v_relu6(rd_v4_ld(a + i) + rd_v4_ld(b + i)));
     else
-        for (; i + 4 <= n; i += 4) v_st(out + i, v_ld(a + i) + v_ld(b + i));
+        for (; i + 4 <= n; i += 4) rd_v4_st(out + i, rd_v4_ld(a + i) + rd_v4_ld(b + i));
     for (; i < n; i++) out[i] = s_act(a[i] + b[i], nd->act);
 }
 

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "v4.h"
+
 #define HEAD_MAX 512
 
-typedef float v4 __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
 
 /* The PNG is written with libpng's full API, tuned for these maps (smooth:
  * neighbouring rows differ by 0 or ±1 grey level): the Up filter on every row
@@ -109,16 +109,14 @@ rd_status rd_heatblob_encode(const float *map, const rd_view *v, const rd_heat_p
     /* adding and taking away 1.5·2²³ rounds [0, 255] to the nearest integer,
      * ties to even (what lrintf does, without its call per value) */
     const float rnd = 12582912.0f;
-    const v4 vlo = {p->lo, p->lo, p->lo, p->lo}, vspan = {span, span, span, span}, zero = {0}, one = {1, 1, 1, 1};
-    const v4 v255 = {255, 255, 255, 255}, vrnd = {rnd, rnd, rnd, rnd};
+    const rd_v4 vlo = {p->lo, p->lo, p->lo, p->lo}, vspan = {span, span, span, span}, zero = {0}, one = {1, 1, 1, 1};
+    const rd_v4 v255 = {255, 255, 255, 255}, vrnd = {rnd, rnd, rnd, rnd};
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        v4 t;
-        memcpy(&t, map + i, sizeof t);
-        t = (t - vlo) / vspan;
-        t = (v4)((v4i)t & (t > zero)); /* negative and NaN → 0 */
-        t = (v4)(((v4i)t & (t < one)) | ((v4i)one & ~(t < one)));
-        v4i l = __builtin_convertvector((t * v255 + vrnd) - vrnd, v4i);
+        rd_v4 t = (rd_v4_ld(map + i) - vlo) / vspan;
+        t = (rd_v4)((rd_v4i)t & (t > zero)); /* negative and NaN → 0 */
+        t = (rd_v4)(((rd_v4i)t & (t < one)) | ((rd_v4i)one & ~(t < one)));
+        rd_v4i l = __builtin_convertvector((t * v255 + vrnd) - vrnd, rd_v4i);
         for (int j = 0; j < 4; j++) q[i + j] = (uint8_t)l[j];
     }
     for (; i < n; i++) {

@@ -8,20 +8,12 @@
  * scalar loops' bit for bit; tests/test_mapops.c keeps those loops as its
  * reference. */
 #include "mapops.h"
+#include "v4.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef float v4 __attribute__((vector_size(16)));
-
-static inline v4 ld4(const float *p)
-{
-    v4 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void st4(float *p, v4 v) { memcpy(p, &v, sizeof v); }
 
 /* Columns handled per pass: the per-column tables and row buffers live on the stack. */
 #define CHUNK 256
@@ -65,11 +57,11 @@ void rd_upsample_bilinear_ac(const float *src, int sh, int sw, float *dst, int d
                 have1 = y1;
             }
             float *o = dst + (size_t)y * dw + c0;
-            const v4 vw = {wy, wy, wy, wy};
+            const rd_v4 vw = {wy, wy, wy, wy};
             int j = 0;
             for (; j + 4 <= n; j += 4) {
-                v4 t = ld4(top + j);
-                st4(o + j, t + (ld4(bot + j) - t) * vw);
+                rd_v4 t = rd_v4_ld(top + j);
+                rd_v4_st(o + j, t + (rd_v4_ld(bot + j) - t) * vw);
             }
             for (; j < n; j++) o[j] = top[j] + (bot[j] - top[j]) * wy;
         }
@@ -90,66 +82,34 @@ static int reflect(int i, int n)
 
 #define MAX_RADIUS 256
 
-/* o[x] = Σ_t k[t]·in[x + t] for x < n, t = 0..taps−1, in tap order. */
-static void conv_row(const float *in, const float *k, int taps, float *o, int n)
-{
-    int x = 0;
-    for (; x + 16 <= n; x += 16) {
-        v4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        for (int t = 0; t < taps; t++) {
-            const v4 kv = {k[t], k[t], k[t], k[t]};
-            const float *p = in + x + t;
-            a0 += kv * ld4(p);
-            a1 += kv * ld4(p + 4);
-            a2 += kv * ld4(p + 8);
-            a3 += kv * ld4(p + 12);
-        }
-        st4(o + x, a0);
-        st4(o + x + 4, a1);
-        st4(o + x + 8, a2);
-        st4(o + x + 12, a3);
-    }
-    for (; x + 4 <= n; x += 4) {
-        v4 a = {0};
-        for (int t = 0; t < taps; t++) {
-            const v4 kv = {k[t], k[t], k[t], k[t]};
-            a += kv * ld4(in + x + t);
-        }
-        st4(o + x, a);
-    }
-    for (; x < n; x++) {
-        float a = 0;
-        for (int t = 0; t < taps; t++) a += k[t] * in[x + t];
-        o[x] = a;
-    }
-}
-
-/* o[x] = Σ_t k[t]·rows[t][x] for x < n, in tap order. */
+/* o[x] = Σ_t k[t]·rows[t][x] for x < n, in tap order.  The column pass gives
+ * it the reflected rows; the row pass gives it rows[t] = in + t, so output x
+ * reads in[x + t]. */
 static void conv_col(const float *const *rows, const float *k, int taps, float *o, int n)
 {
     int x = 0;
     for (; x + 16 <= n; x += 16) {
-        v4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        rd_v4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         for (int t = 0; t < taps; t++) {
-            const v4 kv = {k[t], k[t], k[t], k[t]};
+            const rd_v4 kv = {k[t], k[t], k[t], k[t]};
             const float *p = rows[t] + x;
-            a0 += kv * ld4(p);
-            a1 += kv * ld4(p + 4);
-            a2 += kv * ld4(p + 8);
-            a3 += kv * ld4(p + 12);
+            a0 += kv * rd_v4_ld(p);
+            a1 += kv * rd_v4_ld(p + 4);
+            a2 += kv * rd_v4_ld(p + 8);
+            a3 += kv * rd_v4_ld(p + 12);
         }
-        st4(o + x, a0);
-        st4(o + x + 4, a1);
-        st4(o + x + 8, a2);
-        st4(o + x + 12, a3);
+        rd_v4_st(o + x, a0);
+        rd_v4_st(o + x + 4, a1);
+        rd_v4_st(o + x + 8, a2);
+        rd_v4_st(o + x + 12, a3);
     }
     for (; x + 4 <= n; x += 4) {
-        v4 a = {0};
+        rd_v4 a = {0};
         for (int t = 0; t < taps; t++) {
-            const v4 kv = {k[t], k[t], k[t], k[t]};
-            a += kv * ld4(rows[t] + x);
+            const rd_v4 kv = {k[t], k[t], k[t], k[t]};
+            a += kv * rd_v4_ld(rows[t] + x);
         }
-        st4(o + x, a);
+        rd_v4_st(o + x, a);
     }
     for (; x < n; x++) {
         float a = 0;
@@ -159,33 +119,12 @@ static void conv_col(const float *const *rows, const float *k, int taps, float *
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* AVX-512 forms of the two passes, chosen at run time: 32 outputs per step in
+/* AVX-512 form of the pass, chosen at run time: 32 outputs per step in
  * two 16-wide accumulators, the same products and sums in the same order (C11
  * mode does not contract them into fused multiply-adds), so the results are
  * the portable form's bit for bit; the last n % 32 outputs go to it. */
 #define RD_MAPOPS_X86 1
 typedef float v16 __attribute__((vector_size(64)));
-
-__attribute__((target("avx512f"))) static void conv_row512(const float *in, const float *k, int taps, float *o,
-                                                           int n)
-{
-    int x = 0;
-    for (; x + 32 <= n; x += 32) {
-        v16 a0 = {0}, a1 = {0};
-        for (int t = 0; t < taps; t++) {
-            const v16 kv = {k[t], k[t], k[t], k[t], k[t], k[t], k[t], k[t],
-                            k[t], k[t], k[t], k[t], k[t], k[t], k[t], k[t]};
-            v16 p0, p1;
-            memcpy(&p0, in + x + t, sizeof p0);
-            memcpy(&p1, in + x + t + 16, sizeof p1);
-            a0 += kv * p0;
-            a1 += kv * p1;
-        }
-        memcpy(o + x, &a0, sizeof a0);
-        memcpy(o + x + 16, &a1, sizeof a1);
-    }
-    if (x < n) conv_row(in + x, k, taps, o + x, n - x);
-}
 
 __attribute__((target("avx512f"))) static void conv_col512(const float *const *rows, const float *k, int taps,
                                                            float *o, int n)
@@ -227,13 +166,9 @@ void rd_gauss_blur(float *map, int h, int w, float sigma, float *tmp)
     if (sigma <= 0 || r < 1) return;
     if (r > MAX_RADIUS) r = MAX_RADIUS;
     const int taps = 2 * r + 1;
-    void (*row_pass)(const float *, const float *, int, float *, int) = conv_row;
-    void (*col_pass)(const float *const *, const float *, int, float *, int) = conv_col;
+    void (*pass)(const float *const *, const float *, int, float *, int) = conv_col;
 #ifdef RD_MAPOPS_X86
-    if (!portable && __builtin_cpu_supports("avx512f")) {
-        row_pass = conv_row512;
-        col_pass = conv_col512;
-    }
+    if (!portable && __builtin_cpu_supports("avx512f")) pass = conv_col512;
 #endif
     for (int i = -r; i <= r; i++) {
         double v = exp(-0.5 * (double)i * i / ((double)sigma * sigma));
@@ -248,17 +183,18 @@ void rd_gauss_blur(float *map, int h, int w, float sigma, float *tmp)
         for (int c0 = 0; c0 < w; c0 += CHUNK) {
             const int n = w - c0 < CHUNK ? w - c0 : CHUNK;
             const int lo = c0 - r, hi = c0 + n + r; /* source columns [lo, hi) */
-            if (lo >= 0 && hi <= w) {
-                row_pass(row + lo, k, taps, o + c0, n);
-                continue;
-            }
-            for (int j = lo; j < hi; j++) pad[j - lo] = row[j >= 0 && j < w ? j : reflect(j, w)];
-            row_pass(pad, k, taps, o + c0, n);
+            const float *in = pad;
+            if (lo >= 0 && hi <= w)
+                in = row + lo;
+            else
+                for (int j = lo; j < hi; j++) pad[j - lo] = row[j >= 0 && j < w ? j : reflect(j, w)];
+            for (int t = 0; t < taps; t++) rows[t] = in + t;
+            pass(rows, k, taps, o + c0, n);
         }
     }
     /* columns: tmp → map, a row at a time for cache-friendly access */
     for (int y = 0; y < h; y++) {
         for (int i = -r; i <= r; i++) rows[i + r] = tmp + (size_t)reflect(y + i, h) * w;
-        col_pass(rows, k, taps, map + (size_t)y * w, w);
+        pass(rows, k, taps, map + (size_t)y * w, w);
     }
 }

@@ -6,19 +6,11 @@
 #include <string.h>
 
 #include "mapops.h"
+#include "v4.h"
 
 /* The element-wise passes over the working grid use GCC/Clang vector
  * extensions (at -O2 GCC leaves them scalar); each element gets the scalar
  * form's operations in the same order, so the results are unchanged. */
-typedef float v4 __attribute__((vector_size(16)));
-
-static inline v4 ld4(const float *p)
-{
-    v4 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void st4(float *p, v4 v) { memcpy(p, &v, sizeof v); }
 
 void rd_residuals(const float *x, const float *pool_rows, const int *nn, size_t n, int c,
                   rd_resid mode, float *r)
@@ -55,10 +47,10 @@ void rd_score_accumulate_hw(const float *level, int h, int w, float mu, float si
 {
     const float inv = sigma > 0 ? 1.0f / sigma : 1.0f;
     const size_t n = (size_t)H * W;
-    const v4 vw = {weight, weight, weight, weight}, vmu = {mu, mu, mu, mu}, vinv = {inv, inv, inv, inv};
+    const rd_v4 vw = {weight, weight, weight, weight}, vmu = {mu, mu, mu, mu}, vinv = {inv, inv, inv, inv};
     size_t i = 0;
     rd_upsample_bilinear_ac(level, h, w, tmp, H, W);
-    for (; i + 4 <= n; i += 4) st4(acc + i, ld4(acc + i) + vw * (ld4(tmp + i) - vmu) * vinv);
+    for (; i + 4 <= n; i += 4) rd_v4_st(acc + i, rd_v4_ld(acc + i) + vw * (rd_v4_ld(tmp + i) - vmu) * vinv);
     for (; i < n; i++) acc[i] += weight * (tmp[i] - mu) * inv;
 }
 
@@ -188,10 +180,10 @@ void rd_score_accumulate_pos_hw(const float *level, const float *pmu, const floa
     const size_t n = (size_t)h * w, N = (size_t)H * W;
     float *z = tmp, *up = tmp + n;
     for (size_t i = 0; i < n; i++) z[i] = (level[i] - pmu[i]) / psd[i];
-    const v4 vw = {weight, weight, weight, weight};
+    const rd_v4 vw = {weight, weight, weight, weight};
     size_t i = 0;
     rd_upsample_bilinear_ac(z, h, w, up, H, W);
-    for (; i + 4 <= N; i += 4) st4(acc + i, ld4(acc + i) + vw * ld4(up + i));
+    for (; i + 4 <= N; i += 4) rd_v4_st(acc + i, rd_v4_ld(acc + i) + vw * rd_v4_ld(up + i));
     for (; i < N; i++) acc[i] += weight * up[i];
 }
 
