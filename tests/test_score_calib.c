@@ -22,30 +22,6 @@
 #include "score.h"
 #include "testutil.h"
 
-static int reflect_naive(int i, int n)
-{
-    while (i < 0 || i >= n) i = i < 0 ? -i - 1 : 2 * n - i - 1;
-    return i;
-}
-
-/* direct 2-D convolution with the outer product of the 1-D taps */
-static void blur_naive(const float *in, int h, int w, double sigma, double *out)
-{
-    int r = (int)floor(4.0 * sigma + 0.5);
-    double *k = malloc((size_t)(2 * r + 1) * sizeof *k), s = 0;
-    for (int i = -r; i <= r; i++) s += k[i + r] = exp(-0.5 * i * i / (sigma * sigma));
-    for (int i = 0; i <= 2 * r; i++) k[i] /= s;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            double a = 0;
-            for (int dy = -r; dy <= r; dy++)
-                for (int dx = -r; dx <= r; dx++)
-                    a += k[dy + r] * k[dx + r] * in[(size_t)reflect_naive(y + dy, h) * w + reflect_naive(x + dx, w)];
-            out[(size_t)y * w + x] = a;
-        }
-    free(k);
-}
-
 static void posstats_naive(const float *loo, int k, int h, int w, double mu, double sigma, double alpha,
                            double smooth, double *pmu, double *psd)
 {
@@ -58,8 +34,8 @@ static void posstats_naive(const float *loo, int k, int h, int w, double mu, dou
         m[p] = (float)(a / k), q[p] = (float)(b / k);
     }
     if (smooth > 0) {
-        blur_naive(m, h, w, smooth, mb);
-        blur_naive(q, h, w, smooth, qb);
+        rd_test_blur_naive(m, h, w, smooth, mb);
+        rd_test_blur_naive(q, h, w, smooth, qb);
     } else {
         for (size_t p = 0; p < n; p++) mb[p] = m[p], qb[p] = q[p];
     }

@@ -72,3 +72,26 @@ const char *rd_test_tmpdir(const char *tag)
     snprintf(path, sizeof path, "%s/rd-%s-XXXXXX", base && *base ? base : "/tmp", tag);
     return mkdtemp(path);
 }
+
+int rd_test_reflect(int i, int n)
+{
+    while (i < 0 || i >= n) i = i < 0 ? -i - 1 : 2 * n - i - 1;
+    return i;
+}
+
+void rd_test_blur_naive(const float *in, int h, int w, double sigma, double *out)
+{
+    int r = (int)floor(4.0 * sigma + 0.5);
+    double *k = malloc((size_t)(2 * r + 1) * sizeof *k), s = 0;
+    for (int i = -r; i <= r; i++) s += k[i + r] = exp(-0.5 * i * i / (sigma * sigma));
+    for (int i = 0; i <= 2 * r; i++) k[i] /= s;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double a = 0;
+            for (int dy = -r; dy <= r; dy++)
+                for (int dx = -r; dx <= r; dx++)
+                    a += k[dy + r] * k[dx + r] * in[(size_t)rd_test_reflect(y + dy, h) * w + rd_test_reflect(x + dx, w)];
+            out[(size_t)y * w + x] = a;
+        }
+    free(k);
+}

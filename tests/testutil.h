@@ -32,6 +32,13 @@ double rd_max_abs_diff(const float *a, const float *b, size_t n);
 /* Deterministic uniform floats in [lo, hi) (xorshift, seeded). */
 void rd_fill_uniform(float *x, size_t n, unsigned seed, float lo, float hi);
 
+/* scipy's "reflect" index (half-sample symmetric) for any i, the naive way. */
+int rd_test_reflect(int i, int n);
+/* Gaussian blur of in (h×w) as a direct 2-D convolution in double with the
+ * outer product of the normalised 1-D taps (radius floor(4σ + 0.5)), reflect
+ * borders: the reference for the separable blurs. */
+void rd_test_blur_naive(const float *in, int h, int w, double sigma, double *out);
+
 /* Reads a whole file (malloc'ed, caller frees); NULL on error. */
 unsigned char *rd_read_file(const char *path, size_t *len);
 
