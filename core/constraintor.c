@@ -70,27 +70,34 @@ rd_cstr *rd_cstr_new(int c, int k, uint64_t seed, rd_err *err)
     return m;
 }
 
-/* Rows of n maps h×w×c unrolled to (n·h·w) × (k·k·c), zero padding k/2. */
-static void im2col(const float *x, int n, int h, int w, int c, int k, float *col)
+/* Map rows [y0, y1) of one h×w×c map unrolled to ((y1−y0)·w) × (k·k·c) rows
+ * of col, zero padding k/2. */
+static void im2col_rows(const float *x, int h, int w, int c, int k, int y0, int y1, float *col)
 {
     const int pad = k / 2;
     const size_t kc = (size_t)k * k * c;
-    for (int im = 0; im < n; im++)
-        for (int y = 0; y < h; y++)
-            for (int xx = 0; xx < w; xx++) {
-                float *row = col + (((size_t)im * h + y) * w + xx) * kc;
-                for (int ky = 0; ky < k; ky++) {
-                    int sy = y + ky - pad;
-                    for (int kx = 0; kx < k; kx++) {
-                        int sx = xx + kx - pad;
-                        float *dst = row + ((size_t)ky * k + kx) * c;
-                        if (sy < 0 || sy >= h || sx < 0 || sx >= w)
-                            memset(dst, 0, c * sizeof(float));
-                        else
-                            memcpy(dst, x + (((size_t)im * h + sy) * w + sx) * c, c * sizeof(float));
-                    }
+    float *row = col;
+    for (int y = y0; y < y1; y++)
+        for (int xx = 0; xx < w; xx++, row += kc)
+            for (int ky = 0; ky < k; ky++) {
+                int sy = y + ky - pad;
+                for (int kx = 0; kx < k; kx++) {
+                    int sx = xx + kx - pad;
+                    float *dst = row + ((size_t)ky * k + kx) * c;
+                    if (sy < 0 || sy >= h || sx < 0 || sx >= w)
+                        memset(dst, 0, c * sizeof(float));
+                    else
+                        memcpy(dst, x + ((size_t)sy * w + sx) * c, c * sizeof(float));
                 }
             }
+}
+
+/* Rows of n maps h×w×c unrolled to (n·h·w) × (k·k·c), zero padding k/2. */
+static void im2col(const float *x, int n, int h, int w, int c, int k, float *col)
+{
+    const size_t per = (size_t)h * w;
+    for (int im = 0; im < n; im++)
+        im2col_rows(x + (size_t)im * per * c, h, w, c, k, 0, h, col + (size_t)im * per * k * k * c);
 }
 
 /* Adjoint of im2col: dx += scatter(dcol). */
@@ -168,23 +175,9 @@ static void cstr_rows(const rd_cstr_plan *p, const float *x, int h, int w, int y
 {
     const size_t kc = (size_t)p->k * p->k * p->c, r0 = (size_t)y0 * w, nr = (size_t)(y1 - y0) * w;
     const float *col = x + r0 * p->c;
-    const int pad = p->k / 2;
     if (nr == 0) return;
     if (p->k > 1) {
-        float *row = cb + r0 * kc;
-        for (int y = y0; y < y1; y++)
-            for (int xx = 0; xx < w; xx++, row += kc)
-                for (int ky = 0; ky < p->k; ky++) {
-                    int sy = y + ky - pad;
-                    for (int kx = 0; kx < p->k; kx++) {
-                        int sx = xx + kx - pad;
-                        float *dst = row + ((size_t)ky * p->k + kx) * p->c;
-                        if (sy < 0 || sy >= h || sx < 0 || sx >= w)
-                            memset(dst, 0, p->c * sizeof(float));
-                        else
-                            memcpy(dst, x + ((size_t)sy * w + sx) * p->c, p->c * sizeof(float));
-                    }
-                }
+        im2col_rows(x, h, w, p->c, p->k, y0, y1, cb + r0 * kc);
         col = cb + r0 * kc;
     }
     float *o = out + r0 * p->c;

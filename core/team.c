@@ -50,35 +50,30 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Spins while *v == old (and not quit) for at most RD_TEAM_SPIN_NS; 1 = it changed.
+/* Spins until ready(t, arg) for at most RD_TEAM_SPIN_NS; 1 = it became ready.
  * Time-bounded, not count-bounded: on a loaded machine a spinning thread takes
  * the core from the very thread it waits for, so the spin must stay short. */
-static int spin_while_eq_ulong(atomic_ulong *v, unsigned long old, atomic_int *quit)
+static int spin_until(int (*ready)(rd_team *, unsigned long), rd_team *t, unsigned long arg)
 {
     long long end = 0;
     for (int i = 0;; i++) {
-        if (atomic_load(v) != old || atomic_load(quit)) return 1;
+        if (ready(t, arg)) return 1;
         if ((i & 63) == 0) {
-            long long t = now_ns();
-            if (!end) end = t + RD_TEAM_SPIN_NS;
-            else if (t > end) return 0;
+            long long now = now_ns();
+            if (!end) end = now + RD_TEAM_SPIN_NS;
+            else if (now > end) return 0;
         }
         cpu_relax();
     }
 }
 
-static int spin_while_pending(atomic_int *pending)
+/* a helper's wait: a job after generation `seen`, or quit */
+static int new_job(rd_team *t, unsigned long seen) { return atomic_load(&t->gen) != seen || atomic_load(&t->quit); }
+/* the caller's wait: every helper done with the job */
+static int all_done(rd_team *t, unsigned long unused)
 {
-    long long end = 0;
-    for (int i = 0;; i++) {
-        if (atomic_load(pending) <= 0) return 1;
-        if ((i & 63) == 0) {
-            long long t = now_ns();
-            if (!end) end = t + RD_TEAM_SPIN_NS;
-            else if (t > end) return 0;
-        }
-        cpu_relax();
-    }
+    (void)unused;
+    return atomic_load(&t->pending) <= 0;
 }
 
 static void work(rd_team *t)
@@ -92,7 +87,7 @@ static void *helper(void *arg)
     rd_team *t = arg;
     unsigned long seen = 0;
     for (;;) {
-        if (!spin_while_eq_ulong(&t->gen, seen, &t->quit)) {
+        if (!spin_until(new_job, t, seen)) {
             pthread_mutex_lock(&t->mu);
             t->sleepers++;
             while (atomic_load(&t->gen) == seen && !atomic_load(&t->quit)) pthread_cond_wait(&t->go, &t->mu);
@@ -189,7 +184,7 @@ void rd_team_run(rd_team *t, rd_team_fn fn, void *ctx, int ntasks)
     if (t->sleepers) pthread_cond_broadcast(&t->go);
     pthread_mutex_unlock(&t->mu);
     work(t);
-    if (!spin_while_pending(&t->pending)) {
+    if (!spin_until(all_done, t, 0)) {
         pthread_mutex_lock(&t->mu);
         t->waiting = 1;
         while (atomic_load(&t->pending) > 0) pthread_cond_wait(&t->done, &t->mu);
