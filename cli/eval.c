@@ -67,7 +67,7 @@ static void eval_usage(FILE *f)
           "                  [--scorer resad|residual-norm|knn|all] [--model FILE|none]\n"
           "                  [--backbone FILE] [--json OUT] [--max-test N] [--size S]\n"
           "                  [--topk F] [--threads N] [--dump DIR] [--pixel-max N]\n"
-          "                  [--calib global|position[:A]|neighbour[:A]] [--calib-smooth C]\n"
+          "                  [--calib global|position[:A]|neighbour[:A]|edge[:A]] [--calib-smooth C]\n"
           "                  [--calib-variants V1,V2,...]\n"
           "\n"
           "Few-shot evaluation: for each class and seed, k references are drawn from\n"
@@ -89,9 +89,11 @@ static void eval_usage(FILE *f)
           "whole-frame maps (DIR/CLASS.SCORER.kK.sSEED.{json,maps.f32,gt.u8}).\n"
           "--calib: how level maps are calibrated against the references (core/score.h):\n"
           "global (default), position (per-position statistics of the references'\n"
-          "leave-one-out maps, blurred by --calib-smooth C level cells, default 1) or\n"
+          "leave-one-out maps, blurred by --calib-smooth C level cells, default 1),\n"
           "neighbour (each position discounted by the leave-one-out score of the\n"
-          "reference feature it matched); A in [0, 1] weighs it against global (default 1).\n"
+          "reference feature it matched) or edge (statistics per ring of distance to the\n"
+          "frame's edge, the outer quarter of each level; inner rings pooled);\n"
+          "A in [0, 1] weighs it against global (default 1).\n"
           "--calib-variants: up to 3 more runs of the learned scorer with those\n"
           "calibrations, on the same features and reference draws (scorer \"resad+MODE:A\").\n"
           "After each table: image AUROC of defects whose mask centroid is within 24 px of\n"
@@ -567,7 +569,7 @@ int rd_cli_eval(int argc, char **argv)
             }
         } else if (!strcmp(a, "--calib")) {
             if (rd_score_calib_parse(v, &o.mo.calib, &o.mo.calib_alpha)) {
-                fprintf(stderr, "resad eval: --calib is global, position[:ALPHA] or neighbour[:ALPHA], ALPHA in [0, 1]\n");
+                fprintf(stderr, "resad eval: --calib is global, position[:ALPHA], neighbour[:ALPHA] or edge[:ALPHA], ALPHA in [0, 1]\n");
                 return 2;
             }
         } else if (!strcmp(a, "--calib-variants")) {
@@ -578,7 +580,7 @@ int rd_cli_eval(int argc, char **argv)
                 if (o.nvariants == RD_EVAL_MAX_VARIANTS ||
                     rd_score_calib_parse(t, &o.vcalib[o.nvariants + 1], &o.valpha[o.nvariants + 1])) {
                     fprintf(stderr, "resad eval: --calib-variants takes up to %d of global, position[:ALPHA], "
-                                    "neighbour[:ALPHA]\n", RD_EVAL_MAX_VARIANTS);
+                                    "neighbour[:ALPHA], edge[:ALPHA]\n", RD_EVAL_MAX_VARIANTS);
                     return 2;
                 }
                 o.nvariants++;

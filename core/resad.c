@@ -248,7 +248,7 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
         rd_err_set(err, RD_ERR_ARG, "image size %d out of range (32..1024)", o->size);
         return NULL;
     }
-    if (o->topk_frac < 0 || o->topk_frac > 1 || !(o->sigma >= 0) || o->sigma > 64 || (unsigned)o->calib > 2 ||
+    if (o->topk_frac < 0 || o->topk_frac > 1 || !(o->sigma >= 0) || o->sigma > 64 || (unsigned)o->calib > RD_SCORE_CALIB_EDGE ||
         !(o->calib_alpha >= 0 && o->calib_alpha <= 1) || !(o->calib_smooth >= 0 && o->calib_smooth <= 16)) {
         rd_err_set(err, RD_ERR_ARG, "topk fraction must be in [0,1], sigma in [0,64], calibration alpha in [0,1] and "
                                     "its smoothing in [0,16]");
@@ -1001,7 +1001,7 @@ static rd_status calib_variant(const rd_model *m, rd_worker *w, const rd_grid *g
     const float *blocks[64], *vblocks[64];
     float *ell[RD_MAX_LEVELS] = {0};
     rd_status st = RD_OK;
-    if (m->opts.calib == RD_SCORE_CALIB_POSITION) {
+    if (m->opts.calib == RD_SCORE_CALIB_POSITION || m->opts.calib == RD_SCORE_CALIB_EDGE) {
         for (int l = 0; l < L && st == RD_OK; l++) {
             const size_t n = gd->ln[l];
             double mu, sd;
@@ -1011,8 +1011,13 @@ static rd_status calib_variant(const rd_model *m, rd_worker *w, const rd_grid *g
             if (!tmp || !r->pmu[l] || !r->psd[l]) st = rd_err_set(err, RD_ERR_NOMEM, "out of memory (calibration)");
             else {
                 rd_score_moments(scores[l], (size_t)k * n, &mu, &sd);
-                rd_score_posstats(scores[l], k, gd->lh[l], gd->lw[l], (float)mu, sd > 1e-6 ? (float)sd : 1e-6f,
-                                  m->opts.calib_alpha, m->opts.calib_smooth, r->pmu[l], r->psd[l], tmp);
+                const float fsd = sd > 1e-6 ? (float)sd : 1e-6f;
+                if (m->opts.calib == RD_SCORE_CALIB_EDGE)
+                    rd_score_edgestats(scores[l], k, gd->lh[l], gd->lw[l], (float)mu, fsd, m->opts.calib_alpha,
+                                       r->pmu[l], r->psd[l]);
+                else
+                    rd_score_posstats(scores[l], k, gd->lh[l], gd->lw[l], (float)mu, fsd, m->opts.calib_alpha,
+                                      m->opts.calib_smooth, r->pmu[l], r->psd[l], tmp);
             }
             free(tmp);
         }

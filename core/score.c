@@ -120,16 +120,16 @@ void rd_score_moments(const float *x, size_t n, double *mean, double *std)
     *std = n > 0 ? sqrt(m2 / (double)n) : 0;
 }
 
-static const char *const calib_names[] = {"global", "position", "neighbour"};
+static const char *const calib_names[] = {"global", "position", "neighbour", "edge"};
 
 const char *rd_score_calib_name(rd_score_calib mode)
 {
-    return (unsigned)mode < 3 ? calib_names[mode] : "?";
+    return (unsigned)mode < 4 ? calib_names[mode] : "?";
 }
 
 int rd_score_calib_parse(const char *s, rd_score_calib *mode, float *alpha)
 {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         size_t n = strlen(calib_names[i]);
         if (strncmp(s, calib_names[i], n) || (s[n] && s[n] != ':')) continue;
         float a = 1.0f;
@@ -170,6 +170,46 @@ void rd_score_posstats(const float *loo, int k, int h, int w, float mu, float si
         const double v = (1 - (double)alpha) * g2 + alpha * (double)psd[p] - m * m;
         const double sd = v > 0 ? sqrt(v) : 0;
         pmu[p] = (float)m;
+        psd[p] = (float)(sd > lo ? sd : lo);
+    }
+}
+
+int rd_score_edge_rings(int h, int w)
+{
+    int s = h < w ? h : w;
+    return (s + 3) / 4;
+}
+
+void rd_score_edgestats(const float *loo, int k, int h, int w, float mu, float sigma, float alpha, float *pmu,
+                        float *psd)
+{
+    enum { RMAX = 1024 };
+    const int R = rd_score_edge_rings(h, w);
+    double m[RMAX + 1] = {0}, q[RMAX + 1] = {0}, cnt[RMAX + 1] = {0};
+    const size_t n = (size_t)h * w;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int r = y < x ? y : x;
+            if (h - 1 - y < r) r = h - 1 - y;
+            if (w - 1 - x < r) r = w - 1 - x;
+            if (r > R) r = R;
+            if (r > RMAX) r = RMAX;
+            for (int i = 0; i < k; i++) {
+                double v = loo[(size_t)i * n + (size_t)y * w + x];
+                m[r] += v;
+                q[r] += v * v;
+            }
+            cnt[r] += k;
+            pmu[(size_t)y * w + x] = (float)r; /* the ring until the end */
+        }
+    const double g2 = (double)sigma * sigma + (double)mu * mu, lo = (double)RD_SCORE_POS_SD_FLOOR * sigma;
+    for (size_t p = 0; p < n; p++) {
+        const int r = (int)pmu[p];
+        const double rm = m[r] / cnt[r], rq = q[r] / cnt[r];
+        const double mm = (1 - (double)alpha) * mu + alpha * rm;
+        const double v = (1 - (double)alpha) * g2 + alpha * rq - mm * mm;
+        const double sd = v > 0 ? sqrt(v) : 0;
+        pmu[p] = (float)mm;
         psd[p] = (float)(sd > lo ? sd : lo);
     }
 }

@@ -54,10 +54,22 @@ void rd_score_moments(const float *x, size_t n, double *mean, double *std);
  *            the adjusted LOO maps.  Content-adaptive, needs no alignment: a
  *            structure that is rare *among the references* (a seam no other
  *            reference matches) scores high in LOO, and a test position that
- *            falls back on it is discounted by as much. */
-typedef enum rd_score_calib { RD_SCORE_CALIB_GLOBAL, RD_SCORE_CALIB_POSITION, RD_SCORE_CALIB_NEIGHBOUR } rd_score_calib;
+ *            falls back on it is discounted by as much.
+ * edge       per-ring μ_l(r)/σ_l(r), r = a position's distance in cells to the
+ *            nearest frame edge, rings r ≥ R pooled (R = ⌈min(h, w)/4⌉: the
+ *            outer quarter of the grid at every level): the moments of every
+ *            LOO position of the ring over all k maps, mixed with the global
+ *            ones by alpha (rd_score_edgestats).  Needs no alignment: it only
+ *            says how the references' own maps behave near the frame's edges,
+ *            where the backbone's zero padding changes every feature. */
+typedef enum rd_score_calib {
+    RD_SCORE_CALIB_GLOBAL,
+    RD_SCORE_CALIB_POSITION,
+    RD_SCORE_CALIB_NEIGHBOUR,
+    RD_SCORE_CALIB_EDGE
+} rd_score_calib;
 
-/* Parses "global", "position[:ALPHA]", "neighbour[:ALPHA]" (alpha in [0, 1],
+/* Parses "global", "position[:ALPHA]", "neighbour[:ALPHA]", "edge[:ALPHA]" (alpha in [0, 1],
  * default 1).  0 on success, -1 if malformed. */
 int rd_score_calib_parse(const char *s, rd_score_calib *mode, float *alpha);
 const char *rd_score_calib_name(rd_score_calib mode);
@@ -72,6 +84,14 @@ const char *rd_score_calib_name(rd_score_calib mode);
  * pmu, psd, tmp: h·w floats each. */
 void rd_score_posstats(const float *loo, int k, int h, int w, float mu, float sigma, float alpha, float smooth,
                        float *pmu, float *psd, float *tmp);
+/* Ring index of (y, x) on an h×w grid for the edge calibration: min(distance
+ * to the nearest edge, R) with R = rd_score_edge_rings(h, w). */
+int rd_score_edge_rings(int h, int w);
+/* Per-ring calibration of one level from k LOO maps (as rd_score_posstats,
+ * same mixture with the global μ/σ and the same σ floor), written out per
+ * position into pmu/psd (h·w floats each). */
+void rd_score_edgestats(const float *loo, int k, int h, int w, float mu, float sigma, float alpha, float *pmu,
+                        float *psd);
 /* acc (H×W) += weight · upsample((level − pmu)/psd): the per-position z-map
  * at level resolution, then bilinear (align_corners) to the grid; tmp holds
  * h·w + H·W floats. */

@@ -5,6 +5,10 @@
  *    the mixture with the global moments, the sd floor; alpha 0 gives the
  *    global μ/σ everywhere; identical maps without smoothing give their value
  *    and the floor;
+ *  - rd_score_edgestats: per ring of distance to the nearest edge (capped at
+ *    ⌈min(h, w)/4⌉), the moments of every map's positions in the ring, by a
+ *    direct ring-by-ring loop; same mixture and floor; a map that differs only
+ *    in its outer ring is calibrated flat;
  *  - rd_score_accumulate_pos_hw: per-position z at level resolution, then a
  *    naive align_corners bilinear upsample; with constant μ/σ it equals
  *    rd_score_accumulate_hw (the global path);
@@ -178,6 +182,73 @@ static void test_pool_layout(void)
     }
 }
 
+static void edgestats_naive(const float *loo, int k, int h, int w, double mu, double sigma, double alpha,
+                            double *pmu, double *psd)
+{
+    int R = ((h < w ? h : w) + 3) / 4;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int r = (int)fmin(fmin(y, x), fmin(h - 1 - y, w - 1 - x));
+            if (r > R) r = R;
+            double a = 0, b = 0, c = 0;
+            for (int yy = 0; yy < h; yy++)
+                for (int xx = 0; xx < w; xx++) {
+                    int rr = (int)fmin(fmin(yy, xx), fmin(h - 1 - yy, w - 1 - xx));
+                    if ((rr > R ? R : rr) != r) continue;
+                    for (int i = 0; i < k; i++) {
+                        double v = loo[(size_t)i * h * w + (size_t)yy * w + xx];
+                        a += v, b += v * v, c += 1;
+                    }
+                }
+            double mm = (1 - alpha) * mu + alpha * a / c;
+            double v = (1 - alpha) * (sigma * sigma + mu * mu) + alpha * b / c - mm * mm;
+            pmu[y * w + x] = mm;
+            psd[y * w + x] = fmax(v > 0 ? sqrt(v) : 0, RD_SCORE_POS_SD_FLOOR * sigma);
+        }
+}
+
+static void test_edgestats(void)
+{
+    const int shapes[][3] = {{4, 14, 14}, {2, 7, 25}, {3, 28, 50}, {5, 1, 9}, {2, 2, 2}};
+    const float alphas[] = {0.0f, 0.5f, 1.0f};
+    RD_CHECK(rd_score_edge_rings(28, 28) == 7 && rd_score_edge_rings(7, 7) == 2 && rd_score_edge_rings(1, 9) == 1 &&
+                 rd_score_edge_rings(50, 28) == 7,
+             "ring counts");
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int k = shapes[si][0], h = shapes[si][1], w = shapes[si][2];
+        size_t n = (size_t)h * w;
+        float *loo = malloc((size_t)k * n * sizeof *loo), *pmu = malloc(n * sizeof *pmu),
+              *psd = malloc(n * sizeof *psd);
+        double *rmu = malloc(n * sizeof *rmu), *rsd = malloc(n * sizeof *rsd), mu, sd;
+        rd_fill_uniform(loo, (size_t)k * n, 11u + (unsigned)si, -1.0f, 3.0f);
+        for (size_t i = 0; i < (size_t)k * n; i++)
+            if (i % n < (size_t)w) loo[i] += 2.0f; /* a hot top row in every map */
+        rd_score_moments(loo, (size_t)k * n, &mu, &sd);
+        for (size_t ai = 0; ai < 3; ai++) {
+            rd_score_edgestats(loo, k, h, w, (float)mu, (float)sd, alphas[ai], pmu, psd);
+            edgestats_naive(loo, k, h, w, (float)mu, (float)sd, alphas[ai], rmu, rsd);
+            double e1 = max_rel(pmu, rmu, n), e2 = max_rel(psd, rsd, n);
+            RD_CHECK(e1 < 1e-5 && e2 < 1e-5, "edgestats %dx%dx%d alpha %.1f: mu err %.2g sd err %.2g", k, h, w,
+                     alphas[ai], e1, e2);
+        }
+        free(loo), free(pmu), free(psd), free(rmu), free(rsd);
+    }
+    /* maps of 1 inside and 5 on the outer ring: z of the maps' own values is 0 everywhere */
+    {
+        int k = 3, h = 12, w = 20;
+        size_t n = (size_t)h * w;
+        float loo[3 * 12 * 20], pmu[12 * 20], psd[12 * 20];
+        for (size_t i = 0; i < (size_t)k * n; i++) {
+            int y = (int)(i % n) / w, x = (int)(i % n) % w;
+            loo[i] = (y == 0 || x == 0 || y == h - 1 || x == w - 1) ? 5.0f : 1.0f;
+        }
+        rd_score_edgestats(loo, k, h, w, 2.0f, 1.0f, 1.0f, pmu, psd);
+        int ok = 1;
+        for (size_t p = 0; p < n; p++) ok &= pmu[p] == loo[p] && psd[p] == RD_SCORE_POS_SD_FLOOR;
+        RD_CHECK(ok, "outer ring calibrated flat: mu %g/%g", pmu[0], pmu[w + 1]);
+    }
+}
+
 static void test_parse(void)
 {
     rd_score_calib m;
@@ -185,16 +256,19 @@ static void test_parse(void)
     RD_CHECK(!rd_score_calib_parse("global", &m, &a) && m == RD_SCORE_CALIB_GLOBAL && a == 1.0f, "global");
     RD_CHECK(!rd_score_calib_parse("position", &m, &a) && m == RD_SCORE_CALIB_POSITION && a == 1.0f, "position");
     RD_CHECK(!rd_score_calib_parse("neighbour:0.25", &m, &a) && m == RD_SCORE_CALIB_NEIGHBOUR && a == 0.25f, "nb");
+    RD_CHECK(!rd_score_calib_parse("edge:0.5", &m, &a) && m == RD_SCORE_CALIB_EDGE && a == 0.5f, "edge");
     const char *bad[] = {"", "globalx", "global:0.5", "position:", "position:1.5", "position:-0.1", "neighbour:x",
-                         "pos", "neighbour:0.5x"};
+                         "pos", "neighbour:0.5x", "edge:", "edges", "edge:2"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         RD_CHECK(rd_score_calib_parse(bad[i], &m, &a) == -1, "'%s' accepted", bad[i]);
     RD_CHECK(!strcmp(rd_score_calib_name(RD_SCORE_CALIB_NEIGHBOUR), "neighbour"), "name");
+    RD_CHECK(!strcmp(rd_score_calib_name(RD_SCORE_CALIB_EDGE), "edge"), "name");
 }
 
 int main(void)
 {
     test_posstats();
+    test_edgestats();
     test_accumulate();
     test_nn_adjust();
     test_pool_layout();
