@@ -124,12 +124,12 @@ static const char *const calib_names[] = {"global", "position", "neighbour", "ed
 
 const char *rd_score_calib_name(rd_score_calib mode)
 {
-    return (unsigned)mode < 4 ? calib_names[mode] : "?";
+    return (unsigned)mode < sizeof calib_names / sizeof *calib_names ? calib_names[mode] : "?";
 }
 
 int rd_score_calib_parse(const char *s, rd_score_calib *mode, float *alpha)
 {
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < (int)(sizeof calib_names / sizeof *calib_names); i++) {
         size_t n = strlen(calib_names[i]);
         if (strncmp(s, calib_names[i], n) || (s[n] && s[n] != ':')) continue;
         float a = 1.0f;
@@ -144,6 +144,19 @@ int rd_score_calib_parse(const char *s, rd_score_calib *mode, float *alpha)
         return 0;
     }
     return -1;
+}
+
+/* The calibration variants' mixture: a local mean m and mean square q mixed
+ * with the global μ/σ by alpha, as the moments of the mixture, the sd floored
+ * at RD_SCORE_POS_SD_FLOOR·σ. */
+static void mix_moments(double m, double q, float mu, float sigma, float alpha, float *omu, float *osd)
+{
+    const double g2 = (double)sigma * sigma + (double)mu * mu, lo = (double)RD_SCORE_POS_SD_FLOOR * sigma;
+    const double mm = (1 - (double)alpha) * mu + alpha * m;
+    const double v = (1 - (double)alpha) * g2 + alpha * q - mm * mm;
+    const double sd = v > 0 ? sqrt(v) : 0;
+    *omu = (float)mm;
+    *osd = (float)(sd > lo ? sd : lo);
 }
 
 void rd_score_posstats(const float *loo, int k, int h, int w, float mu, float sigma, float alpha, float smooth,
@@ -164,14 +177,7 @@ void rd_score_posstats(const float *loo, int k, int h, int w, float mu, float si
         rd_gauss_blur(pmu, h, w, smooth, tmp);
         rd_gauss_blur(psd, h, w, smooth, tmp);
     }
-    const double g2 = (double)sigma * sigma + (double)mu * mu, lo = (double)RD_SCORE_POS_SD_FLOOR * sigma;
-    for (size_t p = 0; p < n; p++) {
-        const double m = (1 - (double)alpha) * mu + alpha * (double)pmu[p];
-        const double v = (1 - (double)alpha) * g2 + alpha * (double)psd[p] - m * m;
-        const double sd = v > 0 ? sqrt(v) : 0;
-        pmu[p] = (float)m;
-        psd[p] = (float)(sd > lo ? sd : lo);
-    }
+    for (size_t p = 0; p < n; p++) mix_moments(pmu[p], psd[p], mu, sigma, alpha, &pmu[p], &psd[p]);
 }
 
 int rd_score_edge_rings(int h, int w)
@@ -180,38 +186,38 @@ int rd_score_edge_rings(int h, int w)
     return (s + 3) / 4;
 }
 
+/* Ring of (y, x): its distance in cells to the nearest edge, capped at R. */
+static int edge_ring(int y, int x, int h, int w, int R)
+{
+    int r = y < x ? y : x;
+    if (h - 1 - y < r) r = h - 1 - y;
+    if (w - 1 - x < r) r = w - 1 - x;
+    return r < R ? r : R;
+}
+
 void rd_score_edgestats(const float *loo, int k, int h, int w, float mu, float sigma, float alpha, float *pmu,
                         float *psd)
 {
     enum { RMAX = 1024 };
-    const int R = rd_score_edge_rings(h, w);
+    const int R = rd_score_edge_rings(h, w) < RMAX ? rd_score_edge_rings(h, w) : RMAX;
     double m[RMAX + 1] = {0}, q[RMAX + 1] = {0}, cnt[RMAX + 1] = {0};
     const size_t n = (size_t)h * w;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
-            int r = y < x ? y : x;
-            if (h - 1 - y < r) r = h - 1 - y;
-            if (w - 1 - x < r) r = w - 1 - x;
-            if (r > R) r = R;
-            if (r > RMAX) r = RMAX;
+            const int r = edge_ring(y, x, h, w, R);
             for (int i = 0; i < k; i++) {
                 double v = loo[(size_t)i * n + (size_t)y * w + x];
                 m[r] += v;
                 q[r] += v * v;
             }
             cnt[r] += k;
-            pmu[(size_t)y * w + x] = (float)r; /* the ring until the end */
         }
-    const double g2 = (double)sigma * sigma + (double)mu * mu, lo = (double)RD_SCORE_POS_SD_FLOOR * sigma;
-    for (size_t p = 0; p < n; p++) {
-        const int r = (int)pmu[p];
-        const double rm = m[r] / cnt[r], rq = q[r] / cnt[r];
-        const double mm = (1 - (double)alpha) * mu + alpha * rm;
-        const double v = (1 - (double)alpha) * g2 + alpha * rq - mm * mm;
-        const double sd = v > 0 ? sqrt(v) : 0;
-        pmu[p] = (float)mm;
-        psd[p] = (float)(sd > lo ? sd : lo);
-    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const int r = edge_ring(y, x, h, w, R);
+            const size_t p = (size_t)y * w + x;
+            mix_moments(m[r] / cnt[r], q[r] / cnt[r], mu, sigma, alpha, &pmu[p], &psd[p]);
+        }
 }
 
 void rd_score_accumulate_pos_hw(const float *level, const float *pmu, const float *psd, int h, int w, float weight,

@@ -84,8 +84,8 @@ const char *rd_score_calib_name(rd_score_calib mode);
  * pmu, psd, tmp: h·w floats each. */
 void rd_score_posstats(const float *loo, int k, int h, int w, float mu, float sigma, float alpha, float smooth,
                        float *pmu, float *psd, float *tmp);
-/* Ring index of (y, x) on an h×w grid for the edge calibration: min(distance
- * to the nearest edge, R) with R = rd_score_edge_rings(h, w). */
+/* R, the edge calibration's ring cap on an h×w grid: ⌈min(h, w)/4⌉.  A
+ * position's ring is min(its distance in cells to the nearest edge, R). */
 int rd_score_edge_rings(int h, int w);
 /* Per-ring calibration of one level from k LOO maps (as rd_score_posstats,
  * same mixture with the global μ/σ and the same σ floor), written out per

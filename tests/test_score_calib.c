@@ -182,19 +182,22 @@ static void test_pool_layout(void)
     }
 }
 
+static int ring_naive(int y, int x, int h, int w, int R)
+{
+    return (int)fmin(fmin(fmin(y, x), fmin(h - 1 - y, w - 1 - x)), R);
+}
+
 static void edgestats_naive(const float *loo, int k, int h, int w, double mu, double sigma, double alpha,
                             double *pmu, double *psd)
 {
     int R = ((h < w ? h : w) + 3) / 4;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
-            int r = (int)fmin(fmin(y, x), fmin(h - 1 - y, w - 1 - x));
-            if (r > R) r = R;
+            int r = ring_naive(y, x, h, w, R);
             double a = 0, b = 0, c = 0;
             for (int yy = 0; yy < h; yy++)
                 for (int xx = 0; xx < w; xx++) {
-                    int rr = (int)fmin(fmin(yy, xx), fmin(h - 1 - yy, w - 1 - xx));
-                    if ((rr > R ? R : rr) != r) continue;
+                    if (ring_naive(yy, xx, h, w, R) != r) continue;
                     for (int i = 0; i < k; i++) {
                         double v = loo[(size_t)i * h * w + (size_t)yy * w + xx];
                         a += v, b += v * v, c += 1;
