@@ -315,10 +315,10 @@ static const char SQL_CLASS_INS[] =
     "INSERT INTO classes(name, description, created_at, updated_at, geo_opts) VALUES (?1, ?2, ?3, ?3, ?4)";
 static const char SQL_CLASS_GET[] =
     "SELECT c.id, c.name, c.description, (SELECT count(*) FROM refs r WHERE r.class_id = c.id), c.threshold, "
-    "c.created_at, c.updated_at, c.geo_opts, c.geometry FROM classes c WHERE c.name = ?1";
+    "c.created_at, c.updated_at, c.geo_opts, c.geometry, c.roi_mask_w, c.roi_mask_h FROM classes c WHERE c.name = ?1";
 static const char SQL_CLASS_LIST[] =
     "SELECT c.id, c.name, c.description, (SELECT count(*) FROM refs r WHERE r.class_id = c.id), c.threshold, "
-    "c.created_at, c.updated_at, c.geo_opts, c.geometry FROM classes c ORDER BY c.name";
+    "c.created_at, c.updated_at, c.geo_opts, c.geometry, c.roi_mask_w, c.roi_mask_h FROM classes c ORDER BY c.name";
 static const char SQL_CLASS_DESC[] = "UPDATE classes SET description = ?2, updated_at = ?3 WHERE name = ?1";
 static const char SQL_CLASS_THR[] = "UPDATE classes SET threshold = ?2, updated_at = ?3 WHERE name = ?1";
 static const char SQL_CLASS_TOUCH[] = "UPDATE classes SET updated_at = ?2 WHERE name = ?1";
@@ -369,6 +369,8 @@ static void class_row(sqlite3_stmt *st, rd_class_row *o)
     col_text(st, 6, o->updated_at, sizeof o->updated_at);
     col_text(st, 7, o->geo_opts, sizeof o->geo_opts);
     col_text(st, 8, o->geometry, sizeof o->geometry);
+    o->roi_mask_w = sqlite3_column_int(st, 9); /* NULL = 0: no mask */
+    o->roi_mask_h = sqlite3_column_int(st, 10);
 }
 
 rd_ecode rd_store_class_get(rd_store *s, const char *name, rd_class_row *out, rd_err *err)
@@ -1582,6 +1584,72 @@ rd_ecode rd_store_class_set_geo_opts(rd_store *s, const char *name, const char *
 rd_ecode rd_store_class_set_geometry(rd_store *s, const char *name, const char *geometry, rd_err *err)
 {
     return class_set_text(s, SQL_CLASS_GEOMETRY, name, geometry, err);
+}
+
+/* ---- class ROI mask (sql/010_roi_mask.sql) ---- */
+static const char SQL_CLASS_MASK_SET[] = "UPDATE classes SET roi_mask = ?2, roi_mask_type = ?3, roi_mask_w = ?4, "
+                                         "roi_mask_h = ?5, updated_at = ?6 WHERE name = ?1";
+static const char SQL_CLASS_MASK_GET[] = "SELECT roi_mask, roi_mask_type FROM classes WHERE name = ?1";
+
+rd_ecode rd_store_class_set_roi_mask(rd_store *s, const char *name, const uint8_t *data, size_t len,
+                                     const char *ctype, int w, int h, rd_err *err)
+{
+    char now[32];
+    rd_ecode rc = RD_E_OK;
+    rd_store_now(now);
+    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_MASK_SET, &rc, err);
+    if (!st) goto out;
+    bind_text(st, 1, name);
+    if (data) {
+        sqlite3_bind_blob64(st, 2, len ? data : (const void *)"", len, SQLITE_STATIC);
+        bind_text(st, 3, ctype);
+        sqlite3_bind_int(st, 4, w);
+        sqlite3_bind_int(st, 5, h);
+    } /* else every mask column NULL: no mask */
+    bind_text(st, 6, now);
+    rc = step_done(s, st, err, "update class roi mask");
+    if (rc == RD_E_OK && sqlite3_changes(s->db) == 0) {
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
+        rc = RD_E_NOTFOUND;
+    }
+out:
+    UNLOCK(s);
+    return rc;
+}
+
+rd_ecode rd_store_class_clear_roi_mask(rd_store *s, const char *name, rd_err *err)
+{
+    return rd_store_class_set_roi_mask(s, name, NULL, 0, NULL, 0, 0, err);
+}
+
+rd_ecode rd_store_class_roi_mask(rd_store *s, const char *name, uint8_t **data, size_t *len, char ctype[64],
+                                 rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    *data = NULL;
+    *len = 0;
+    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_MASK_GET, &rc, err);
+    if (!st) goto out;
+    bind_text(st, 1, name);
+    int r = step(s, st);
+    if (r == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        col_text(st, 1, ctype, 64);
+        if (copy_blob(st, 0, data, len)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+        }
+    } else if (r == SQLITE_ROW) {
+        rd_err_set(err, RD_ERR_ARG, "class '%s' has no roi mask", name);
+        rc = RD_E_NOTFOUND;
+    } else if (r == SQLITE_DONE) {
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
+        rc = RD_E_NOTFOUND;
+    } else {
+        rc = db_fail_rc(s, r, err, "read class roi mask");
+    }
+out:
+    UNLOCK(s);
+    return rc;
 }
 
 /* ---- webhooks (sql/005_integrator.sql) ---- */

@@ -66,6 +66,7 @@ typedef struct rd_class_row {
     char created_at[32], updated_at[32];
     char geo_opts[256]; /* the user's geometry options ("" = defaults), sql/004_geometry.sql */
     char geometry[256]; /* rd_geometry_format text fixed by the first reference; "" = none yet */
+    int roi_mask_w, roi_mask_h; /* the ROI mask image's size (sql/010_roi_mask.sql); 0 = no mask */
 } rd_class_row;
 
 rd_ecode rd_store_class_create(rd_store *s, const char *name, const char *desc, rd_err *err);
@@ -81,6 +82,16 @@ rd_ecode rd_store_class_delete(rd_store *s, const char *name, rd_err *err);
  * and its fixed geometry text (NULL/"" = none yet). */
 rd_ecode rd_store_class_set_geo_opts(rd_store *s, const char *name, const char *opts, rd_err *err);
 rd_ecode rd_store_class_set_geometry(rd_store *s, const char *name, const char *geometry, rd_err *err);
+/* A class's ROI mask (sql/010_roi_mask.sql): the image bytes as uploaded,
+ * their content type and decoded size (updates updated_at); _clear removes
+ * it.  RD_E_NOTFOUND: no such class.  _get copies the bytes (malloc'ed into
+ * *data) and the type into ctype; RD_E_NOTFOUND also when the class has no
+ * mask (err says which). */
+rd_ecode rd_store_class_set_roi_mask(rd_store *s, const char *name, const uint8_t *data, size_t len,
+                                     const char *ctype, int w, int h, rd_err *err);
+rd_ecode rd_store_class_clear_roi_mask(rd_store *s, const char *name, rd_err *err);
+rd_ecode rd_store_class_roi_mask(rd_store *s, const char *name, uint8_t **data, size_t *len, char ctype[64],
+                                 rd_err *err);
 rd_ecode rd_store_class_get(rd_store *s, const char *name, rd_class_row *out, rd_err *err);
 /* All classes by name; *rows (free()) holds *n rows. */
 rd_ecode rd_store_class_list(rd_store *s, rd_class_row **rows, int *n, rd_err *err);

@@ -237,6 +237,39 @@ static void geometry(rd_store *s)
     RD_CHECK(rd_store_class_delete(s, "geo", &err) == RD_E_OK, "delete");
 }
 
+/* sql/010_roi_mask.sql: a class's ROI mask bytes round-trip, cleared, and missing */
+static void roi_mask(rd_store *s)
+{
+    rd_err err = {0};
+    rd_class_row row;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    char ct[64] = "";
+    static const uint8_t png[] = {0x89, 'P', 'N', 'G', 1, 2, 3};
+    RD_CHECK(rd_store_class_create(s, "masked", "", &err) == RD_E_OK, "create: %s", err.msg);
+    RD_CHECK(rd_store_class_get(s, "masked", &row, &err) == RD_E_OK && !row.roi_mask_w && !row.roi_mask_h,
+             "no mask at creation");
+    RD_CHECK(rd_store_class_roi_mask(s, "masked", &data, &len, ct, &err) == RD_E_NOTFOUND && strstr(err.msg, "no roi"),
+             "no mask yet: %s", err.msg);
+    RD_CHECK(rd_store_class_set_roi_mask(s, "masked", png, sizeof png, "image/png", 640, 360, &err) == RD_E_OK,
+             "set: %s", err.msg);
+    RD_CHECK(rd_store_class_get(s, "masked", &row, &err) == RD_E_OK && row.roi_mask_w == 640 && row.roi_mask_h == 360,
+             "size in the row: %dx%d", row.roi_mask_w, row.roi_mask_h);
+    RD_CHECK(rd_store_class_roi_mask(s, "masked", &data, &len, ct, &err) == RD_E_OK && len == sizeof png &&
+                 !memcmp(data, png, len) && !strcmp(ct, "image/png"),
+             "bytes read back: %s", err.msg);
+    free(data);
+    RD_CHECK(rd_store_class_set_roi_mask(s, "nope", png, sizeof png, "image/png", 1, 1, &err) == RD_E_NOTFOUND,
+             "no such class");
+    RD_CHECK(rd_store_class_roi_mask(s, "nope", &data, &len, ct, &err) == RD_E_NOTFOUND && strstr(err.msg, "no class"),
+             "get: no such class");
+    RD_CHECK(rd_store_class_clear_roi_mask(s, "masked", &err) == RD_E_OK &&
+                 rd_store_class_get(s, "masked", &row, &err) == RD_E_OK && !row.roi_mask_w &&
+                 rd_store_class_roi_mask(s, "masked", &data, &len, ct, &err) == RD_E_NOTFOUND,
+             "cleared");
+    RD_CHECK(rd_store_class_delete(s, "masked", &err) == RD_E_OK, "delete");
+}
+
 int main(void)
 {
     rd_err err = {0};
@@ -246,6 +279,7 @@ int main(void)
     /* every migration applied (004_geometry.sql and later ones) */
     RD_CHECK(rd_store_schema_version(s) >= 4, "schema version %d", rd_store_schema_version(s));
     geometry(s);
+    roi_mask(s);
     classes(s);
     refs(s);
     inspections(s);
