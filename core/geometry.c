@@ -266,3 +266,42 @@ void rd_view_mask(const rd_view *v, const rd_image *m, uint8_t *out)
         }
     }
 }
+
+rd_status rd_geometry_roi_grid(const rd_geometry *g, const rd_image *mask, uint8_t **out, double *frac, rd_err *err)
+{
+    rd_view v;
+    size_t n = (size_t)g->work_w * g->work_h, on = 0;
+    *out = NULL;
+    if (frac) *frac = 0;
+    if (!mask || !mask->rgb || mask->w < 1 || mask->h < 1) return rd_err_set(err, RD_ERR_ARG, "roi mask: no image");
+    if (!rd_geometry_same_aspect(g, mask->w, mask->h)) {
+        char want[128];
+        rd_geometry_describe(g, want, sizeof want);
+        return rd_err_set(err, RD_ERR_MISMATCH,
+                          "roi mask %dx%d (aspect %.3f) does not match the class frame %s: draw the mask at the "
+                          "frame's aspect ratio",
+                          mask->w, mask->h, (double)mask->w / mask->h, want);
+    }
+    rd_status st = rd_view_for_image(g, mask->w, mask->h, &v, err);
+    if (st != RD_OK) return st;
+    uint8_t *grid = malloc(n);
+    if (!grid) return rd_err_set(err, RD_ERR_NOMEM, "roi mask: out of memory");
+    rd_view_mask(&v, mask, grid);
+    for (size_t i = 0; i < n; i++) on += grid[i];
+    if (!on) {
+        free(grid);
+        return rd_err_set(err, RD_ERR_ARG, "roi mask inspects nothing: no pixel of the ROI is white (> 127)");
+    }
+    if (frac) *frac = (double)on / ((double)v.dst_w * v.dst_h);
+    *out = grid;
+    return RD_OK;
+}
+
+double rd_view_roi_share(const rd_view *v, const uint8_t *roi)
+{
+    size_t on = 0;
+    if (!roi || v->dst_w < 1 || v->dst_h < 1) return 1.0;
+    for (int y = v->dst_y; y < v->dst_y + v->dst_h; y++)
+        for (int x = v->dst_x; x < v->dst_x + v->dst_w; x++) on += roi[(size_t)y * v->work_w + x] != 0;
+    return (double)on / ((double)v->dst_w * v->dst_h);
+}

@@ -134,4 +134,18 @@ static inline int rd_view_grid_inspected(const rd_view *v, int u, int vv)
 struct rd_image;
 void rd_view_mask(const rd_view *v, const struct rd_image *mask, uint8_t *out);
 
+/* A class's ROI mask on its working grid.  mask is an image of the frame's
+ * aspect ratio (any size; channel 0 > 127 = inspected), sampled at the centre
+ * of each grid pixel inside the ROI rectangle (rd_view_mask of the frame's own
+ * view: the mask covers the whole frame, the rectangle selects from it), so the
+ * mask applies at the grid's resolution.  *out: malloc'ed work_w·work_h bytes
+ * (0/1); *frac: the inspected share of the rectangle's grid pixels.  Errors:
+ * RD_ERR_MISMATCH (another aspect ratio, naming both), RD_ERR_ARG (no grid
+ * pixel inspected), RD_ERR_NOMEM. */
+rd_status rd_geometry_roi_grid(const rd_geometry *g, const struct rd_image *mask, uint8_t **out, double *frac,
+                               rd_err *err) RD_WARN_UNUSED;
+/* Inspected share of the view's destination rectangle under a grid mask
+ * (roi NULL: 1). */
+double rd_view_roi_share(const rd_view *v, const uint8_t *roi);
+
 #endif

@@ -56,8 +56,8 @@ static void on_png_write(png_structp png, png_bytep data, size_t n)
 
 static void on_png_flush(png_structp png) { (void)png; }
 
-/* Appends the w×h grey PNG of q to b; 0 or -1 with b->msg. */
-static int write_png(const uint8_t *q, int w, int h, wbuf *b)
+/* Appends the w×h grey (ch 1) or grey + alpha (ch 2) PNG of q to b; 0 or -1 with b->msg. */
+static int write_png(const uint8_t *q, int w, int h, int ch, wbuf *b)
 {
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, b, on_png_error, on_png_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -71,8 +71,8 @@ static int write_png(const uint8_t *q, int w, int h, wbuf *b)
         return -1;
     }
     png_set_write_fn(png, b, on_png_write, on_png_flush);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, ch == 2 ? PNG_COLOR_TYPE_GRAY_ALPHA : PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
     png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
     png_set_compression_strategy(png, Z_RLE);
     png_set_compression_level(png, 1);
@@ -80,14 +80,14 @@ static int write_png(const uint8_t *q, int w, int h, wbuf *b)
     png_set_compression_mem_level(png, 4);   /* 1 KB blocks: the Huffman codes follow the map */
     png_set_compression_buffer_size(png, 32768); /* fewer IDAT chunks */
     png_write_info(png, info);
-    for (int y = 0; y < h; y++) png_write_row(png, q + (size_t)y * (size_t)w);
+    for (int y = 0; y < h; y++) png_write_row(png, q + (size_t)y * (size_t)w * (size_t)ch);
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
     return 0;
 }
 
-rd_status rd_heatblob_encode(const float *map, const rd_view *v, const rd_heat_params *p, uint8_t **blob,
-                             size_t *len, rd_err *err)
+rd_status rd_heatblob_encode(const float *map, const rd_view *v, const uint8_t *roi, const rd_heat_params *p,
+                             uint8_t **blob, size_t *len, rd_err *err)
 {
     char head[HEAD_MAX];
     uint8_t *q = NULL;
@@ -100,10 +100,10 @@ rd_status rd_heatblob_encode(const float *map, const rd_view *v, const rd_heat_p
     if (v->work_w <= 0 || v->work_h <= 0 || !(span > 0)) return rd_err_set(err, RD_ERR_ARG, "heatblob: empty map");
     int hl = snprintf(head, sizeof head,
                       "resadd-map 1 lo=%.9g hi=%.9g thr=%.9g out=%dx%d vimg=%dx%d grid=%dx%d src=%.17g,%.17g,%.17g,"
-                      "%.17g dst=%d,%d,%d,%d insp=%.9g left=%.9g fitted=%d\n",
+                      "%.17g dst=%d,%d,%d,%d insp=%.9g left=%.9g fitted=%d%s\n",
                       p->lo, p->hi, p->threshold, p->out_w, p->out_h, v->img_w, v->img_h, v->work_w, v->work_h,
                       v->src_x, v->src_y, v->src_w, v->src_h, v->dst_x, v->dst_y, v->dst_w, v->dst_h,
-                      v->inspected_frac, v->left_out_frac, v->fitted);
+                      v->inspected_frac, v->left_out_frac, v->fitted, roi ? " roi=1" : "");
     if (hl <= 0 || hl >= (int)sizeof head) return rd_err_set(err, RD_ERR_INTERNAL, "heatblob: header too long");
     if (!(q = malloc(n))) goto fail;
     /* adding and taking away 1.5·2²³ rounds [0, 255] to the nearest integer,
@@ -125,11 +125,21 @@ rd_status rd_heatblob_encode(const float *map, const rd_view *v, const rd_heat_p
         if (t != t) t = 0; /* NaN */
         q[i] = (uint8_t)((t * 255.0f + rnd) - rnd);
     }
+    if (roi) { /* grey + alpha: the value, then 255 inspected / 0 masked out */
+        uint8_t *qa = malloc(2 * n);
+        if (!qa) goto fail;
+        for (size_t j = 0; j < n; j++) {
+            qa[2 * j] = q[j];
+            qa[2 * j + 1] = roi[j] ? 255 : 0;
+        }
+        free(q);
+        q = qa;
+    }
     b.cap = (size_t)hl + n / 4 + 1024;
     if (!(b.d = malloc(b.cap))) goto fail;
     memcpy(b.d, head, (size_t)hl);
     b.n = (size_t)hl;
-    if (write_png(q, v->work_w, v->work_h, &b) != 0) {
+    if (write_png(q, v->work_w, v->work_h, roi ? 2 : 1, &b) != 0) {
         st = rd_err_set(err, RD_ERR_INTERNAL, "heatblob: png: %s", b.msg);
         goto fail;
     }
@@ -152,7 +162,7 @@ rd_status rd_heatblob_decode(const uint8_t *blob, size_t len, rd_heatblob *o, rd
     png_image im;
     rd_view *v = &o->view;
     rd_heat_params *p = &o->p;
-    int used = 0;
+    int used = 0, has_roi;
     memset(o, 0, sizeof *o);
     if (len < 12 || memcmp(blob, "resadd-map 1", 12) != 0) return rd_err_set(err, RD_ERR_FORMAT, "heatblob: bad magic");
     if (!(nl = memchr(blob, '\n', len < HEAD_MAX ? len : HEAD_MAX)))
@@ -165,8 +175,9 @@ rd_status rd_heatblob_decode(const uint8_t *blob, size_t len, rd_heatblob *o, rd
                &p->lo, &p->hi, &p->threshold, &p->out_w, &p->out_h, &v->img_w, &v->img_h, &v->work_w, &v->work_h,
                &v->src_x, &v->src_y, &v->src_w, &v->src_h, &v->dst_x, &v->dst_y, &v->dst_w, &v->dst_h,
                &v->inspected_frac, &v->left_out_frac, &v->fitted, &used) != 20 ||
-        head[used] != '\0')
+        (head[used] != '\0' && strcmp(head + used, " roi=1") != 0))
         return rd_err_set(err, RD_ERR_FORMAT, "heatblob: malformed header");
+    has_roi = head[used] != '\0';
     if (!(p->hi > p->lo) || p->out_w <= 0 || p->out_h <= 0 || p->out_w > 100000 || p->out_h > 100000 ||
         (uint64_t)p->out_w * (uint64_t)p->out_h > 1000000000u || /* resadd's largest max_megapixels */
         v->work_w <= 0 || v->work_h <= 0 || v->work_w > RD_GEO_MAX_SIDE || v->work_h > RD_GEO_MAX_SIDE ||
@@ -186,9 +197,10 @@ rd_status rd_heatblob_decode(const uint8_t *blob, size_t len, rd_heatblob *o, rd
         png_image_free(&im);
         return rd_err_set(err, RD_ERR_FORMAT, "heatblob: png is not the grid's size");
     }
-    im.format = PNG_FORMAT_GRAY;
+    im.format = has_roi ? PNG_FORMAT_GA : PNG_FORMAT_GRAY;
     size_t n = (size_t)v->work_w * (size_t)v->work_h;
-    if (!(q = malloc(n)) || !(o->map = malloc(n * sizeof *o->map))) {
+    if (!(q = malloc(has_roi ? 2 * n : n)) || !(o->map = malloc(n * sizeof *o->map)) ||
+        (has_roi && !(o->roi = malloc(n)))) {
         png_image_free(&im);
         free(q);
         rd_heatblob_release(o);
@@ -202,13 +214,23 @@ rd_status rd_heatblob_decode(const uint8_t *blob, size_t len, rd_heatblob *o, rd
         return RD_ERR_FORMAT;
     }
     float span = p->hi - p->lo;
-    for (size_t i = 0; i < n; i++) o->map[i] = p->lo + (float)q[i] * (span / 255.0f);
+    size_t on = 0;
+    for (size_t i = 0; i < n; i++) {
+        o->map[i] = p->lo + (float)q[has_roi ? 2 * i : i] * (span / 255.0f);
+        if (has_roi) on += (o->roi[i] = q[2 * i + 1] > 127);
+    }
     free(q);
+    if (has_roi && !on) {
+        rd_heatblob_release(o);
+        return rd_err_set(err, RD_ERR_FORMAT, "heatblob: the ROI mask is empty");
+    }
     return RD_OK;
 }
 
 void rd_heatblob_release(rd_heatblob *b)
 {
     free(b->map);
+    free(b->roi);
     b->map = NULL;
+    b->roi = NULL;
 }

@@ -83,8 +83,19 @@ static void not_inspected(const uint8_t *px, int x, int y, uint8_t *o)
     o[0] = o[1] = o[2] = g;
 }
 
-static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, const char *crop_text,
-                        const rd_image *img, const rd_heat_params *p, rd_png_buf *out, rd_err *err)
+/* Output pixel inside the view's source: is its nearest grid pixel inside the ROI mask (NULL = all)? */
+static int roi_at(const rd_view *vw, const uint8_t *roi, float u, float v)
+{
+    if (!roi) return 1;
+    int x = (int)lroundf(u), y = (int)lroundf(v);
+    x = x < 0 ? 0 : x >= vw->work_w ? vw->work_w - 1 : x;
+    y = y < 0 ? 0 : y >= vw->work_h ? vw->work_h - 1 : y;
+    return roi[(size_t)y * vw->work_w + x] != 0;
+}
+
+static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, const uint8_t *roi,
+                        const char *crop_text, const rd_image *img, const rd_heat_params *p, rd_png_buf *out,
+                        rd_err *err)
 {
     png_structp png = NULL;
     png_infop info = NULL;
@@ -124,9 +135,9 @@ static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, 
         png_text t[3];
         int nt = 2;
         snprintf(scale, sizeof scale, "lo=%.6g hi=%.6g threshold=%.6g", p->lo, p->hi, p->threshold);
-        snprintf(vt, sizeof vt, "src=%.6f,%.6f,%.6f,%.6f dst=%d,%d,%d,%d grid=%dx%d inspected=%.6f", vw->src_x,
+        snprintf(vt, sizeof vt, "src=%.6f,%.6f,%.6f,%.6f dst=%d,%d,%d,%d grid=%dx%d inspected=%.6f%s", vw->src_x,
                  vw->src_y, vw->src_w, vw->src_h, vw->dst_x, vw->dst_y, vw->dst_w, vw->dst_h, vw->work_w, vw->work_h,
-                 vw->src_w * vw->src_h);
+                 vw->src_w * vw->src_h * rd_view_roi_share(vw, roi), roi ? " roi=mask" : "");
         memset(t, 0, sizeof t);
         t[0].compression = t[1].compression = t[2].compression = PNG_TEXT_COMPRESSION_NONE;
         t[0].key = (char *)"resadd:scale";
@@ -147,7 +158,7 @@ static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, 
         for (int y = 0; y < H; y++) {
             for (int x = 0; x < W; x++) {
                 float u, v;
-                int in = rd_view_to_grid(vw, W, H, x, y, &u, &v);
+                int in = rd_view_to_grid(vw, W, H, x, y, &u, &v) && roi_at(vw, roi, u, v);
                 float m = in ? sample(map, vw->work_w, u, v, x0, y0, x1, y1) : 0.0f;
                 float t = (m - p->lo) / range;
                 t = t < 0 ? 0 : t > 1 ? 1 : t;
@@ -181,10 +192,10 @@ out:
     return st;
 }
 
-rd_status rd_heatmap_render_view(rd_heat_kind kind, const float *map, const rd_view *v, const rd_image *img,
-                                 const rd_heat_params *p, rd_png_buf *out, rd_err *err)
+rd_status rd_heatmap_render_view(rd_heat_kind kind, const float *map, const rd_view *v, const uint8_t *roi,
+                                 const rd_image *img, const rd_heat_params *p, rd_png_buf *out, rd_err *err)
 {
-    return render(kind, map, v, NULL, img, p, out, err);
+    return render(kind, map, v, roi, NULL, img, p, out, err);
 }
 
 rd_status rd_heatmap_render(rd_heat_kind kind, const float *map, const rd_crop *crop, const rd_image *img,
@@ -205,7 +216,7 @@ rd_status rd_heatmap_render(rd_heat_kind kind, const float *map, const rd_crop *
     v.src_w = crop->w / p->out_w;
     v.src_h = crop->h / p->out_h;
     snprintf(cr, sizeof cr, "x=%.3f y=%.3f w=%.3f h=%.3f s=%d", crop->x, crop->y, crop->w, crop->h, crop->s);
-    return render(kind, map, &v, cr, img, p, out, err);
+    return render(kind, map, &v, NULL, cr, img, p, out, err);
 }
 
 void rd_png_buf_release(rd_png_buf *b)

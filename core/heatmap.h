@@ -45,9 +45,12 @@ typedef struct rd_heat_params {
 } rd_heat_params;
 
 /* img may be NULL except for RD_HEAT_OVERLAY (then out_w/out_h must equal img's).
- * map is v->work_w × v->work_h. */
-rd_status rd_heatmap_render_view(rd_heat_kind kind, const float *map, const rd_view *v, const rd_image *img,
-                                 const rd_heat_params *p, rd_png_buf *out, rd_err *err) RD_WARN_UNUSED;
+ * map is v->work_w × v->work_h; roi (same size, NULL = none) is the class's
+ * ROI mask on the grid: an output pixel whose nearest grid pixel is masked out
+ * renders as not inspected (overlay grey and hatched, raw alpha 0, mask 0). */
+rd_status rd_heatmap_render_view(rd_heat_kind kind, const float *map, const rd_view *v, const uint8_t *roi,
+                                 const rd_image *img, const rd_heat_params *p, rd_png_buf *out,
+                                 rd_err *err) RD_WARN_UNUSED;
 /* Legacy: an S×S map over a centre crop (rd_crop) — the view whose source is
  * the crop rectangle; outside it is "not inspected".  Adds "resadd:crop". */
 rd_status rd_heatmap_render(rd_heat_kind kind, const float *map, const rd_crop *crop,

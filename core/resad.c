@@ -88,6 +88,7 @@ struct rd_refset {
     float lmu[RD_MAX_LEVELS];
     float *loo;      /* k leave-one-out image scores */
     float threshold;
+    uint8_t *roi;    /* ROI mask on the grid (rd_geometry_roi_grid), NULL = the whole ROI rectangle */
 };
 
 static double now_ms(void)
@@ -908,10 +909,17 @@ static rd_status level_scores(const rd_model *m, rd_worker *w, const rd_grid *gd
     return level_scores_adj(m, w, gd, level, pool, x, out, t, NULL, 0, err);
 }
 
+/* Grid pixel (x, y) inspected: inside view's destination (NULL = all) and the ROI mask (NULL = all)? */
+static int grid_inspected(const rd_view *view, const uint8_t *roi, int W, int x, int y)
+{
+    return (!view || rd_view_grid_inspected(view, x, y)) && (!roi || roi[(size_t)y * W + x]);
+}
+
 /* Calibrated, combined, blurred map over the grid from per-level raw scores;
- * returns the image score over the inspected rectangle of view (NULL = all).
+ * returns the image score over the inspected pixels (view's destination
+ * rectangle, NULL = all, and the set's ROI mask), 0 when none is inspected.
  * Not-inspected grid pixels are set to 0 (the references' typical level)
- * before the blur, so padding neither scores nor bleeds. */
+ * before the blur, so padding and masked-out structure neither score nor bleed. */
 static float assemble(const rd_model *m, rd_worker *w, const rd_grid *gd, float *const *lvl_scores,
                       const rd_refset *r, const rd_view *view, float *map)
 {
@@ -932,23 +940,24 @@ static float assemble(const rd_model *m, rd_worker *w, const rd_grid *gd, float 
             rd_score_accumulate_hw(lvl_scores[l], gd->lh[l], gd->lw[l], r->mu[l], r->sigma[l],
                                    1.0f / (float)in->nlevels, map, H, W, tmp);
     }
-    int full = !view || (view->dst_x == 0 && view->dst_y == 0 && view->dst_w == W && view->dst_h == H);
+    const uint8_t *roi = r->roi;
+    int full = !roi && (!view || (view->dst_x == 0 && view->dst_y == 0 && view->dst_w == W && view->dst_h == H));
     if (!full)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++)
-                if (!rd_view_grid_inspected(view, x, y)) map[(size_t)y * W + x] = 0.0f;
+                if (!grid_inspected(view, roi, W, x, y)) map[(size_t)y * W + x] = 0.0f;
     if (m->opts.sigma > 0) rd_gauss_blur(map, H, W, m->opts.sigma, tmp);
     if (full) {
         score = rd_score_image(map, ss, m->opts.topk_frac, tmp);
     } else {
-        float *vals = rd_arena_floats(&w->arena, (size_t)view->dst_w * view->dst_h);
+        float *vals = rd_arena_floats(&w->arena, ss);
         size_t k = 0;
-        for (int y = view->dst_y; y < view->dst_y + view->dst_h; y++)
-            for (int x = view->dst_x; x < view->dst_x + view->dst_w; x++) vals[k++] = map[(size_t)y * W + x];
         for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++)
-                if (!rd_view_grid_inspected(view, x, y)) map[(size_t)y * W + x] = 0.0f;
-        score = rd_score_image(vals, k, m->opts.topk_frac, tmp);
+            for (int x = 0; x < W; x++) {
+                if (grid_inspected(view, roi, W, x, y)) vals[k++] = map[(size_t)y * W + x];
+                else map[(size_t)y * W + x] = 0.0f;
+            }
+        score = k ? rd_score_image(vals, k, m->opts.topk_frac, tmp) : 0.0f;
     }
     rd_arena_rewind(&w->arena, mark);
     return score;
@@ -964,6 +973,7 @@ static void refset_free(rd_refset *r)
         free(r->psd[l]);
     }
     free(r->loo);
+    free(r->roi);
     free(r);
 }
 
@@ -1063,7 +1073,7 @@ static rd_status calib_variant(const rd_model *m, rd_worker *w, const rd_grid *g
 /* rd_refset_build (calib NULL: leave-one-out calibration computed with w) or
  * rd_refset_restore (calib given: pools only, w unused). */
 static rd_refset *refset_make(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, const rd_calib *calib,
-                              rd_err *err)
+                              const uint8_t *roi, rd_err *err)
 {
     const rd_model_info *in = &m->info;
     rd_refset *r = NULL;
@@ -1120,6 +1130,15 @@ static rd_refset *refset_make(const rd_model *m, rd_worker *w, rd_feats *const *
     r->grid = gd;
     r->loo = calloc((size_t)k, sizeof(float));
     if (!r->loo) goto nomem;
+    if (roi) {
+        size_t n = (size_t)gd->w * gd->h, on = 0;
+        if (!(r->roi = malloc(n))) goto nomem;
+        for (size_t i = 0; i < n; i++) on += (r->roi[i] = roi[i] != 0);
+        if (!on) {
+            rd_err_set(err, RD_ERR_ARG, "the ROI mask inspects no pixel");
+            goto fail;
+        }
+    }
     if (calib) {
         memcpy(r->mu, calib->mu, sizeof r->mu);
         memcpy(r->sigma, calib->sigma, sizeof r->sigma);
@@ -1196,10 +1215,17 @@ out:
 
 rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, rd_err *err)
 {
-    return refset_make(m, w, refs, k, NULL, err);
+    return refset_make(m, w, refs, k, NULL, NULL, err);
 }
 
-rd_refset *rd_refset_restore(const rd_model *m, rd_feats *const *refs, int k, const rd_calib *calib, rd_err *err)
+rd_refset *rd_refset_build_roi(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, const uint8_t *roi,
+                               rd_err *err)
+{
+    return refset_make(m, w, refs, k, NULL, roi, err);
+}
+
+rd_refset *rd_refset_restore(const rd_model *m, rd_feats *const *refs, int k, const rd_calib *calib,
+                             const uint8_t *roi, rd_err *err)
 {
     if (!calib) {
         rd_err_set(err, RD_ERR_ARG, "no calibration to restore a reference set with");
@@ -1209,7 +1235,7 @@ rd_refset *rd_refset_restore(const rd_model *m, rd_feats *const *refs, int k, co
         rd_err_set(err, RD_ERR_UNSUPPORTED, "a stored calibration holds the global statistics only");
         return NULL;
     }
-    return refset_make(m, NULL, refs, k, calib, err);
+    return refset_make(m, NULL, refs, k, calib, roi, err);
 }
 
 void rd_refset_get_calib(const rd_refset *r, rd_calib *out)
@@ -1255,6 +1281,7 @@ int rd_refset_shots(const rd_refset *r) { return r->k; }
 float rd_refset_threshold(const rd_refset *r) { return r->threshold; }
 const float *rd_refset_loo_scores(const rd_refset *r) { return r->loo; }
 const rd_geometry *rd_refset_geometry(const rd_refset *r) { return &r->geo; }
+const uint8_t *rd_refset_roi(const rd_refset *r) { return r->roi; }
 
 int rd_refset_local_search(const rd_refset *r)
 {
@@ -1287,18 +1314,25 @@ static rd_status score_levels(const rd_model *m, rd_worker *w, const rd_refset *
     out->map_h = gd->h;
     out->s = gd->w == gd->h ? gd->w : 0;
     out->geo = r->geo;
-    out->inspected_frac = (float)out->view.inspected_frac;
+    out->inspected_frac = (float)(out->view.inspected_frac * rd_view_roi_share(&out->view, r->roi));
     view_crop(&out->view, &out->crop);
     if (out->crop.s == 0) out->s = 0;
+    if (r->roi) {
+        size_t n = (size_t)gd->w * gd->h;
+        if (!(out->roi = malloc(n))) return rd_err_set(err, RD_ERR_NOMEM, "out of memory for the ROI mask");
+        memcpy(out->roi, r->roi, n);
+    }
     {
         const rd_view *v = &out->view;
-        const float *p = out->map + (size_t)v->dst_y * gd->w + v->dst_x;
-        out->map_min = out->map_max = p[0];
+        int any = 0;
+        out->map_min = out->map_max = 0.0f;
         for (int y = v->dst_y; y < v->dst_y + v->dst_h; y++)
             for (int x = v->dst_x; x < v->dst_x + v->dst_w; x++) {
+                if (!grid_inspected(NULL, r->roi, gd->w, x, y)) continue;
                 float q = out->map[(size_t)y * gd->w + x];
-                if (q > out->map_max) out->map_max = q;
-                if (q < out->map_min) out->map_min = q;
+                if (!any || q > out->map_max) out->map_max = q;
+                if (!any || q < out->map_min) out->map_min = q;
+                any = 1;
             }
     }
     return RD_OK;
@@ -1379,7 +1413,9 @@ void rd_result_release(rd_result *res)
 {
     if (!res) return;
     free(res->map);
+    free(res->roi);
     res->map = NULL;
+    res->roi = NULL;
 }
 
 void rd_result_heat_params(const rd_result *res, rd_heat_params *p)
@@ -1401,5 +1437,5 @@ rd_status rd_result_render(const rd_result *res, rd_heat_kind kind, const rd_ima
         p.out_w = img->w;
         p.out_h = img->h;
     }
-    return rd_heatmap_render_view(kind, res->map, &res->view, img, &p, out, err);
+    return rd_heatmap_render_view(kind, res->map, &res->view, res->roi, img, &p, out, err);
 }

@@ -174,11 +174,18 @@ typedef struct rd_refset rd_refset;
  * set's geometry is refs[0]'s; a reference of another geometry, or one that
  * needed a fit policy (another aspect ratio), is RD_ERR_MISMATCH naming both. */
 rd_refset *rd_refset_build(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, rd_err *err);
+/* The same for a class with a ROI mask: roi is work_w·work_h bytes on the
+ * set's grid (rd_geometry_roi_grid; copied; NULL = rd_refset_build).  Masked-
+ * out grid pixels are not inspected: they neither score (leave-one-out
+ * calibration included) nor bleed into the map. */
+rd_refset *rd_refset_build_roi(const rd_model *m, rd_worker *w, rd_feats *const *refs, int k, const uint8_t *roi,
+                               rd_err *err);
 /* The same without the leave-one-out search: the calibration is given (one
  * rd_refset_get_calib returned for the same features, e.g. stored with them),
  * only the pools are built; no worker needed.  Same scores as the built set.
  * Only for the global calibration (opts.calib): RD_ERR_UNSUPPORTED otherwise. */
-rd_refset *rd_refset_restore(const rd_model *m, rd_feats *const *refs, int k, const rd_calib *calib, rd_err *err);
+rd_refset *rd_refset_restore(const rd_model *m, rd_feats *const *refs, int k, const rd_calib *calib,
+                             const uint8_t *roi, rd_err *err);
 void rd_refset_get_calib(const rd_refset *r, rd_calib *out);
 /* Heap bytes the set holds (pools, their search layouts, calibration). */
 size_t rd_refset_bytes(const rd_refset *r);
@@ -192,6 +199,8 @@ float rd_refset_threshold(const rd_refset *r);
 /* Leave-one-out image scores of the references (k values). */
 const float *rd_refset_loo_scores(const rd_refset *r);
 const rd_geometry *rd_refset_geometry(const rd_refset *r);
+/* The set's ROI mask on its grid (NULL = none). */
+const uint8_t *rd_refset_roi(const rd_refset *r);
 /* 1 if the nearest-neighbour search is tiled (local) at some level. */
 int rd_refset_local_search(const rd_refset *r);
 
@@ -204,8 +213,9 @@ typedef struct rd_result {
     float *map;      /* map_w×map_h anomaly map over the working grid (owned); 0 where not inspected */
     int map_w, map_h;
     rd_view view;    /* where the grid lies in the image; grid pixels outside view.dst are not inspected */
+    uint8_t *roi;    /* map_w×map_h, 0 = masked out by the class's ROI mask (owned); NULL = no mask */
     rd_geometry geo; /* the class geometry applied */
-    float inspected_frac; /* fraction of the frame's pixels inspected (ROI, pad bars, crop) */
+    float inspected_frac; /* fraction of the frame's pixels inspected (ROI rectangle and mask, pad bars, crop) */
     int s;           /* legacy: map_w when the grid is square, else 0 */
     rd_crop crop;    /* legacy: valid when s > 0 */
     int img_w, img_h;

@@ -1034,7 +1034,7 @@ static rd_status load_class(rd_engine *e, rd_worker *w, const char *cls, const r
         for (int i = 0; i < n; i++) fp32 += !rd_feats_blob_f16(rows[i].feats, rows[i].feats_len);
         if (!nextra && !stale && (!fp32 || !w) && calib_load(e, cls, geo, rows, n, &cal)) {
             if (fp32 && !w) goto needw; /* re-encoded first, on a worker */
-            if ((*out = rd_refset_restore(e->model, f, n, &cal, NULL))) {
+            if ((*out = rd_refset_restore(e->model, f, n, &cal, NULL, NULL))) {
                 pthread_mutex_lock(&e->cmu);
                 e->loads_stored++;
                 pthread_mutex_unlock(&e->cmu);

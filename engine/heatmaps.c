@@ -208,7 +208,8 @@ rd_ecode rd_heatmaps_get(rd_store *s, rd_heatcache *c, int64_t id, const char *k
             goto out;
         }
     }
-    if (rd_heatmap_render_view((rd_heat_kind)k, hb.map, &hb.view, img.rgb ? &img : NULL, &hb.p, &out, err) != RD_OK)
+    if (rd_heatmap_render_view((rd_heat_kind)k, hb.map, &hb.view, hb.roi, img.rgb ? &img : NULL, &hb.p, &out, err) !=
+        RD_OK)
         goto out;
     cache_put(c, id, k, out.data, out.len, gone);
     *png = out.data;
@@ -235,7 +236,7 @@ rd_status rd_heatmaps_encode(const rd_result *res, const rd_image *img, int qual
     rd_result_heat_params(res, &p);
     if (img) /* at the frame's displayed full size, whatever scale it was decoded at */
         rd_image_full_size(img, &p.out_w, &p.out_h);
-    rd_status st = rd_heatblob_encode(res->map, &res->view, &p, &map->data, &map->len, err);
+    rd_status st = rd_heatblob_encode(res->map, &res->view, res->roi, &p, &map->data, &map->len, err);
     if (st == RD_OK && quality > 0 && img && (st = rd_jpeg_encode(img, quality, image, err)) != RD_OK)
         rd_png_buf_release(map);
     return st;

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rd_heat_kind kinds[2] = {RD_HEAT_RAW, RD_HEAT_MASK};
         for (int k = 0; k < 2; k++) {
             rd_png_buf out = {0};
-            if (rd_heatmap_render_view(kinds[k], hb.map, &hb.view, NULL, &hb.p, &out, &e) == RD_OK && !out.data) abort();
+            if (rd_heatmap_render_view(kinds[k], hb.map, &hb.view, hb.roi, NULL, &hb.p, &out, &e) == RD_OK && !out.data) abort();
             rd_png_buf_release(&out);
         }
     }

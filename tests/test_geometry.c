@@ -181,9 +181,9 @@ static void test_heatmap(void)
     for (int i = 0; i < W * H * 3; i++) img.rgb[i] = (uint8_t)(i % 3 == 0 ? 200 : 30); /* reddish */
     rd_heat_params p = {0.0f, 1.0f, 0.5f, W, H};
     rd_png_buf raw, ov, mk;
-    RD_CHECK(rd_heatmap_render_view(RD_HEAT_RAW, map, &v, NULL, &p, &raw, &e) == RD_OK, "%s", e.msg);
-    RD_CHECK(rd_heatmap_render_view(RD_HEAT_OVERLAY, map, &v, &img, &p, &ov, &e) == RD_OK, "%s", e.msg);
-    RD_CHECK(rd_heatmap_render_view(RD_HEAT_MASK, map, &v, NULL, &p, &mk, &e) == RD_OK, "%s", e.msg);
+    RD_CHECK(rd_heatmap_render_view(RD_HEAT_RAW, map, &v, NULL, NULL, &p, &raw, &e) == RD_OK, "%s", e.msg);
+    RD_CHECK(rd_heatmap_render_view(RD_HEAT_OVERLAY, map, &v, NULL, &img, &p, &ov, &e) == RD_OK, "%s", e.msg);
+    RD_CHECK(rd_heatmap_render_view(RD_HEAT_MASK, map, &v, NULL, NULL, &p, &mk, &e) == RD_OK, "%s", e.msg);
     /* decode with libpng's simplified API to see the alpha channel */
     png_image pi;
     memset(&pi, 0, sizeof pi);

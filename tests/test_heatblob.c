@@ -9,7 +9,10 @@
  *  - malformed blobs (every truncation, flipped header fields) fail cleanly;
  *  - the JPEG copy decodes back to the image within JPEG's error;
  *  - a blob as resadd wrote it before the fast PNG writer (libpng's
- *    simplified API, adaptive filters, level 6) still decodes, to the same map. */
+ *    simplified API, adaptive filters, level 6) still decodes, to the same map;
+ *  - with a ROI mask (issue 9) the mask comes back exactly, every rendering
+ *    from the blob matches the one from the float map, and masked-out pixels
+ *    render as not inspected (raw alpha 0, mask 0, overlay grey). */
 #include <math.h>
 #include <png.h>
 #include <stdlib.h>
@@ -45,14 +48,14 @@ static int decode_png(const rd_png_buf *b, rd_image *img)
     return rd_image_decode(b->data, b->len, &lim, img, &err) == RD_OK ? 0 : -1;
 }
 
-static void compare_kind(rd_heat_kind k, const float *map, const rd_heatblob *hb, const rd_view *v,
-                         const rd_heat_params *p, const rd_image *img, int maxdiff, double maxfrac)
+static void compare_kind(rd_heat_kind k, const float *map, const uint8_t *roi, const rd_heatblob *hb,
+                         const rd_view *v, const rd_heat_params *p, const rd_image *img, int maxdiff, double maxfrac)
 {
     rd_png_buf a = {0}, b = {0};
     rd_image ia = {0}, ib = {0};
     rd_err err;
-    RD_CHECK(rd_heatmap_render_view(k, map, v, img, p, &a, &err) == RD_OK, "%s", err.msg);
-    RD_CHECK(rd_heatmap_render_view(k, hb->map, &hb->view, img, &hb->p, &b, &err) == RD_OK, "%s", err.msg);
+    RD_CHECK(rd_heatmap_render_view(k, map, v, roi, img, p, &a, &err) == RD_OK, "%s", err.msg);
+    RD_CHECK(rd_heatmap_render_view(k, hb->map, &hb->view, hb->roi, img, &hb->p, &b, &err) == RD_OK, "%s", err.msg);
     if (a.data && b.data && !decode_png(&a, &ia) && !decode_png(&b, &ib)) {
         RD_CHECK(ia.w == ib.w && ia.h == ib.h, "size %dx%d vs %dx%d", ia.w, ia.h, ib.w, ib.h);
         size_t n = (size_t)ia.w * ia.h * 3, off = 0;
@@ -107,7 +110,66 @@ static void old_writer(const uint8_t *blob, size_t len, const rd_heatblob *now)
     free(q);
 }
 
-static void round_trip(int img_w, int img_h, const rd_view *v, size_t max_bytes)
+/* A frame pixel (x, y) of an img_w×img_h rendering inside the view and the ROI mask? */
+static int pixel_inspected(const rd_view *v, const uint8_t *roi, int img_w, int img_h, int x, int y)
+{
+    float u, vv;
+    if (!rd_view_to_grid(v, img_w, img_h, x, y, &u, &vv)) return 0;
+    int gx = (int)lroundf(u), gy = (int)lroundf(vv);
+    gx = gx < 0 ? 0 : gx >= v->work_w ? v->work_w - 1 : gx;
+    gy = gy < 0 ? 0 : gy >= v->work_h ? v->work_h - 1 : gy;
+    return !roi || roi[(size_t)gy * v->work_w + gx];
+}
+
+/* Masked-out pixels of the renderings: raw alpha 0, mask 0, overlay grey; inspected ones raw alpha 255. */
+static void check_masked(const float *map, const uint8_t *roi, const rd_view *v, const rd_heat_params *p,
+                         const rd_image *img)
+{
+    rd_png_buf raw = {0}, mk = {0}, ov = {0};
+    rd_image im = {0}, io = {0};
+    rd_err err;
+    RD_CHECK(rd_heatmap_render_view(RD_HEAT_RAW, map, v, roi, NULL, p, &raw, &err) == RD_OK, "%s", err.msg);
+    RD_CHECK(rd_heatmap_render_view(RD_HEAT_MASK, map, v, roi, NULL, p, &mk, &err) == RD_OK, "%s", err.msg);
+    RD_CHECK(rd_heatmap_render_view(RD_HEAT_OVERLAY, map, v, roi, img, p, &ov, &err) == RD_OK, "%s", err.msg);
+    if (raw.data && mk.data && ov.data && !decode_png(&mk, &im) && !decode_png(&ov, &io)) {
+        /* the raw map's alpha: read it with libpng's simplified API */
+        png_image pi;
+        memset(&pi, 0, sizeof pi);
+        pi.version = PNG_IMAGE_VERSION;
+        uint8_t *ga = NULL;
+        if (png_image_begin_read_from_memory(&pi, raw.data, raw.len)) {
+            pi.format = PNG_FORMAT_GA;
+            ga = malloc(PNG_IMAGE_SIZE(pi));
+            if (ga && !png_image_finish_read(&pi, NULL, ga, 0, NULL)) free(ga), ga = NULL;
+        }
+        RD_CHECK(ga != NULL, "raw heatmap does not decode");
+        size_t masked = 0, bad = 0, n = (size_t)img->w * img->h;
+        for (int y = 0; y < img->h && ga; y++)
+            for (int x = 0; x < img->w; x++) {
+                size_t i = (size_t)y * img->w + x;
+                const uint8_t *o = io.rgb + 3 * i;
+                if (pixel_inspected(v, roi, img->w, img->h, x, y)) {
+                    bad += ga[2 * i + 1] != 255;
+                    continue;
+                }
+                masked++;
+                bad += ga[2 * i + 1] != 0 || im.rgb[3 * i] != 0 || o[0] != o[1] || o[1] != o[2];
+            }
+        RD_CHECK(masked > 0 && masked < n, "masked %zu of %zu pixels", masked, n);
+        RD_CHECK(bad == 0, "%zu of %zu pixels rendered against the ROI mask", bad, n);
+        printf("roi mask: %zu of %zu frame pixels not inspected, all rendered so\n", masked, n);
+        free(ga);
+    } else {
+        RD_CHECK(0, "rendering or decoding failed");
+    }
+    rd_image_release(&im);
+    rd_image_release(&io);
+    rd_png_buf_release(&raw);
+    rd_png_buf_release(&mk);
+    rd_png_buf_release(&ov);
+}
+
+static void round_trip(int img_w, int img_h, const rd_view *v, const uint8_t *roi, size_t max_bytes)
 {
     size_t n = (size_t)v->work_w * v->work_h;
     float *map = malloc(n * sizeof *map);
@@ -118,11 +180,14 @@ static void round_trip(int img_w, int img_h, const rd_view *v, size_t max_bytes)
     rd_image img = {img_w, img_h, malloc((size_t)img_w * img_h * 3), 0, 0, 0, 0};
     for (size_t i = 0; i < (size_t)img_w * img_h * 3; i++) img.rgb[i] = (uint8_t)((i * 7919u) >> 5);
     smooth_map(map, v, (unsigned)(img_w * 31 + img_h));
+    for (size_t i = 0; roi && i < n; i++)
+        if (!roi[i]) map[i] = 0.0f; /* as rd_inspect leaves it */
     float mx = 0;
     for (size_t i = 0; i < n; i++) mx = fmaxf(mx, map[i]);
     rd_heat_params p = {0.0f, fmaxf(2.0f * 2.0f, mx), 2.0f, img_w, img_h};
-    RD_CHECK(rd_heatblob_encode(map, v, &p, &blob, &len, &err) == RD_OK, "%s", err.msg);
-    printf("%dx%d frame, %dx%d grid: blob %zu bytes\n", img_w, img_h, v->work_w, v->work_h, len);
+    RD_CHECK(rd_heatblob_encode(map, v, roi, &p, &blob, &len, &err) == RD_OK, "%s", err.msg);
+    printf("%dx%d frame, %dx%d grid%s: blob %zu bytes\n", img_w, img_h, v->work_w, v->work_h, roi ? ", ROI mask" : "",
+           len);
     RD_CHECK(len <= max_bytes, "blob %zu bytes > %zu", len, max_bytes);
     RD_CHECK(rd_heatblob_decode(blob, len, &hb, &err) == RD_OK, "%s", err.msg);
     if (hb.map) {
@@ -143,10 +208,16 @@ static void round_trip(int img_w, int img_h, const rd_view *v, size_t max_bytes)
                      hb.view.src_x == v->src_x && hb.view.work_w == v->work_w && hb.p.out_w == img_w &&
                      hb.p.threshold == p.threshold && hb.p.hi == p.hi,
                  "view/params not restored");
-        old_writer(blob, len, &hb);
-        compare_kind(RD_HEAT_RAW, map, &hb, v, &p, NULL, 1, 0.0);
-        compare_kind(RD_HEAT_MASK, map, &hb, v, &p, NULL, 0, 0.003);
-        compare_kind(RD_HEAT_OVERLAY, map, &hb, v, &p, &img, 4, 0.0);
+        if (roi) {
+            RD_CHECK(hb.roi && !memcmp(hb.roi, roi, n), "ROI mask not restored exactly");
+            check_masked(map, roi, v, &p, &img);
+        } else {
+            RD_CHECK(!hb.roi, "a mask appeared");
+            old_writer(blob, len, &hb);
+        }
+        compare_kind(RD_HEAT_RAW, map, roi, &hb, v, &p, NULL, 1, 0.0);
+        compare_kind(RD_HEAT_MASK, map, roi, &hb, v, &p, NULL, 0, 0.003);
+        compare_kind(RD_HEAT_OVERLAY, map, roi, &hb, v, &p, &img, 4, 0.0);
         rd_heatblob_release(&hb);
     }
     /* malformed: every truncation of the header, a few of the PNG and its end, and flipped fields */
@@ -211,7 +282,7 @@ static void clamps(void)
     size_t len = 0;
     rd_heatblob hb;
     rd_err err;
-    RD_CHECK(rd_heatblob_encode(map, &v, &p, &blob, &len, &err) == RD_OK, "%s", err.msg);
+    RD_CHECK(rd_heatblob_encode(map, &v, NULL, &p, &blob, &len, &err) == RD_OK, "%s", err.msg);
     RD_CHECK(blob && rd_heatblob_decode(blob, len, &hb, &err) == RD_OK, "%s", err.msg);
     if (blob && hb.map) {
         for (int i = 0; i < 21; i++) {
@@ -227,10 +298,34 @@ int main(void)
 {
     /* 256² frame, 224² grid, whole frame */
     rd_view sq = {256, 256, 224, 224, 0, 0, 1, 1, 0, 0, 224, 224, 1, 0, 0};
-    round_trip(256, 256, &sq, 16384);
+    round_trip(256, 256, &sq, NULL, 16384);
     /* 1920×1080 frame on 400×224, fit pad on a 4:3 ROI-like rectangle: padding bars not inspected */
     rd_view cam = {1920, 1080, 400, 224, 0.1, 0, 0.8, 1, 50, 0, 300, 224, 0.8, 0, 1};
-    round_trip(1920, 1080, &cam, 16384);
+    round_trip(1920, 1080, &cam, NULL, 16384);
+    /* the same with a ROI mask: an ellipse of the grid plus a stripe, the rest masked out */
+    {
+        uint8_t *roi = malloc((size_t)cam.work_w * cam.work_h), *none;
+        for (int y = 0; y < cam.work_h; y++)
+            for (int x = 0; x < cam.work_w; x++) {
+                double dx = (x - 200.0) / 120, dy = (y - 112.0) / 90;
+                roi[(size_t)y * cam.work_w + x] = dx * dx + dy * dy < 1 || (y >= 10 && y < 20);
+            }
+        round_trip(1920, 1080, &cam, roi, 16384);
+        /* a mask-bearing blob whose mask is empty is malformed */
+        none = calloc((size_t)cam.work_w * cam.work_h, 1);
+        float *z = calloc((size_t)cam.work_w * cam.work_h, sizeof *z);
+        rd_heat_params p = {0.0f, 4.0f, 2.0f, 1920, 1080};
+        uint8_t *blob = NULL;
+        size_t len = 0;
+        rd_heatblob hb;
+        rd_err err;
+        RD_CHECK(rd_heatblob_encode(z, &cam, none, &p, &blob, &len, &err) == RD_OK, "%s", err.msg);
+        RD_CHECK(blob && rd_heatblob_decode(blob, len, &hb, &err) == RD_ERR_FORMAT, "an empty mask decoded");
+        free(blob);
+        free(z);
+        free(none);
+        free(roi);
+    }
     clamps();
     jpeg_copy();
     return rd_test_done("test_heatblob");

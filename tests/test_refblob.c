@@ -234,11 +234,11 @@ static void test_refset(void)
         rd_refset_get_calib(built, &cal);
         RD_CHECK(rd_calib_serialize(&cal, &cb, &cl, &err) == RD_OK && rd_calib_deserialize(cb, cl, &cal2, &err) == RD_OK,
                  "calibration blob");
-        rd_refset *rest = rd_refset_restore(m, g, 4, &cal2, &err);
+        rd_refset *rest = rd_refset_restore(m, g, 4, &cal2, NULL, &err);
         RD_CHECK(rest != NULL, "restore: %s", err.msg);
         rd_calib bad = cal2;
         bad.k = 3;
-        RD_CHECK(!rd_refset_restore(m, g, 4, &bad, &err), "a calibration of other shots is refused");
+        RD_CHECK(!rd_refset_restore(m, g, 4, &bad, NULL, &err), "a calibration of other shots is refused");
         if (rest) {
             RD_CHECK(bits(rd_refset_threshold(rest)) == bits(rd_refset_threshold(built)), "threshold %g vs %g",
                      rd_refset_threshold(rest), rd_refset_threshold(built));
