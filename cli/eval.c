@@ -68,7 +68,7 @@ static void eval_usage(FILE *f)
           "                  [--backbone FILE] [--json OUT] [--max-test N] [--size S]\n"
           "                  [--topk F] [--threads N] [--dump DIR] [--pixel-max N]\n"
           "                  [--calib global|position[:A]|neighbour[:A]|edge[:A]] [--calib-smooth C]\n"
-          "                  [--calib-variants V1,V2,...]\n"
+          "                  [--calib-variants V1,V2,...] [--input-pad P]\n"
           "\n"
           "Few-shot evaluation: for each class and seed, k references are drawn from\n"
           "train/good and every test image is scored; prints image/pixel AUROC, PRO,\n"
@@ -96,6 +96,10 @@ static void eval_usage(FILE *f)
           "A in [0, 1] weighs it against global (default 1).\n"
           "--calib-variants: up to 3 more runs of the learned scorer with those\n"
           "calibrations, on the same features and reference draws (scorer \"resad+MODE:A\").\n"
+          "--input-pad P: mirror P pixels (a multiple of the backbone's stride, 16) around\n"
+          "every working image before the backbone and crop them off its levels, so border\n"
+          "features see the surface continued instead of zero padding (default: the\n"
+          "model file's resadd.input_pad, 0 without).\n"
           "After each table: image AUROC of defects whose mask centroid is within 24 px of\n"
           "the frame border vs central ones, each against all goods.\n"
           "--simulate-line N,N,... [--refs R] [--fpr RATE]: a line that learns from its\n"
@@ -585,6 +589,15 @@ int rd_cli_eval(int argc, char **argv)
                 }
                 o.nvariants++;
             }
+        } else if (!strcmp(a, "--input-pad")) {
+            char *end;
+            long p = strtol(v, &end, 10);
+            if (*end || p < 0 || p > RD_MAX_INPUT_PAD) {
+                fprintf(stderr, "resad eval: --input-pad is 0 to %d pixels (a multiple of the backbone's stride)\n",
+                        RD_MAX_INPUT_PAD);
+                return 2;
+            }
+            o.mo.input_pad = (int)p;
         } else if (!strcmp(a, "--calib-smooth")) {
             char *end;
             o.mo.calib_smooth = strtof(v, &end);
@@ -709,6 +722,7 @@ int rd_cli_eval(int argc, char **argv)
         json_object_set_new(root, "calib", json_string(rd_score_calib_name(o.mo.calib)));
         json_object_set_new(root, "calib_alpha", json_real(o.mo.calib_alpha));
         json_object_set_new(root, "calib_smooth", json_real(o.mo.calib_smooth));
+        json_object_set_new(root, "input_pad", json_integer(in->input_pad));
         json_object_set_new(root, "wall_s", json_real(rd_eval_now_s() - t0));
         if (ml) {
             json_object_set_new(root, "model", json_string(o.model));
@@ -717,6 +731,7 @@ int rd_cli_eval(int argc, char **argv)
         printf("backbone %s, S=%d, %d seed(s); mean ± std over seeds; pixel metrics over the whole frame at the "
                "masks' geometry, \"inspected\" = share of frame pixels the pipeline inspected\n",
                in->arch, in->size, o.seeds);
+        if (in->input_pad) printf("input pad %d px mirrored around each frame\n", in->input_pad);
         if (o.mo.calib != RD_SCORE_CALIB_GLOBAL)
             printf("calibration %s, alpha %.2f, smoothing %.1f level cells (position only)\n",
                    rd_score_calib_name(o.mo.calib), o.mo.calib_alpha, o.mo.calib_smooth);

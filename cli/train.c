@@ -39,6 +39,10 @@ static void train_usage(FILE *f)
           "                           gets (short side S, long side by the aspect): every pixel and\n"
           "                           border defect counts; all images of the run need one aspect\n"
           "                           ratio, and a non-square grid needs --flow-pos none or shift\n"
+          "  --input-pad P            mirror P pixels (a multiple of 16) around every image before the\n"
+          "                           backbone and crop them off its levels (border features see the\n"
+          "                           surface, not zero padding); stored in the model, which then\n"
+          "                           inspects with it (default 0)\n"
           "  --flow-pos MODE          the flow's positional condition: abs (absolute (y, x), default),\n"
           "                           none (no position), shift[:F] (randomly translated by up to\n"
           "                           F x the grid per image in training, default F 1)\n"
@@ -432,6 +436,14 @@ int rd_cli_train(int argc, char **argv)
                 fprintf(stderr, "resad train: --frame is centre or whole (got '%s')\n", v);
                 return 2;
             }
+        } else if (!strcmp(a, "--input-pad")) {
+            char *end;
+            long p = strtol(v, &end, 10);
+            if (*end || p < 0 || p > RD_MAX_INPUT_PAD) {
+                fprintf(stderr, "resad train: --input-pad is 0 to %d pixels, a multiple of 16\n", RD_MAX_INPUT_PAD);
+                return 2;
+            }
+            mo.input_pad = (int)p;
         } else if (!strcmp(a, "--flow-pos")) {
             rd_flow_cfg fc;
             rd_flow_cfg_default(&fc, 2, 1);
@@ -591,7 +603,7 @@ int rd_cli_train(int argc, char **argv)
     if (stopped) fprintf(stderr, "train: stopped early after %d complete epochs\n", rd_train_epochs_done(t));
 
     /* metadata from the pipeline */
-    char levels[512] = "", size[16], created[32], synth_l[160], synth_g[160];
+    char levels[512] = "", size[16], pad[16], created[32], synth_l[160], synth_g[160];
     char *cls_csv = NULL;
     size_t cl_len = 1;
     for (int c = 0; c < ds->nclasses; c++) cl_len += strlen(ds->classes[c].name) + 1;
@@ -609,6 +621,7 @@ int rd_cli_train(int argc, char **argv)
         snprintf(levels + n, sizeof levels - n, "%s%s", l ? "," : "", mi->level_names[l]);
     }
     snprintf(size, sizeof size, "%d", mi->size);
+    snprintf(pad, sizeof pad, "%d", mi->input_pad);
     time_t now = time(NULL);
     struct tm tmv;
     gmtime_r(&now, &tmv);
@@ -624,7 +637,7 @@ int rd_cli_train(int argc, char **argv)
                           "resadd.backbone_sha256", mi->backbone_sha256, "resadd.levels", levels, "resadd.size", size,
                           "resadd.train_manifest_sha256", msha, "resadd.train_classes", cls_csv, "resadd.created",
                           created, "resadd.stopped_early", stopped ? "yes" : "no", "resadd.synth_local", synth_l,
-                          "resadd.synth_global", synth_g, "resadd.train_frame", frame, NULL};
+                          "resadd.synth_global", synth_g, "resadd.train_frame", frame, "resadd.input_pad", pad, NULL};
     rd_status st = rd_train_write_model(t, out, meta, &err);
     free(cls_csv);
     if (st != RD_OK) goto fail;

@@ -36,6 +36,8 @@ typedef struct rd_grid {
     int w, h;
     rd_graph *graph; /* grid 0: the backbone's own graph; else a rd_graph_share copy (owned) */
     size_t graph_scratch;
+    int pad;         /* input pixels mirrored on each side (the model's input_pad); the graph runs at h+2p × w+2p */
+    int glh[RD_MAX_LEVELS], glw[RD_MAX_LEVELS], loff[RD_MAX_LEVELS]; /* its level shapes and the margin cropped off */
     int lh[RD_MAX_LEVELS], lw[RD_MAX_LEVELS];
     size_t ln[RD_MAX_LEVELS];
     rd_flow_plan *fplan[RD_MAX_LEVELS]; /* learned only; grid 0's are the model's */
@@ -62,6 +64,7 @@ struct rd_model {
     char model_file[256];
     char levels_buf[RD_MAX_LEVELS * 64];
     rd_grid grids[RD_MAX_GRIDS];
+    int pad, pad_meta;  /* input pad in use; the model file's resadd.input_pad (0 without) */
     atomic_int ngrids; /* published grids; grids[i < ngrids] never change */
     pthread_mutex_t grid_mu;
 };
@@ -109,14 +112,19 @@ void rd_model_opts_default(rd_model_opts *o)
     o->calib = RD_SCORE_CALIB_GLOBAL;
     o->calib_alpha = 1.0f;
     o->calib_smooth = 1.0f;
+    o->input_pad = -1;
 }
+
+static rd_status grid_plan(const rd_model *m, rd_grid *gd, rd_graph *g, rd_err *err);
 
 static size_t worker_bytes(const rd_model *m, const rd_grid *gd)
 {
     const rd_model_info *in = &m->info;
     const size_t ss = (size_t)gd->w * (size_t)gd->h;
-    size_t b = gd->graph_scratch + rd_arena_need(ss * 3 * sizeof(float));
+    size_t b = gd->graph_scratch + rd_arena_need((size_t)(gd->w + 2 * gd->pad) * (gd->h + 2 * gd->pad) * 3 * sizeof(float));
     size_t maxn = 0, maxnc = 0, maxc = 0;
+    for (int l = 0; gd->pad && l < in->nlevels; l++) /* the graph's padded level outputs, before the crop */
+        b += rd_arena_need((size_t)gd->glh[l] * gd->glw[l] * in->level_c[l] * sizeof(float));
     for (int l = 0; l < in->nlevels; l++) {
         size_t nc = gd->ln[l] * (size_t)in->level_c[l];
         b += rd_arena_need(nc * sizeof(float));                 /* level features */
@@ -168,6 +176,12 @@ static rd_status learned_meta(rd_model *m, const rd_st_file *st, rd_err *err)
         if (m->opts.size && m->opts.size != s)
             return rd_err_set(err, RD_ERR_MISMATCH, "model was trained at size %d, %d requested", s, m->opts.size);
         m->opts.size = s;
+    }
+    if ((v = rd_st_meta(st, "resadd.input_pad"))) {
+        char *e;
+        long p = strtol(v, &e, 10);
+        if (*e || p < 0 || p > RD_MAX_INPUT_PAD) return rd_err_set(err, RD_ERR_FORMAT, "model file: bad resadd.input_pad %s", v);
+        m->pad_meta = (int)p;
     }
     if ((v = rd_st_meta(st, "resadd.residual"))) m->opts.resid = !strcmp(v, "sq") ? RD_RESID_SQUARED : RD_RESID_X_MINUS_NN;
     if ((v = rd_st_meta(st, "resadd.metric"))) m->opts.metric = !strcmp(v, "cosine") ? RD_POOL_COSINE : RD_POOL_L2;
@@ -306,10 +320,21 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
         rd_sha256_update(h, "|", 1);
         rd_sha256_update(h, m->bb->level_names[l], strlen(m->bb->level_names[l]));
     }
+    m->pad = m->opts.input_pad >= 0 ? m->opts.input_pad : m->pad_meta;
+    if (m->pad > RD_MAX_INPUT_PAD || (in->stride > 0 && m->pad % in->stride)) {
+        rd_err_set(err, RD_ERR_ARG, "input pad %d: want a multiple of the backbone's stride %d up to %d", m->pad,
+                   in->stride, RD_MAX_INPUT_PAD);
+        goto fail;
+    }
+    in->input_pad = m->pad;
     {
         char sz[32];
         snprintf(sz, sizeof sz, "|S=%d", m->s);
         rd_sha256_update(h, sz, strlen(sz));
+        if (m->pad) { /* other features: stored ones of another pad are not reused */
+            snprintf(sz, sizeof sz, "|P=%d", m->pad);
+            rd_sha256_update(h, sz, strlen(sz));
+        }
     }
     if (rd_sha256_final_hex(h, m->model_id) != 0) {
         h = NULL;
@@ -332,10 +357,19 @@ rd_model *rd_model_load(const rd_model_opts *o, rd_err *err)
         g0->graph = m->bb->graph;
         g0->graph_scratch = m->graph_scratch;
         for (int l = 0; l < in->nlevels; l++) {
-            g0->lh[l] = in->level_h[l];
-            g0->lw[l] = in->level_w[l];
+            g0->glh[l] = g0->lh[l] = in->level_h[l];
+            g0->glw[l] = g0->lw[l] = in->level_w[l];
             g0->ln[l] = m->level_n[l];
             g0->fplan[l] = m->fplan[l];
+        }
+        if (m->pad) { /* the backbone's graph re-planned at S + 2·pad; the level shapes stay */
+            if (grid_plan(m, g0, g0->graph, err) != RD_OK) goto fail;
+            for (int l = 0; l < in->nlevels; l++)
+                if (g0->lh[l] != in->level_h[l] || g0->lw[l] != in->level_w[l]) {
+                    rd_err_set(err, RD_ERR_INTERNAL, "input pad %d: level %d is %dx%d, not %dx%d", m->pad, l,
+                               g0->lh[l], g0->lw[l], in->level_h[l], in->level_w[l]);
+                    goto fail;
+                }
         }
         g0->worker_bytes = worker_bytes(m, g0);
         m->worker_bytes = g0->worker_bytes;
@@ -386,6 +420,31 @@ rd_status rd_model_geometry(const rd_model *m, int frame_w, int frame_h, const r
 /* The model's plan for a w×h working grid, made on first use.  The grid table
  * is the one mutable part of a loaded model: appended under grid_mu, read
  * without it (entries below ngrids never change). */
+/* Plans g for the grid's input (h + 2·pad) × (w + 2·pad) and derives the level
+ * shapes: the graph's, less the mirrored margin (pad / the level's stride) on
+ * each side.  pad is a multiple of every level's stride (rd_model_load). */
+static rd_status grid_plan(const rd_model *m, rd_grid *gd, rd_graph *g, rd_err *err)
+{
+    const int P = m->pad;
+    gd->pad = P;
+    if (rd_graph_plan_hw(g, gd->h + 2 * P, gd->w + 2 * P, &gd->graph_scratch, err) != RD_OK)
+        return err ? err->code : RD_ERR_INTERNAL;
+    size_t team_bytes = rd_graph_scratch_team(g, m->opts.threads > 0 ? m->opts.threads : 1);
+    if (team_bytes > gd->graph_scratch) gd->graph_scratch = team_bytes;
+    for (int l = 0; l < m->info.nlevels; l++) {
+        int c;
+        rd_graph_level_shape(g, l, &gd->glh[l], &gd->glw[l], &c);
+        int stride = gd->glh[l] > 0 ? (gd->h + 2 * P) / gd->glh[l] : 0;
+        gd->loff[l] = stride > 0 ? P / stride : 0;
+        gd->lh[l] = gd->glh[l] - 2 * gd->loff[l];
+        gd->lw[l] = gd->glw[l] - 2 * gd->loff[l];
+        if (gd->lh[l] < 1 || gd->lw[l] < 1)
+            return rd_err_set(err, RD_ERR_INTERNAL, "grid %dx%d: level %d is empty after the input pad", gd->w, gd->h, l);
+        gd->ln[l] = (size_t)gd->lh[l] * (size_t)gd->lw[l];
+    }
+    return RD_OK;
+}
+
 static const rd_grid *model_grid(const rd_model *cm, int w, int h, rd_err *err)
 {
     rd_model *m = (rd_model *)cm;
@@ -409,17 +468,8 @@ static const rd_grid *model_grid(const rd_model *cm, int w, int h, rd_err *err)
     memset(gd, 0, sizeof *gd);
     gd->w = w;
     gd->h = h;
-    if (!(gd->graph = rd_graph_share(m->bb->graph, err)) ||
-        rd_graph_plan_hw(gd->graph, h, w, &gd->graph_scratch, err) != RD_OK)
-        goto fail;
-    {
-        size_t team_bytes = rd_graph_scratch_team(gd->graph, m->opts.threads > 0 ? m->opts.threads : 1);
-        if (team_bytes > gd->graph_scratch) gd->graph_scratch = team_bytes;
-    }
+    if (!(gd->graph = rd_graph_share(m->bb->graph, err)) || grid_plan(m, gd, gd->graph, err) != RD_OK) goto fail;
     for (int l = 0; l < in->nlevels; l++) {
-        int c;
-        rd_graph_level_shape(gd->graph, l, &gd->lh[l], &gd->lw[l], &c);
-        gd->ln[l] = (size_t)gd->lh[l] * (size_t)gd->lw[l];
         if (m->learned &&
             !(gd->fplan[l] = rd_flow_plan_new_at(m->flow[l], gd->lh[l], gd->lw[l], in->level_h[l], in->level_w[l], err)))
             goto fail;
@@ -530,7 +580,8 @@ static rd_status run_backbone(const rd_model *m, rd_worker *w, const rd_grid *gd
                               const rd_image *img, rd_tensor *lv, rd_timings *t, rd_err *err)
 {
     const rd_model_info *in = &m->info;
-    const int dw = view->dst_w, dh = view->dst_h, W = gd->w;
+    const int P = gd->pad, dw = view->dst_w, dh = view->dst_h, W = gd->w + 2 * P, H = gd->h + 2 * P;
+    rd_view pv = *view; /* the view on the padded input */
     rd_rect r;
     rd_image sub = *img;
     float *input, lut[3][256];
@@ -552,8 +603,12 @@ static rd_status run_backbone(const rd_model *m, rd_worker *w, const rd_grid *gd
         if (!lv[l].data) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (levels)");
     }
     size_t mark = rd_arena_mark(&w->arena);
-    input = rd_arena_floats(&w->arena, (size_t)gd->w * gd->h * 3);
+    input = rd_arena_floats(&w->arena, (size_t)W * H * 3);
     if (!input) return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (input)");
+    pv.dst_x += P;
+    pv.dst_y += P;
+    pv.work_w = W;
+    pv.work_h = H;
     if (r.x || r.y || r.w != img->w || r.h != img->h) {
         sub.w = r.w;
         sub.h = r.h;
@@ -568,20 +623,36 @@ static rd_status run_backbone(const rd_model *m, rd_worker *w, const rd_grid *gd
     if (st != RD_OK) return st;
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - m->bb->mean[c]) / m->bb->std[c];
-    if (dw != gd->w || dh != gd->h) memset(input, 0, (size_t)gd->w * gd->h * 3 * sizeof(float));
     for (int j = 0; j < dh; j++) {
         const uint8_t *src = u8 + (size_t)j * dw * 3;
-        float *dst = input + ((size_t)(view->dst_y + j) * W + view->dst_x) * 3;
+        float *dst = input + ((size_t)(pv.dst_y + j) * W + pv.dst_x) * 3;
         for (int i = 0; i < dw * 3; i += 3) {
             dst[i] = lut[0][src[i]];
             dst[i + 1] = lut[1][src[i + 1]];
             dst[i + 2] = lut[2][src[i + 2]];
         }
     }
-    if (dw != gd->w || dh != gd->h) pad_reflect(input, gd->w, gd->h, view);
+    if (dw != W || dh != H) pad_reflect(input, W, H, &pv);
     t1 = now_ms();
     if (t) t->preprocess += t1 - t0;
-    st = rd_graph_forward_team(gd->graph, input, &w->arena, w->team, lv, err);
+    if (!P) {
+        st = rd_graph_forward_team(gd->graph, input, &w->arena, w->team, lv, err);
+    } else { /* the graph's levels over the padded input, then the margin cropped off */
+        rd_tensor plv[RD_MAX_LEVELS];
+        for (int l = 0; l < in->nlevels; l++) {
+            plv[l] = (rd_tensor){.h = gd->glh[l], .w = gd->glw[l], .c = in->level_c[l]};
+            if (!(plv[l].data = rd_arena_floats(&w->arena, rd_tensor_numel(&plv[l]))))
+                return rd_err_set(err, RD_ERR_INTERNAL, "worker arena too small (padded levels)");
+        }
+        st = rd_graph_forward_team(gd->graph, input, &w->arena, w->team, plv, err);
+        for (int l = 0; st == RD_OK && l < in->nlevels; l++) {
+            const size_t row = (size_t)lv[l].w * lv[l].c;
+            for (int y = 0; y < lv[l].h; y++)
+                memcpy(lv[l].data + (size_t)y * row,
+                       plv[l].data + (((size_t)(y + gd->loff[l]) * plv[l].w) + gd->loff[l]) * plv[l].c,
+                       row * sizeof(float));
+        }
+    }
     if (t) t->backbone += now_ms() - t1;
     rd_arena_rewind(&w->arena, mark);
     return st;

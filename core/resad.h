@@ -50,6 +50,8 @@
 #include "tensor.h"
 
 
+#define RD_MAX_INPUT_PAD 64
+
 typedef struct rd_model_opts {
     const char *backbone_path; /* safetensors backbone (required) */
     const char *model_path;    /* learned ResAD model (constraintor + flows) from
@@ -65,6 +67,12 @@ typedef struct rd_model_opts {
     float calib_alpha;         /* its weight against the global statistics, [0, 1]; default 1 */
     float calib_smooth;        /* position: blur of the per-position moments, level cells; default 1 */
     int max_shots;             /* largest reference set a worker must handle (default 16) */
+    int input_pad;             /* pixels mirrored around the working image before the
+                                  backbone (a multiple of its stride, up to
+                                  RD_MAX_INPUT_PAD), cropped off its levels again, so
+                                  border features see the surface continued rather
+                                  than the convolutions' zero padding; -1 (default) =
+                                  the model file's resadd.input_pad, 0 without one */
     int threads;               /* threads one inspection may use: the size of each
                                   worker's team (0 = 1).  OpenBLAS itself is set to one
                                   thread: the team splits every stage's work instead. */
@@ -86,6 +94,7 @@ typedef struct rd_model_info {
     const char *model_id;   /* hash over backbone sha + levels + S + options: keys stored features */
     int size;               /* S (the default grid is S×S; level_h/w below are at it) */
     int stride;             /* the coarsest level's stride: working grids are multiples of it */
+    int input_pad;          /* mirrored input margin in use (rd_model_opts.input_pad) */
     int nlevels;
     int level_h[RD_MAX_LEVELS], level_w[RD_MAX_LEVELS], level_c[RD_MAX_LEVELS];
     const char *level_names[RD_MAX_LEVELS];
