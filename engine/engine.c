@@ -819,6 +819,70 @@ static void unpixel(rd_engine *e, rd_image *img)
     rd_image_release(img);
 }
 
+/* ---- ROI mask ---- */
+/* 1 if some pixel of a decoded mask is white (channel 0 > 127: inspected). */
+static int mask_inspects(const rd_image *m)
+{
+    size_t n = (size_t)m->w * (size_t)m->h;
+    for (size_t i = 0; i < n; i++)
+        if (m->rgb[3 * i] > 127) return 1;
+    return 0;
+}
+
+rd_ecode rd_engine_class_set_roi_mask(rd_engine *e, const char *name, const rd_upload *u, rd_engine_class *out,
+                                      rd_err *err)
+{
+    rd_image img = {0};
+    rd_class_row row;
+    rd_ecode rc = RD_E_OK;
+    int locked = 0, w = 0, h = 0;
+    eclass *c = class_find(e, name);
+    if (!c) {
+        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
+        return RD_E_NOTFOUND;
+    }
+    if (u) { /* decoded as any upload, then only its size is kept: the bytes are stored as they came */
+        if ((rc = decode(e, u, NULL, 1, &img, err)) != RD_E_OK) {
+            rd_err_prefix(err, "roi mask");
+            goto out;
+        }
+        rd_image_full_size(&img, &w, &h);
+        if (!mask_inspects(&img)) {
+            rd_err_set(err, RD_ERR_ARG, "roi mask %dx%d inspects nothing: no pixel is white (> 127)", w, h);
+            rc = RD_E_BADGEO;
+            goto out;
+        }
+    }
+    pthread_mutex_lock(&c->reg_mu); /* no registration in between */
+    locked = 1;
+    if ((rc = rd_store_class_get(e->store, name, &row, err)) != RD_E_OK) goto out;
+    if (row.references > 0) {
+        rd_err_set(err, RD_ERR_STATE, "class '%s' has %d reference(s): its geometry and roi mask are fixed (delete "
+                   "them to change it)", name, row.references);
+        rc = RD_E_CONFLICT;
+    } else if (!u && row.roi_mask_w <= 0) {
+        rd_err_set(err, RD_ERR_ARG, "class '%s' has no roi mask", name);
+        rc = RD_E_NOTFOUND;
+    } else if (u) {
+        const char *ct = rd_image_sniff(u->data, u->len) == RD_IMG_PNG ? "image/png" : "image/jpeg";
+        rc = rd_store_class_set_roi_mask(e->store, name, u->data, u->len, ct, w, h, err);
+    } else {
+        rc = rd_store_class_clear_roi_mask(e->store, name, err);
+    }
+out:
+    if (locked) pthread_mutex_unlock(&c->reg_mu);
+    unpixel(e, &img);
+    if (rc != RD_E_OK) return rc;
+    class_event(e, name, "updated");
+    return out ? rd_engine_class_get(e, name, out, err) : RD_E_OK;
+}
+
+rd_ecode rd_engine_class_roi_mask(rd_engine *e, const char *name, uint8_t **data, size_t *len, char ctype[64],
+                                  rd_err *err)
+{
+    return rd_store_class_roi_mask(e->store, name, data, len, ctype, err);
+}
+
 /* ---- reference sets from stored features ---- */
 /* Features of one stored reference recomputed from its stored bytes (the
  * backbone changed): runs outside every store call. */
@@ -868,12 +932,56 @@ static int geo_same(const rd_geometry *a, const rd_geometry *b)
     return !strcmp(geo_text(a).s, geo_text(b).s);
 }
 
+/* RD_E_* of a ROI mask that cannot apply to a class's frame (class_roi). */
+static rd_ecode roi_code(rd_status st)
+{
+    switch (st) {
+    case RD_ERR_MISMATCH: return RD_E_GEOMETRY; /* another aspect ratio */
+    case RD_ERR_ARG: return RD_E_BADGEO;        /* no working-grid pixel inspected */
+    case RD_ERR_LIMIT: return RD_E_TOOLARGE;
+    case RD_ERR_NOMEM: return RD_E_INTERNAL;
+    case RD_ERR_IO: return RD_E_DB;
+    default: return RD_E_BADIMAGE;
+    }
+}
+
+/* The ROI mask of a class (row) on the working grid of geo: *roi malloc'ed
+ * geo->work_w x work_h bytes (rd_geometry_roi_grid), NULL when the class has
+ * no mask.  The stored bytes are decoded as at upload (alpha ignored, the
+ * daemon's image limits). */
+static rd_status class_roi(rd_engine *e, const rd_class_row *row, const rd_geometry *geo, uint8_t **roi,
+                           rd_err *err)
+{
+    rd_decode_opts dopts = {.alpha = RD_ALPHA_IGNORE};
+    rd_image img = {0};
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char ct[64];
+    rd_status st = RD_OK;
+    *roi = NULL;
+    if (row->roi_mask_w <= 0) return RD_OK;
+    if (rd_store_class_roi_mask(e->store, row->name, &bytes, &len, ct, err) != RD_E_OK) {
+        st = RD_ERR_IO;
+        goto out;
+    }
+    if ((st = rd_image_decode_opts(bytes, len, &e->lim, &dopts, &img, err)) != RD_OK ||
+        (st = rd_geometry_roi_grid(geo, &img, roi, NULL, err)) != RD_OK)
+        goto out;
+out:
+    if (st != RD_OK) rd_err_prefix(err, "class '%s'", row->name);
+    rd_image_release(&img);
+    free(bytes);
+    return st;
+}
+
 /* The geometry of a class: the stored one, or for a class made before
  * whole-frame inspection (references but no geometry; their version-1
  * features are square 224x224 crops) the one its first stored reference
  * gives at the whole frame, recorded now (build_class then re-extracts every
- * reference at it).  *have 0: no references and nothing stored. */
-static rd_status class_geometry(rd_engine *e, const char *cls, rd_geometry *g, int *have, rd_err *err)
+ * reference at it).  *have 0: no references and nothing stored.  With *have,
+ * *roi is its ROI mask on the grid (class_roi; NULL = none; the caller frees). */
+static rd_status class_geometry(rd_engine *e, const char *cls, rd_geometry *g, int *have, uint8_t **roi,
+                                rd_err *err)
 {
     rd_class_row row;
     rd_ref_row *refs = NULL;
@@ -885,6 +993,7 @@ static rd_status class_geometry(rd_engine *e, const char *cls, rd_geometry *g, i
     int n = 0, fw, fh;
     rd_status st = RD_ERR_IO;
     *have = 0;
+    *roi = NULL;
     if (rd_store_class_get(e->store, cls, &row, err) != RD_E_OK) return RD_ERR_IO;
     if (row.references == 0) return RD_OK;
     if (row.geometry[0]) {
@@ -893,7 +1002,7 @@ static rd_status class_geometry(rd_engine *e, const char *cls, rd_geometry *g, i
             return RD_ERR_FORMAT;
         }
         *have = 1;
-        return RD_OK;
+        return class_roi(e, &row, g, roi, err);
     }
     if (rd_geoopts_parse(row.geo_opts, &o)) return rd_err_set(err, RD_ERR_FORMAT, "class %s: stored geometry options "
                                                               "are unreadable: %.200s", cls, row.geo_opts);
@@ -910,6 +1019,7 @@ static rd_status class_geometry(rd_engine *e, const char *cls, rd_geometry *g, i
     rd_log(RD_LOG_INFO, "class %s: no geometry recorded (made before whole-frame inspection); fixed at %s from "
            "reference %lld", cls, geo_text(g).s, (long long)refs[0].id);
     *have = 1;
+    st = class_roi(e, &row, g, roi, err);
 out:
     rd_image_release(&img);
     free(bytes);
@@ -919,14 +1029,19 @@ out:
 
 /* The key of a stored calibration: what it was computed from — the
  * calibration version, the model (backbone + options, learned model, scorer),
- * the geometry and the stored feature blobs' content in id order (so a copied
- * class keeps a valid calibration, and re-encoded or recomputed features
- * invalidate it). */
-static void calib_key(rd_engine *e, const rd_geometry *geo, const rd_ref_feats *rows, int n, char key[RD_SHA256_HEX])
+ * the geometry, the ROI mask on its grid (when the class has one) and the
+ * stored feature blobs' content in id order (so a copied class keeps a valid
+ * calibration, and re-encoded or recomputed features invalidate it). */
+static void calib_key(rd_engine *e, const rd_geometry *geo, const uint8_t *roi, const rd_ref_feats *rows, int n,
+                      char key[RD_SHA256_HEX])
 {
     char text[64 * (RD_SHA256_HEX + 1) + 1024], h[RD_SHA256_HEX];
     int len = snprintf(text, sizeof text, "resadd-calib %d|%s|%s|%s|%s", RD_CALIB_VERSION, e->info->model_id,
                        e->info->model_sha256, e->info->scorer, geo_text(geo).s);
+    if (roi && len > 0 && (size_t)len < sizeof text) {
+        rd_sha256_hex(roi, (size_t)geo->work_w * (size_t)geo->work_h, h);
+        len += snprintf(text + len, sizeof text - (size_t)len, "|roi=%s", h);
+    }
     for (int i = 0; i < n && len > 0 && (size_t)len < sizeof text; i++) {
         rd_sha256_hex(rows[i].feats, rows[i].feats_len, h);
         len += snprintf(text + len, sizeof text - (size_t)len, "|%s", h);
@@ -948,7 +1063,7 @@ static void calib_save(rd_engine *e, const char *cls, const rd_geometry *geo, co
     rd_err err = {0};
     if (rd_store_ref_feats(e->store, cls, &rows, &n, &err) != RD_E_OK) goto out;
     if (n != rd_refset_shots(rs) || n > 64) goto out; /* not the set's references */
-    calib_key(e, geo, rows, n, key);
+    calib_key(e, geo, rd_refset_roi(rs), rows, n, key);
     rd_refset_get_calib(rs, &cal);
     if (rd_calib_serialize(&cal, &blob, &len, &err) != RD_OK) goto out;
     rd_store_calib_put(e->store, cls, key, cal.threshold, blob, len, &err);
@@ -958,9 +1073,9 @@ out:
     free(blob);
 }
 
-/* The stored calibration of rows' references, if its key matches. */
-static int calib_load(rd_engine *e, const char *cls, const rd_geometry *geo, const rd_ref_feats *rows, int n,
-                      rd_calib *cal)
+/* The stored calibration of rows' references (under the grid mask roi), if its key matches. */
+static int calib_load(rd_engine *e, const char *cls, const rd_geometry *geo, const uint8_t *roi,
+                      const rd_ref_feats *rows, int n, rd_calib *cal)
 {
     char key[RD_SHA256_HEX], have[65];
     uint8_t *blob = NULL;
@@ -969,7 +1084,7 @@ static int calib_load(rd_engine *e, const char *cls, const rd_geometry *geo, con
     rd_err err = {0};
     int ok = 0;
     if (n > 64) return 0;
-    calib_key(e, geo, rows, n, key);
+    calib_key(e, geo, roi, rows, n, key);
     if (rd_store_calib_get(e->store, cls, have, &thr, &blob, &len, &err) == RD_E_OK && !strcmp(have, key))
         ok = rd_calib_deserialize(blob, len, cal, &err) == RD_OK && cal->k == n;
     free(blob);
@@ -977,14 +1092,15 @@ static int calib_load(rd_engine *e, const char *cls, const rd_geometry *geo, con
 }
 
 /* Loads a class's features and builds its refset (with extra fresh features,
- * a registration's): from the stored calibration when it matches (pools
- * only), else with the leave-one-out search, stored for the next load.
+ * a registration's) under its grid mask roi (NULL = none): from the stored
+ * calibration when it matches (pools only), else with the leave-one-out
+ * search, stored for the next load.
  * Stale features (another model or geometry) are recomputed from the stored
  * image bytes and fp32 ones (from before sql/008) re-encoded as fp16.
  * w NULL: only the first way; anything needing a worker sets *need (and
  * builds nothing).  *out NULL when fewer than 2 references. */
-static rd_status load_class(rd_engine *e, rd_worker *w, const char *cls, const rd_geometry *geo, rd_feats **extra,
-                            int nextra, rd_refset **out, int *need, rd_err *err)
+static rd_status load_class(rd_engine *e, rd_worker *w, const char *cls, const rd_geometry *geo, const uint8_t *roi,
+                            rd_feats **extra, int nextra, rd_refset **out, int *need, rd_err *err)
 {
     rd_ref_feats *rows = NULL;
     rd_feats **f = NULL;
@@ -1032,9 +1148,9 @@ static rd_status load_class(rd_engine *e, rd_worker *w, const char *cls, const r
         rd_calib cal;
         int fp32 = 0;
         for (int i = 0; i < n; i++) fp32 += !rd_feats_blob_f16(rows[i].feats, rows[i].feats_len);
-        if (!nextra && !stale && (!fp32 || !w) && calib_load(e, cls, geo, rows, n, &cal)) {
+        if (!nextra && !stale && (!fp32 || !w) && calib_load(e, cls, geo, roi, rows, n, &cal)) {
             if (fp32 && !w) goto needw; /* re-encoded first, on a worker */
-            if ((*out = rd_refset_restore(e->model, f, n, &cal, NULL, NULL))) {
+            if ((*out = rd_refset_restore(e->model, f, n, &cal, roi, NULL))) {
                 pthread_mutex_lock(&e->cmu);
                 e->loads_stored++;
                 pthread_mutex_unlock(&e->cmu);
@@ -1042,7 +1158,7 @@ static rd_status load_class(rd_engine *e, rd_worker *w, const char *cls, const r
             }
         }
         if (!w) goto needw;
-        *out = rd_refset_build(e->model, w, f, n + nextra, err);
+        *out = rd_refset_build_roi(e->model, w, f, n + nextra, roi, err);
         if (!*out) st = err->code ? err->code : RD_ERR_INTERNAL;
         else {
             pthread_mutex_lock(&e->cmu);
@@ -1061,10 +1177,10 @@ out:
     return st;
 }
 
-static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, const rd_geometry *geo, rd_feats **extra,
-                             int nextra, rd_refset **out, rd_err *err)
+static rd_status build_class(rd_engine *e, rd_worker *w, const char *cls, const rd_geometry *geo, const uint8_t *roi,
+                             rd_feats **extra, int nextra, rd_refset **out, rd_err *err)
 {
-    return load_class(e, w, cls, geo, extra, nextra, out, NULL, err);
+    return load_class(e, w, cls, geo, roi, extra, nextra, out, NULL, err);
 }
 
 /* ---- cold classes ---- */
@@ -1091,10 +1207,11 @@ static rd_refset *class_acquire(rd_engine *e, eclass *c)
         rd_err err = {0};
         rd_refset *nr = NULL;
         rd_geometry geo;
+        uint8_t *roi = NULL;
         int have = 0;
         double t0 = now_ms();
-        if (class_geometry(e, c->name, &geo, &have, &err) != RD_OK ||
-            (have && load_class(e, NULL, c->name, &geo, NULL, 0, &nr, &need, &err) != RD_OK)) {
+        if (class_geometry(e, c->name, &geo, &have, &roi, &err) != RD_OK ||
+            (have && load_class(e, NULL, c->name, &geo, roi, NULL, 0, &nr, &need, &err) != RD_OK)) {
             rd_log(RD_LOG_ERR, "class %s: cannot load its reference set: %s (class not ready)", c->name, err.msg);
             class_broken(e, c);
         } else if (nr) {
@@ -1102,6 +1219,7 @@ static rd_refset *class_acquire(rd_engine *e, eclass *c)
             class_swap(e, c, nr);
             rd_log(RD_LOG_DEBUG, "class %s: loaded in %.1f ms (stored calibration)", c->name, now_ms() - t0);
         }
+        free(roi);
     }
     pthread_mutex_unlock(&c->reg_mu);
     if (r || !need) return r;
@@ -1134,14 +1252,16 @@ static void run_load(rd_engine *e, rd_worker *w, job *j)
     pthread_mutex_unlock(&e->cmu);
     if (todo) {
         rd_geometry geo;
+        uint8_t *roi = NULL;
         int have = 0;
-        if (class_geometry(e, c->name, &geo, &have, &j->err) != RD_OK ||
-            (have && build_class(e, w, c->name, &geo, NULL, 0, &rs, &j->err) != RD_OK)) {
+        if (class_geometry(e, c->name, &geo, &have, &roi, &j->err) != RD_OK ||
+            (have && build_class(e, w, c->name, &geo, roi, NULL, 0, &rs, &j->err) != RD_OK)) {
             rd_log(RD_LOG_ERR, "class %s: cannot build its reference set: %s (class not ready)", c->name, j->err.msg);
             class_broken(e, c);
         } else if (rs) {
             class_swap(e, c, rs);
         }
+        free(roi);
     }
     class_loaded(e, c);
     pthread_mutex_unlock(&c->reg_mu);
@@ -1250,6 +1370,7 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
     uint8_t **blobs = calloc((size_t)j->n, sizeof *blobs);
     char (*sha)[RD_SHA256_HEX] = calloc((size_t)j->n, RD_SHA256_HEX);
     rd_refset *rs = NULL;
+    uint8_t *roi = NULL;
     int locked = 0, nnew = 0, fixed = 0;
     eclass *c = j->cls;
     rd_class_row row;
@@ -1304,6 +1425,13 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
             goto out;
         }
     }
+    /* its ROI mask on the grid: checked against the frame when the first
+     * references fix it (another aspect ratio, nothing inspected: refused) */
+    rd_status rst = class_roi(e, &row, &geo, &roi, &j->err);
+    if (rst != RD_OK) {
+        j->code = roi_code(rst);
+        goto out;
+    }
     for (int i = 0; i < j->n; i++) {
         int dup = 0;
         rd_sha256_hex(j->ups[i].data, j->ups[i].len, sha[i]);
@@ -1336,7 +1464,7 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
         int nf = 0;
         for (int i = 0; i < j->n; i++)
             if (feats[i]) fresh[nf++] = feats[i];
-        if (build_class(e, w, c->name, &geo, fresh, nf, &rs, &j->err) != RD_OK) {
+        if (build_class(e, w, c->name, &geo, roi, fresh, nf, &rs, &j->err) != RD_OK) {
             rd_err_prefix(&j->err, "building the reference set");
             j->code = j->err.code == RD_ERR_MISMATCH ? RD_E_GEOMETRY : RD_E_BADIMAGE;
             goto out;
@@ -1384,6 +1512,7 @@ static void run_register(rd_engine *e, rd_worker *w, job *j)
 out:
     if (locked) pthread_mutex_unlock(&c->reg_mu);
     rd_refset_unref(rs);
+    free(roi);
     for (int i = 0; feats && i < j->n; i++) rd_feats_free(feats[i]);
     for (int i = 0; blobs && i < j->n; i++) free(blobs[i]);
     free(feats);
@@ -1467,13 +1596,14 @@ static void run_refdel(rd_engine *e, rd_worker *w, job *j)
     eclass *c = j->cls;
     rd_refset *rs = NULL;
     rd_geometry geo;
+    uint8_t *roi = NULL;
     int have = 0;
     pthread_mutex_lock(&c->reg_mu);
     rd_ecode rc = rd_store_ref_delete(e->store, c->name, j->del_id, &j->err);
     if (rc != RD_E_OK) {
         j->code = rc;
-    } else if (class_geometry(e, c->name, &geo, &have, &j->err) != RD_OK ||
-               (have && build_class(e, w, c->name, &geo, NULL, 0, &rs, &j->err) != RD_OK)) {
+    } else if (class_geometry(e, c->name, &geo, &have, &roi, &j->err) != RD_OK ||
+               (have && build_class(e, w, c->name, &geo, roi, NULL, 0, &rs, &j->err) != RD_OK)) {
         /* the row is gone; the class falls back to not ready rather than a stale pool */
         rd_log(RD_LOG_ERR, "class %s: rebuilding after deletion: %s", c->name, j->err.msg);
         class_swap(e, c, NULL);
@@ -1486,6 +1616,7 @@ static void run_refdel(rd_engine *e, rd_worker *w, job *j)
     if (rc == RD_E_OK) class_loaded(e, c);
     j->n = rd_store_ref_count(e->store, c->name);
     pthread_mutex_unlock(&c->reg_mu);
+    free(roi);
 }
 
 rd_ecode rd_engine_ref_delete(rd_engine *e, const char *cls, int64_t id, int *remaining, rd_err *err)

@@ -156,6 +156,23 @@ rd_ecode rd_engine_class_delete(rd_engine *e, const char *name, rd_err *err);
  * RD_E_BADGEO and change nothing. */
 rd_ecode rd_engine_class_set_geo(rd_engine *e, const char *name, const rd_geo_opts *o, rd_engine_class *out,
                                  rd_err *err);
+/* Sets (u) or removes (u NULL) the ROI mask image of a class (a PNG or JPEG
+ * of the frame's aspect ratio; channel 0 > 127 = inspected, alpha ignored),
+ * only while it has no references (RD_E_CONFLICT after, as for the geometry).
+ * The bytes are decoded under the daemon's image limits (RD_E_BADIMAGE,
+ * RD_E_TOOLARGE, RD_E_BUSY as for any upload) and stored as they came; a mask
+ * with no white pixel is RD_E_BADGEO.  The frame is known only at the first
+ * reference: rd_engine_register checks the mask then (another aspect ratio:
+ * RD_E_GEOMETRY naming both; no working-grid pixel inspected: RD_E_BADGEO;
+ * nothing stored) and every reference set of the class is built with it on
+ * the working grid (core/geometry.h rd_geometry_roi_grid).  Removing a
+ * class's absent mask is RD_E_NOTFOUND. */
+rd_ecode rd_engine_class_set_roi_mask(rd_engine *e, const char *name, const rd_upload *u, rd_engine_class *out,
+                                      rd_err *err);
+/* The stored mask bytes (malloc'ed into *data) and their content type;
+ * RD_E_NOTFOUND when the class has none. */
+rd_ecode rd_engine_class_roi_mask(rd_engine *e, const char *name, uint8_t **data, size_t *len, char ctype[64],
+                                  rd_err *err);
 /* Checks options before a class is created with them (RD_E_BADGEO). */
 rd_ecode rd_engine_geo_check(rd_engine *e, const rd_geo_opts *o, rd_err *err);
 
