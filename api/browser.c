@@ -15,7 +15,7 @@
 int rd_browser_signable(const char *p)
 {
     return !strcmp(p, "/v1/inspections/{id}/heatmap.png") || !strcmp(p, "/v1/inspections/{id}/image") ||
-           !strcmp(p, "/v1/classes/{name}/references/{id}");
+           !strcmp(p, "/v1/classes/{name}/references/{id}") || !strcmp(p, "/v1/classes/{name}/roi-mask");
 }
 
 int rd_browser_sign(const unsigned char *secret, size_t n, const char *path, long long exp, const char *kind,

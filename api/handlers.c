@@ -133,6 +133,43 @@ static int h_class_delete(rd_req *r)
     return rd_reply_json(r, 200, json_pack("{s:s}", "deleted", r->name));
 }
 
+/* ---- ROI mask (a PNG or JPEG of the frame's aspect ratio; engine.h) ---- */
+static int h_roi_mask_put(rd_req *r)
+{
+    rd_upload u[1];
+    rd_err err = {0};
+    int n = rd_req_uploads(r, u, 1), ret;
+    if (n < 0) return MHD_YES;
+    rd_engine_class *c = malloc(sizeof *c);
+    if (!c) return rd_reply_err(r, 500, "internal", "out of memory");
+    rd_ecode code = rd_engine_class_set_roi_mask(r->e, r->name, &u[0], c, &err);
+    ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 200, rd_view_class(c));
+    free(c);
+    return ret;
+}
+
+static int h_roi_mask_get(rd_req *r)
+{
+    uint8_t *data;
+    size_t len;
+    char ct[64];
+    rd_err err = {0};
+    rd_ecode code = rd_engine_class_roi_mask(r->e, r->name, &data, &len, ct, &err);
+    if (code != RD_E_OK) return rd_reply_code(r, code, &err);
+    return rd_browser_reply_image(r, ct, data, len, 0);
+}
+
+static int h_roi_mask_delete(rd_req *r)
+{
+    rd_err err = {0};
+    rd_engine_class *c = malloc(sizeof *c);
+    if (!c) return rd_reply_err(r, 500, "internal", "out of memory");
+    rd_ecode code = rd_engine_class_set_roi_mask(r->e, r->name, NULL, c, &err);
+    int ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 200, rd_view_class(c));
+    free(c);
+    return ret;
+}
+
 /* ---- references ---- */
 static int h_refs_list(rd_req *r)
 {
@@ -354,6 +391,9 @@ const rd_route rd_api_routes[] = {
     {"GET", "/v1/classes/{name}", RD_SCOPE_READ, RD_BODY_NONE, h_class_get},
     {"PATCH", "/v1/classes/{name}", RD_SCOPE_ADMIN, RD_BODY_JSON, h_class_patch},
     {"DELETE", "/v1/classes/{name}", RD_SCOPE_ADMIN, RD_BODY_NONE, h_class_delete},
+    {"PUT", "/v1/classes/{name}/roi-mask", RD_SCOPE_ADMIN, RD_BODY_IMAGE, h_roi_mask_put},
+    {"GET", "/v1/classes/{name}/roi-mask", RD_SCOPE_READ, RD_BODY_NONE, h_roi_mask_get},
+    {"DELETE", "/v1/classes/{name}/roi-mask", RD_SCOPE_ADMIN, RD_BODY_NONE, h_roi_mask_delete},
     {"GET", "/v1/classes/{name}/references", RD_SCOPE_READ, RD_BODY_NONE, h_refs_list},
     {"POST", "/v1/classes/{name}/references", RD_SCOPE_ADMIN, RD_BODY_IMAGE, h_refs_post},
     {"GET", "/v1/classes/{name}/references/{id}", RD_SCOPE_READ, RD_BODY_NONE, h_ref_get},

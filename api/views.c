@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* A class's geometry: what it was created with, and once its first reference
- * fixed it, the frame, aspect and working grid. */
+ * fixed it, the frame, aspect and working grid; its ROI mask's size or null. */
 static json_t *view_geometry(const rd_engine_class *c)
 {
     const rd_geo_opts *op = &c->opts;
@@ -38,6 +38,9 @@ static json_t *view_geometry(const rd_engine_class *c)
         json_object_set_new(o, "search_tile", op->search_tile < 0 ? json_integer(0)
                                               : op->search_tile ? json_integer(op->search_tile) : json_null());
     }
+    json_object_set_new(o, "roi_mask", c->row.roi_mask_w > 0 ? json_pack("{s:i, s:i}", "width", c->row.roi_mask_w,
+                                                                          "height", c->row.roi_mask_h)
+                                                              : json_null());
     return o;
 }
 

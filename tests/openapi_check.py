@@ -155,6 +155,16 @@ def img(name):
         return f.read()
 
 
+def png_grey(w, h, value):
+    """A w x h 8-bit grey PNG of one value (stdlib only)."""
+    import struct, zlib
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    rows = b"".join(b"\0" + bytes([value]) * w for _ in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 J = "application/json"
 call("healthz", "GET", "/healthz", want=200)
 call("readyz", "GET", "/readyz", want=200)
@@ -168,6 +178,13 @@ call("class list", "GET", "/v1/classes", want=200)
 call("class (not ready)", "GET", "/v1/classes/oa-part", want=200)
 call("missing class", "GET", "/v1/classes/nope", want=404)
 call("bad name", "GET", "/v1/classes/BAD!", want=400)
+call("roi mask: none yet", "GET", "/v1/classes/oa-part/roi-mask", want=404)
+call("roi mask: put", "PUT", "/v1/classes/oa-part/roi-mask", png_grey(64, 64, 255), "image/png", want=200)
+call("roi mask: get", "GET", "/v1/classes/oa-part/roi-mask", want=200)
+call("roi mask: all black", "PUT", "/v1/classes/oa-part/roi-mask", png_grey(64, 64, 0), "image/png", want=422)
+call("roi mask: not an image", "PUT", "/v1/classes/oa-part/roi-mask", b"hello", "text/plain", want=415)
+call("roi mask: delete", "DELETE", "/v1/classes/oa-part/roi-mask", want=200)
+call("roi mask: delete again", "DELETE", "/v1/classes/oa-part/roi-mask", want=404)
 call("inspect before ready", "POST", "/v1/classes/oa-part/inspections", img("good.jpg"), "image/jpeg", want=409)
 reg = None
 for k in range(1, 5):
@@ -179,6 +196,8 @@ refs = call("references", "GET", "/v1/classes/oa-part/references", want=200)
 rid = refs["references"][0]["id"]
 call("reference bytes", "GET", f"/v1/classes/oa-part/references/{rid}", want=200)
 call("missing reference", "GET", "/v1/classes/oa-part/references/999999", want=404)
+call("roi mask after references", "PUT", "/v1/classes/oa-part/roi-mask", png_grey(64, 64, 255), "image/png",
+     want=409)
 call("patch threshold", "PATCH", "/v1/classes/oa-part", json.dumps({"threshold": 1.5}).encode(), J, want=200)
 call("patch back to auto", "PATCH", "/v1/classes/oa-part", json.dumps({"threshold": None}).encode(), J, want=200)
 good = call("inspect good", "POST", "/v1/classes/oa-part/inspections", img("good.jpg"), "image/jpeg",

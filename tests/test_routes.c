@@ -55,6 +55,8 @@ static const tcase cases[] = {
     {"GET", "/v1/classes/p/references/42", RD_MATCH_OK, "/v1/classes/{name}/references/{id}", "p", 42, NULL},
     {"DELETE", "/v1/classes/p/references/7", RD_MATCH_OK, "/v1/classes/{name}/references/{id}", "p", 7, NULL},
     {"GET", "/v1/classes/p/references/xyz", RD_MATCH_BADID, "/v1/classes/{name}/references/{id}", "p", 0, NULL},
+    {"PUT", "/v1/classes/p/roi-mask", RD_MATCH_OK, "/v1/classes/{name}/roi-mask", "p", 0, NULL},
+    {"POST", "/v1/classes/p/roi-mask", RD_MATCH_METHOD, NULL, "", 0, "PUT, GET, DELETE"},
     {"POST", "/v1/classes/p/inspections", RD_MATCH_OK, "/v1/classes/{name}/inspections", "p", 0, NULL},
     {"GET", "/v1/classes/p/inspections", RD_MATCH_METHOD, NULL, "", 0, "POST"},
     {"POST", "/v1/classes/P/inspections", RD_MATCH_BADNAME, "/v1/classes/{name}/inspections", "", 0, NULL},
