@@ -43,6 +43,7 @@ typedef struct cli {
     int pretty;
     int custom; /* --levels/--metric/--residual given: no default model */
     rd_geo_opts geo; /* --size, --fit, --roi, --tile, --alpha: the class geometry */
+    const char *roi_mask; /* --roi-mask FILE: the class's ROI mask image */
 } cli;
 
 static void usage(FILE *f)
@@ -82,6 +83,9 @@ static void usage(FILE *f)
         "                      none (refused, default), pad, stretch, crop\n"
         "  --roi X,Y,W,H       inspect only this rectangle of the frame (reference pixels);\n"
         "                      the rest is reported as not inspected, never as clean\n"
+        "  --roi-mask FILE     a PNG/JPEG of the frame's aspect ratio: white (> 127) is\n"
+        "                      inspected, black not (alpha ignored); sampled at each\n"
+        "                      working-grid pixel's centre inside --roi\n"
         "  --tile T            nearest-neighbour search restricted to T×T-pixel tiles of\n"
         "                      the working grid and their neighbours (aligned parts; cost\n"
         "                      linear in the working pixels); default 112 (global while\n"
@@ -96,11 +100,12 @@ static void usage(FILE *f)
         "  -v, --verbose       calibration and timing details on stderr\n"
         "\n"
         "Output: one JSON object per image: image, score, threshold, anomalous, scorer,\n"
-        "width, height, inspected_fraction (of the frame's pixels; < 1 with --roi, pad,\n"
-        "crop), geometry {frame, work, s, fit, roi, tile, alpha}, timings_ms {decode,\n"
-        "preprocess, backbone, nn, score, heatmap, total}, heatmaps.  The whole frame is\n"
-        "inspected: the working grid is S on the short side and S·aspect (on the\n"
-        "backbone's stride) on the long side; nothing is cropped unless --fit crop.\n"
+        "width, height, inspected_fraction (of the frame's pixels; < 1 with --roi,\n"
+        "--roi-mask, pad, crop), geometry {frame, work, s, fit, roi, tile, alpha},\n"
+        "timings_ms {decode, preprocess, backbone, nn, score, heatmap, total}, heatmaps.\n"
+        "The whole frame is inspected: the working grid is S on the short side and\n"
+        "S·aspect (on the backbone's stride) on the long side; nothing is cropped\n"
+        "unless --fit crop.\n"
         "Scores are in units of the references' own spread (leave-one-out calibration).\n"
         "scorer is \"resad\" (constraintor + normalizing flow on the residuals, the\n"
         "shipped model) or \"residual-norm\" (the residuals' norm, no learned parts).\n"
@@ -215,6 +220,9 @@ static int parse_args(int argc, char **argv, cli *c)
                 fprintf(stderr, "resad: --roi is X,Y,W,H in frame pixels (W, H >= 1)\n");
                 return -1;
             }
+        } else if (!strcmp(a, "--roi-mask")) {
+            NEED_VALUE();
+            c->roi_mask = v;
         } else if (!strcmp(a, "--tile")) {
             NEED_VALUE();
             int t;
@@ -474,6 +482,7 @@ static int cmd_score(cli *c)
     rd_geometry geo;
     rd_err err = {0};
     char **names = NULL;
+    uint8_t *roi = NULL; /* --roi-mask on the working grid */
     int k, rc = EXIT_OK, any_anomalous = 0;
     size_t jflags = JSON_COMPACT | JSON_REAL_PRECISION(6);
 
@@ -525,6 +534,21 @@ static int cmd_score(cli *c)
                 rd_geometry_format(&geo, txt, sizeof txt);
                 fprintf(stderr, "resad: geometry %s\n", txt);
             }
+            if (c->roi_mask) { /* checked against the frame the first reference fixed */
+                rd_decode_opts mdec = {.alpha = RD_ALPHA_IGNORE};
+                rd_image mimg = {0};
+                double frac = 0;
+                rd_status st = rd_image_load_opts(c->roi_mask, &lim, &mdec, &mimg, &err);
+                if (st == RD_OK) st = rd_geometry_roi_grid(&geo, &mimg, &roi, &frac, &err);
+                rd_image_release(&mimg);
+                if (st != RD_OK) {
+                    fprintf(stderr, "resad: --roi-mask %s: %s\n", c->roi_mask, err.msg);
+                    rd_image_release(&img);
+                    rc = EXIT_SETUP;
+                    goto out;
+                }
+                if (c->verbose) fprintf(stderr, "resad: roi mask inspects %.3f of the ROI\n", frac);
+            }
         }
         if (rd_extract_geo(m, w, &geo, &img, &feats[i], NULL, &err) != RD_OK) goto bad_ref;
         rd_image_release(&img);
@@ -535,7 +559,7 @@ static int cmd_score(cli *c)
         rc = EXIT_SETUP;
         goto out;
     }
-    rs = rd_refset_build(m, w, feats, k, &err);
+    rs = rd_refset_build_roi(m, w, feats, k, roi, &err);
     if (!rs) {
         fprintf(stderr, "resad: references: %s\n", err.msg);
         rc = EXIT_SETUP;
@@ -608,6 +632,7 @@ out:
     for (int i = 0; names && i < c->nimages; i++) free(names[i]);
     free(names);
     rd_refset_unref(rs);
+    free(roi);
     for (int i = 0; i < 64; i++) rd_feats_free(feats[i]);
     rd_worker_free(w);
     rd_model_free(m);

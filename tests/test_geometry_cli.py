@@ -13,6 +13,8 @@ shipped learned model:
   - a reference of another aspect ratio is refused;
   - --roi: inspected_fraction < 1, the raw map's alpha is 0 outside the ROI,
     the overlay there is greyed, the mask 0;
+  - --roi-mask: a mask image black on the left half gives the same (the
+    left-edge defect is not inspected, not anomalous); a 4:3 mask is refused;
   - --heatmap keeps a/000.jpg and b/000.jpg apart;
   - a 1920×1080 frame with a defect centred 20 px from the left edge: detected,
     and the raw heatmap's hottest pixel lies on it.
@@ -159,6 +161,20 @@ def main():
     check(grey, "overlay not greyed outside the ROI")
     mk = Image.open(d["heatmaps"]["mask"]).convert("L").load()
     check(all(mk[x, y] == 0 for x in range(0, 250, 5) for y in range(0, 288, 5)), "mask set outside the ROI")
+    # ROI mask: the same right half as a mask image (at another size); a 4:3 mask is refused naming both
+    mpath, m43 = os.path.join(tmp, "mask.png"), os.path.join(tmp, "mask43.png")
+    mk = Image.new("L", (320, 180), 255)
+    ImageDraw.Draw(mk).rectangle((0, 0, 159, 179), fill=0)
+    mk.save(mpath)
+    Image.new("L", (240, 180), 255).save(m43)
+    p = run(["score", "--ref", *refs, "--image", lpath, "--roi-mask", mpath, "--heatmap", heat + "-mask"], 0)
+    d = lines(p)[0]
+    check(abs(d["inspected_fraction"] - 0.5) < 0.02 and d["anomalous"] is False, f"roi mask: {d}")
+    raw = Image.open(d["heatmaps"]["raw"]).convert("LA").load()
+    check(raw[10, 150][1] == 0 and raw[400, 150][1] == 255, "raw alpha does not mark the masked-out half")
+    p = run(["score", "--ref", *refs, "--image", good, "--roi-mask", m43], 3)
+    check("--roi-mask" in p.stderr and "240x180" in p.stderr and "512x288" in p.stderr,
+          f"4:3 mask not refused naming both: {p.stderr}")
     p = run(["score", "--ref", *refs, "--image", good, "--roi", "400,0,200,288"], 3)
     check("ROI" in p.stderr and "512x288" in p.stderr, f"ROI outside the frame: {p.stderr}")
     p = run(["score", "--ref", *refs, "--image", good, "--size", "4000"], 3)
