@@ -68,7 +68,7 @@ static void eval_usage(FILE *f)
           "                  [--backbone FILE] [--json OUT] [--max-test N] [--size S]\n"
           "                  [--topk F] [--threads N] [--dump DIR] [--pixel-max N]\n"
           "                  [--calib global|position[:A]|neighbour[:A]|edge[:A]] [--calib-smooth C]\n"
-          "                  [--calib-variants V1,V2,...] [--input-pad P]\n"
+          "                  [--calib-variants V1,V2,...] [--input-pad P] [--sigma S]\n"
           "\n"
           "Few-shot evaluation: for each class and seed, k references are drawn from\n"
           "train/good and every test image is scored; prints image/pixel AUROC, PRO,\n"
@@ -96,6 +96,7 @@ static void eval_usage(FILE *f)
           "A in [0, 1] weighs it against global (default 1).\n"
           "--calib-variants: up to 3 more runs of the learned scorer with those\n"
           "calibrations, on the same features and reference draws (scorer \"resad+MODE:A\").\n"
+          "--sigma S: the anomaly map's Gaussian blur, in working-grid pixels (default 4).\n"
           "--input-pad P: mirror P pixels (a multiple of the backbone's stride, 16) around\n"
           "every working image before the backbone and crop them off its levels, so border\n"
           "features see the surface continued instead of zero padding (default: the\n"
@@ -589,6 +590,13 @@ int rd_cli_eval(int argc, char **argv)
                 }
                 o.nvariants++;
             }
+        } else if (!strcmp(a, "--sigma")) {
+            char *end;
+            o.mo.sigma = strtof(v, &end);
+            if (*end || !(o.mo.sigma >= 0 && o.mo.sigma <= 64)) {
+                fprintf(stderr, "resad eval: --sigma is 0 to 64 grid pixels\n");
+                return 2;
+            }
         } else if (!strcmp(a, "--input-pad")) {
             char *end;
             long p = strtol(v, &end, 10);
@@ -668,6 +676,13 @@ int rd_cli_eval(int argc, char **argv)
         fprintf(stderr, "resad eval: %s\n", err.msg);
         return 3;
     }
+    if (o.model && o.mo.input_pad < 0) { /* the shared features are extracted with the learned model's input pad */
+        rd_model_opts lo = o.mo;
+        lo.model_path = o.model;
+        rd_model *peek = rd_model_load(&lo, &err);
+        if (peek) o.mo.input_pad = rd_model_get_info(peek)->input_pad;
+        rd_model_free(peek);
+    }
     rd_model *m = rd_model_load(&o.mo, &err);
     rd_worker *w = m ? rd_worker_new(m, &err) : NULL;
     rd_model *mlv[RD_EVAL_MAX_VARIANTS + 1] = {0};
@@ -723,6 +738,7 @@ int rd_cli_eval(int argc, char **argv)
         json_object_set_new(root, "calib_alpha", json_real(o.mo.calib_alpha));
         json_object_set_new(root, "calib_smooth", json_real(o.mo.calib_smooth));
         json_object_set_new(root, "input_pad", json_integer(in->input_pad));
+        json_object_set_new(root, "sigma", json_real(o.mo.sigma));
         json_object_set_new(root, "wall_s", json_real(rd_eval_now_s() - t0));
         if (ml) {
             json_object_set_new(root, "model", json_string(o.model));
