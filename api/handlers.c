@@ -134,18 +134,23 @@ static int h_class_delete(rd_req *r)
 }
 
 /* ---- ROI mask (a PNG or JPEG of the frame's aspect ratio; engine.h) ---- */
+/* Sets (u) or removes (NULL) the mask and answers with the class. */
+static int roi_mask_set(rd_req *r, const rd_upload *u)
+{
+    rd_err err = {0};
+    rd_engine_class *c = malloc(sizeof *c);
+    if (!c) return rd_reply_err(r, 500, "internal", "out of memory");
+    rd_ecode code = rd_engine_class_set_roi_mask(r->e, r->name, u, c, &err);
+    int ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 200, rd_view_class(c));
+    free(c);
+    return ret;
+}
+
 static int h_roi_mask_put(rd_req *r)
 {
     rd_upload u[1];
-    rd_err err = {0};
-    int n = rd_req_uploads(r, u, 1), ret;
-    if (n < 0) return MHD_YES;
-    rd_engine_class *c = malloc(sizeof *c);
-    if (!c) return rd_reply_err(r, 500, "internal", "out of memory");
-    rd_ecode code = rd_engine_class_set_roi_mask(r->e, r->name, &u[0], c, &err);
-    ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 200, rd_view_class(c));
-    free(c);
-    return ret;
+    if (rd_req_uploads(r, u, 1) < 0) return MHD_YES;
+    return roi_mask_set(r, &u[0]);
 }
 
 static int h_roi_mask_get(rd_req *r)
@@ -159,16 +164,7 @@ static int h_roi_mask_get(rd_req *r)
     return rd_browser_reply_image(r, ct, data, len, 0);
 }
 
-static int h_roi_mask_delete(rd_req *r)
-{
-    rd_err err = {0};
-    rd_engine_class *c = malloc(sizeof *c);
-    if (!c) return rd_reply_err(r, 500, "internal", "out of memory");
-    rd_ecode code = rd_engine_class_set_roi_mask(r->e, r->name, NULL, c, &err);
-    int ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 200, rd_view_class(c));
-    free(c);
-    return ret;
-}
+static int h_roi_mask_delete(rd_req *r) { return roi_mask_set(r, NULL); }
 
 /* ---- references ---- */
 static int h_refs_list(rd_req *r)
