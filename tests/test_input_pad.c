@@ -6,7 +6,7 @@
  *    level's reach spans the frame); at the edge every level differs (the
  *    convolutions see mirrored texture, not zeros);
  *  - the result equals a direct computation: the unpadded backbone run on the
- *    mirrored image itself (made here with a naive loop), cropped;
+ *    mirrored image itself (made here with testutil's reflect index), cropped;
  *  - a pad that is not a multiple of the stride, or too large, is refused, and
  *    the model id changes with the pad (stored features are not mixed up). */
 #include <math.h>
@@ -47,13 +47,6 @@ static rd_model *load(int pad, rd_err *err)
     return rd_model_load(&mo, err);
 }
 
-/* Mirror index into [0, n) (d c b a | a b c d | d c b a), naive. */
-static int mirror(int i, int n)
-{
-    while (i < 0 || i >= n) i = i < 0 ? -1 - i : 2 * n - 1 - i;
-    return i;
-}
-
 int main(void)
 {
     rd_err err = {0};
@@ -83,7 +76,7 @@ int main(void)
     for (int y = 0; y < big.h; y++)
         for (int x = 0; x < big.w; x++)
             memcpy(big.rgb + ((size_t)y * big.w + x) * 3,
-                   img.rgb + ((size_t)mirror(y - P, FH) * FW + mirror(x - P, FW)) * 3, 3);
+                   img.rgb + ((size_t)rd_test_reflect(y - P, FH) * FW + rd_test_reflect(x - P, FW)) * 3, 3);
     rd_feats *f0 = NULL, *fp = NULL, *fb = NULL;
     rd_model *mb = NULL;
     {
