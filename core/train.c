@@ -60,6 +60,7 @@ typedef struct tlevel {
 struct rd_train {
     rd_train_cfg cfg;
     int s, nlevels;
+    int input_pad; /* the model's mirrored input margin: other features, checked on resume */
     char level_names[RD_MAX_LEVELS][64];
     tlevel lv[RD_MAX_LEVELS];
     tclass *cls;
@@ -151,6 +152,7 @@ rd_train *rd_train_new(const rd_train_cfg *cfg, const rd_model_info *mi, rd_err 
     if (!t) goto nomem;
     t->cfg = *cfg;
     t->s = mi->size;
+    t->input_pad = mi->input_pad;
     t->nlevels = mi->nlevels;
     t->chunk = c->chunk;
     rd_rng_seed(&t->rng, c->seed);
@@ -778,8 +780,10 @@ static void cfg_string(const rd_train *t, char *buf, size_t len)
         n += snprintf(buf + n, len - (size_t)n, " gas=%a,%d,%a,%a,%a", (double)c->gas_share, c->gas.steps,
                       (double)c->gas.r1, (double)c->gas.r2, (double)c->gas.eta);
     if (c->flow_pos != RD_FLOW_POS_ABS && n > 0 && (size_t)n < len) /* absent for ABS: older checkpoints match */
-        snprintf(buf + n, len - (size_t)n, " pos=%d shift=%a", c->flow_pos,
-                 c->flow_pos == RD_FLOW_POS_SHIFT ? (double)c->flow_shift : 0.0);
+        n += snprintf(buf + n, len - (size_t)n, " pos=%d shift=%a", c->flow_pos,
+                      c->flow_pos == RD_FLOW_POS_SHIFT ? (double)c->flow_shift : 0.0);
+    if (t->input_pad && n > 0 && (size_t)n < len) /* absent without: older checkpoints match */
+        snprintf(buf + n, len - (size_t)n, " pad=%d", t->input_pad);
 }
 
 static void losses_json(const rd_train *t, char *buf, size_t len)

@@ -185,6 +185,9 @@ def main():
     # a checkpoint from other settings is refused
     r = run(common[:-2] + ["--normal-epochs", "2", "--epochs", "3", "--out", res, "--resume", ck])
     check(r.returncode != 0 and "other settings" in r.stderr, "mismatched resume accepted: " + r.stderr[-300:])
+    # ... and so is one made without the mirrored input margin (other features)
+    r = run(common + ["--epochs", "3", "--input-pad", "16", "--out", res, "--resume", ck])
+    check(r.returncode != 0 and "other settings" in r.stderr, "resume with another --input-pad accepted: " + r.stderr[-300:])
 
     # --max-minutes stops cleanly and still writes a model
     tl = os.path.join(tmp, "tl.safetensors")
