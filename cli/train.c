@@ -436,15 +436,9 @@ int rd_cli_train(int argc, char **argv)
                 fprintf(stderr, "resad train: --frame is centre or whole (got '%s')\n", v);
                 return 2;
             }
-        } else if (!strcmp(a, "--input-pad")) {
-            char *end;
-            long p = strtol(v, &end, 10);
-            if (*end || p < 0 || p > RD_MAX_INPUT_PAD) {
-                fprintf(stderr, "resad train: --input-pad is 0 to %d pixels, a multiple of 16\n", RD_MAX_INPUT_PAD);
-                return 2;
-            }
-            mo.input_pad = (int)p;
-        } else if (!strcmp(a, "--flow-pos")) {
+        }
+        INTOPT("--input-pad", mo.input_pad, 0, RD_MAX_INPUT_PAD) /* a multiple of 16: checked by rd_model_load */
+        else if (!strcmp(a, "--flow-pos")) {
             rd_flow_cfg fc;
             rd_flow_cfg_default(&fc, 2, 1);
             if (!rd_flow_pos_parse(v, &fc)) {

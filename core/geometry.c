@@ -270,7 +270,7 @@ void rd_view_mask(const rd_view *v, const rd_image *m, uint8_t *out)
 rd_status rd_geometry_roi_grid(const rd_geometry *g, const rd_image *mask, uint8_t **out, double *frac, rd_err *err)
 {
     rd_view v;
-    size_t n = (size_t)g->work_w * g->work_h, on = 0;
+    size_t n = (size_t)g->work_w * g->work_h;
     *out = NULL;
     if (frac) *frac = 0;
     if (!mask || !mask->rgb || mask->w < 1 || mask->h < 1) return rd_err_set(err, RD_ERR_ARG, "roi mask: no image");
@@ -286,13 +286,13 @@ rd_status rd_geometry_roi_grid(const rd_geometry *g, const rd_image *mask, uint8
     if (st != RD_OK) return st;
     uint8_t *grid = malloc(n);
     if (!grid) return rd_err_set(err, RD_ERR_NOMEM, "roi mask: out of memory");
-    rd_view_mask(&v, mask, grid);
-    for (size_t i = 0; i < n; i++) on += grid[i];
-    if (!on) {
+    rd_view_mask(&v, mask, grid); /* 0 outside the destination rectangle */
+    double share = rd_view_roi_share(&v, grid);
+    if (!(share > 0)) {
         free(grid);
         return rd_err_set(err, RD_ERR_ARG, "roi mask inspects nothing: no pixel of the ROI is white (> 127)");
     }
-    if (frac) *frac = (double)on / ((double)v.dst_w * v.dst_h);
+    if (frac) *frac = share;
     *out = grid;
     return RD_OK;
 }

@@ -115,8 +115,6 @@ void rd_model_opts_default(rd_model_opts *o)
     o->input_pad = -1;
 }
 
-static rd_status grid_plan(const rd_model *m, rd_grid *gd, rd_graph *g, rd_err *err);
-
 static size_t worker_bytes(const rd_model *m, const rd_grid *gd)
 {
     const rd_model_info *in = &m->info;
@@ -154,6 +152,31 @@ static size_t worker_bytes(const rd_model *m, const rd_grid *gd)
         b += extra;
     }
     return b + 4096;
+}
+
+/* Plans g for the grid's input (h + 2·pad) × (w + 2·pad) and derives the level
+ * shapes: the graph's, less the mirrored margin (pad / the level's stride) on
+ * each side.  pad is a multiple of every level's stride (rd_model_load). */
+static rd_status grid_plan(const rd_model *m, rd_grid *gd, rd_graph *g, rd_err *err)
+{
+    const int P = m->pad;
+    gd->pad = P;
+    if (rd_graph_plan_hw(g, gd->h + 2 * P, gd->w + 2 * P, &gd->graph_scratch, err) != RD_OK)
+        return err ? err->code : RD_ERR_INTERNAL;
+    size_t team_bytes = rd_graph_scratch_team(g, m->opts.threads > 0 ? m->opts.threads : 1);
+    if (team_bytes > gd->graph_scratch) gd->graph_scratch = team_bytes;
+    for (int l = 0; l < m->info.nlevels; l++) {
+        int c;
+        rd_graph_level_shape(g, l, &gd->glh[l], &gd->glw[l], &c);
+        int stride = gd->glh[l] > 0 ? (gd->h + 2 * P) / gd->glh[l] : 0;
+        gd->loff[l] = stride > 0 ? P / stride : 0;
+        gd->lh[l] = gd->glh[l] - 2 * gd->loff[l];
+        gd->lw[l] = gd->glw[l] - 2 * gd->loff[l];
+        if (gd->lh[l] < 1 || gd->lw[l] < 1)
+            return rd_err_set(err, RD_ERR_INTERNAL, "grid %dx%d: level %d is empty after the input pad", gd->w, gd->h, l);
+        gd->ln[l] = (size_t)gd->lh[l] * (size_t)gd->lw[l];
+    }
+    return RD_OK;
 }
 
 static const char *metric_name(rd_pool_metric m) { return m == RD_POOL_COSINE ? "cosine" : "l2"; }
@@ -420,31 +443,6 @@ rd_status rd_model_geometry(const rd_model *m, int frame_w, int frame_h, const r
 /* The model's plan for a w×h working grid, made on first use.  The grid table
  * is the one mutable part of a loaded model: appended under grid_mu, read
  * without it (entries below ngrids never change). */
-/* Plans g for the grid's input (h + 2·pad) × (w + 2·pad) and derives the level
- * shapes: the graph's, less the mirrored margin (pad / the level's stride) on
- * each side.  pad is a multiple of every level's stride (rd_model_load). */
-static rd_status grid_plan(const rd_model *m, rd_grid *gd, rd_graph *g, rd_err *err)
-{
-    const int P = m->pad;
-    gd->pad = P;
-    if (rd_graph_plan_hw(g, gd->h + 2 * P, gd->w + 2 * P, &gd->graph_scratch, err) != RD_OK)
-        return err ? err->code : RD_ERR_INTERNAL;
-    size_t team_bytes = rd_graph_scratch_team(g, m->opts.threads > 0 ? m->opts.threads : 1);
-    if (team_bytes > gd->graph_scratch) gd->graph_scratch = team_bytes;
-    for (int l = 0; l < m->info.nlevels; l++) {
-        int c;
-        rd_graph_level_shape(g, l, &gd->glh[l], &gd->glw[l], &c);
-        int stride = gd->glh[l] > 0 ? (gd->h + 2 * P) / gd->glh[l] : 0;
-        gd->loff[l] = stride > 0 ? P / stride : 0;
-        gd->lh[l] = gd->glh[l] - 2 * gd->loff[l];
-        gd->lw[l] = gd->glw[l] - 2 * gd->loff[l];
-        if (gd->lh[l] < 1 || gd->lw[l] < 1)
-            return rd_err_set(err, RD_ERR_INTERNAL, "grid %dx%d: level %d is empty after the input pad", gd->w, gd->h, l);
-        gd->ln[l] = (size_t)gd->lh[l] * (size_t)gd->lw[l];
-    }
-    return RD_OK;
-}
-
 static const rd_grid *model_grid(const rd_model *cm, int w, int h, rd_err *err)
 {
     rd_model *m = (rd_model *)cm;
