@@ -11,6 +11,8 @@
  *     (JSON), "resadd.levels" = comma-separated layer names; tensors under their
  *     Keras weight names ("Conv1/kernel", "bn_Conv1/gamma", ...).  Input scaled
  *     to [-1, 1] (mean 0.5, std 0.5).
+ *   inception_v3 (optional) — the same converter (--model inception_v3) and
+ *     builder; adds Keras Concatenate and TF "same" padding at stride 2.
  *
  * A backbone is immutable after load and shared between workers. */
 #ifndef RD_BACKBONE_H

@@ -11,18 +11,20 @@
  *   InputLayer          the graph input (channels last, 3 channels)
  *   ZeroPadding2D       not a node: added to the padding of the conv reading it
  *   Conv2D, DepthwiseConv2D
- *                       "valid", or "same" where it does not depend on the input
- *                       size: stride 1 (TF pads k−1 in total, top/left
- *                       (k−1)/2, the rest bottom/right) or a 1-wide kernel
- *                       (no padding).  Stride-2 "same" would pad differently
- *                       for even and odd sizes and is refused; MobileNetV2 and
- *                       InceptionV3 never use it (they pad explicitly or use
- *                       "valid").  An `activation` of relu/relu6 is fused.
+ *                       "valid" or "same".  TF's "same" pads k−1 in total at
+ *                       stride 1 (top/left (k−1)/2, the rest bottom/right); at
+ *                       a stride s over 1 it pads max(k−s, 0) when the input is
+ *                       a multiple of s and differently otherwise, so such a
+ *                       node requires its input to be a multiple of s
+ *                       (rd_graph_set_div; checked by rd_graph_plan — a
+ *                       working grid on the backbone's stride always is).  An
+ *                       `activation` of relu/relu6 is fused.
  *   BatchNormalization  folded into the conv before it (rd_graph_fold_bn, eps
  *                       from the config)
  *   ReLU, Activation    relu (ReLU max_value 6: relu6) fused into the node
  *   Add                 a sum node (n inputs: a chain)
- *   MaxPooling2D, AveragePooling2D
+ *   MaxPooling2D, AveragePooling2D   (padding as for convs)
+ *   Concatenate         on the channel axis: a chain of two-input concat nodes
  * A fold or fusion needs the producing layer to have no other reader and not
  * to be a requested level; otherwise the BatchNorm/activation becomes a 1×1
  * depthwise identity node of its own, so every layer's output stays exact.
@@ -52,7 +54,7 @@
 #define KERAS_MAX_KERNEL 64
 
 typedef enum kclass {
-    K_INPUT, K_PAD, K_CONV, K_DWCONV, K_BN, K_RELU, K_ACTIVATION, K_ADD, K_MAXPOOL, K_AVGPOOL, K_OTHER
+    K_INPUT, K_PAD, K_CONV, K_DWCONV, K_BN, K_RELU, K_ACTIVATION, K_ADD, K_MAXPOOL, K_AVGPOOL, K_CONCAT, K_OTHER
 } kclass;
 
 static const struct {
@@ -62,7 +64,7 @@ static const struct {
     {"InputLayer", K_INPUT},  {"ZeroPadding2D", K_PAD}, {"Conv2D", K_CONV},
     {"DepthwiseConv2D", K_DWCONV}, {"BatchNormalization", K_BN}, {"ReLU", K_RELU},
     {"Activation", K_ACTIVATION}, {"Add", K_ADD}, {"MaxPooling2D", K_MAXPOOL},
-    {"AveragePooling2D", K_AVGPOOL},
+    {"AveragePooling2D", K_AVGPOOL}, {"Concatenate", K_CONCAT},
 };
 
 typedef struct klayer {
@@ -155,24 +157,30 @@ static rd_status check_format(kbuild *b, int i)
     return RD_OK;
 }
 
+/* Whether layer i may read layer src: a node, holding src's output. */
+static rd_status readable(kbuild *b, int i, int src)
+{
+    if (b->L[src].k == K_PAD) return unsupported(b, i, "reads a ZeroPadding2D (only a convolution can)");
+    if (b->L[src].node < 0 || !b->L[src].live)
+        return rd_err_set(b->err, RD_ERR_INTERNAL, "topology: layer \"%.64s\": input \"%.64s\" is not available",
+                          b->L[i].name, b->L[src].name);
+    return RD_OK;
+}
+
 /* The single input of layer i, which must be available as a node. */
 static rd_status single_input(kbuild *b, int i, int *src)
 {
-    const klayer *l = &b->L[i];
-    if (l->nin != 1) return bad(b, i, "expects exactly one input");
-    *src = l->in[0];
-    if (b->L[*src].k == K_PAD) return unsupported(b, i, "reads a ZeroPadding2D (only a convolution can)");
-    if (b->L[*src].node < 0 || !b->L[*src].live)
-        return rd_err_set(b->err, RD_ERR_INTERNAL, "topology: layer \"%.64s\": input \"%.64s\" is not available",
-                          l->name, b->L[*src].name);
-    return RD_OK;
+    *src = b->L[i].in[0];
+    if (b->L[i].nin != 1) return bad(b, i, "expects exactly one input");
+    return readable(b, i, *src);
 }
 
 /* Whether an op may be fused onto src's node (changing it in place). */
 static int can_fuse(const kbuild *b, int src)
 {
     const klayer *s = &b->L[src];
-    return s->consumers == 1 && !s->level && s->k != K_INPUT && b->g->nodes[s->node].act == RD_ACT_NONE;
+    return s->consumers == 1 && !s->level && s->k != K_INPUT && s->k != K_CONCAT &&
+           b->g->nodes[s->node].act == RD_ACT_NONE;
 }
 
 /* Loads "<layer>/<wname>" as floats after checking its shape. */
@@ -215,20 +223,22 @@ static int identity_node(kbuild *b, int i, int src, rd_act act)
     return rd_graph_dwconv_take(b->g, b->L[i].name, b->L[src].node, 1, 1, 1, 1, 0, 0, 0, 0, c, w, NULL, act);
 }
 
-/* "same" padding of one dimension (TF rule), where it does not depend on the
- * input size: total k−1 at stride 1, none for a 1-wide kernel. */
-static int same_pad(int k, int s, int *lo, int *hi)
+/* "same" padding of one dimension (TF rule): total k−1 at stride 1, none for a
+ * 1-wide kernel, max(k−s, 0) at stride s for an input that is a multiple of s
+ * (the caller then requires that: *div = s). */
+static void same_pad(int k, int s, int *lo, int *hi, int *div)
 {
     int total;
     if (s == 1)
         total = k - 1;
     else if (k == 1)
         total = 0;
-    else
-        return -1;
+    else {
+        total = k > s ? k - s : 0;
+        if (s > *div) *div = s;
+    }
     *lo = total / 2;
     *hi = total - *lo;
-    return 0;
 }
 
 static rd_status parse_act(kbuild *b, int i, const char *a, rd_act *act)
@@ -248,7 +258,7 @@ static rd_status parse_act(kbuild *b, int i, const char *a, rd_act *act)
 
 /* Window (kernel or pool) geometry shared by convs and pools: kernel, strides,
  * padding mode plus any ZeroPadding2D folded in front. */
-static rd_status window(kbuild *b, int i, const char *ksize_key, int *src, int k[2], int s[2], int pad[4])
+static rd_status window(kbuild *b, int i, const char *ksize_key, int *src, int k[2], int s[2], int pad[4], int *div)
 {
     const json_t *cfg = b->L[i].config, *sv;
     const char *mode;
@@ -265,9 +275,7 @@ static rd_status window(kbuild *b, int i, const char *ksize_key, int *src, int k
         *src = b->L[*src].in[0];
         if (b->L[*src].k == K_PAD) return unsupported(b, i, "two ZeroPadding2D layers in a row");
     }
-    if (b->L[*src].node < 0 || !b->L[*src].live)
-        return rd_err_set(b->err, RD_ERR_INTERNAL, "topology: layer \"%.64s\": input \"%.64s\" is not available",
-                          b->L[i].name, b->L[*src].name);
+    if ((st = readable(b, i, *src)) != RD_OK) return st;
     if (j_pair(json_object_get(cfg, ksize_key), 1, KERAS_MAX_KERNEL, k)) return bad(b, i, "bad kernel/pool size");
     sv = json_object_get(cfg, "strides");
     if (!sv || json_is_null(sv)) {
@@ -286,10 +294,12 @@ static rd_status window(kbuild *b, int i, const char *ksize_key, int *src, int k
     if (strcmp(mode, "valid") == 0) {
         memset(pad, 0, 4 * sizeof *pad);
     } else if (strcmp(mode, "same") == 0) {
-        if (same_pad(k[0], s[0], &pad[0], &pad[1]) || same_pad(k[1], s[1], &pad[2], &pad[3]))
-            return unsupported(b, i,
-                               "\"same\" padding with a stride over 1 depends on the input size (use ZeroPadding2D "
-                               "and \"valid\")");
+        if (s[0] != s[1] && k[0] > 1 && k[1] > 1 && s[0] > 1 && s[1] > 1)
+            return unsupported(b, i, "\"same\" padding with two different strides over 1");
+        same_pad(k[0], s[0], &pad[0], &pad[1], div);
+        same_pad(k[1], s[1], &pad[2], &pad[3], div);
+        if (*div && (zp[0] || zp[1] || zp[2] || zp[3]))
+            return unsupported(b, i, "ZeroPadding2D before \"same\" padding with a stride over 1");
     } else {
         return unsupported(b, i, "padding is neither \"valid\" nor \"same\"");
     }
@@ -304,12 +314,12 @@ static rd_status build_conv(kbuild *b, int i)
 {
     const json_t *cfg = b->L[i].config;
     const int dw = b->L[i].k == K_DWCONV;
-    int src, k[2], s[2], pad[4], cin, cout, use_bias, node;
+    int src, k[2], s[2], pad[4], cin, cout, use_bias, node, div = 0;
     float *w = NULL, *bias = NULL;
     rd_act act;
     rd_status st;
 
-    if ((st = window(b, i, "kernel_size", &src, k, s, pad)) != RD_OK) return st;
+    if ((st = window(b, i, "kernel_size", &src, k, s, pad, &div)) != RD_OK) return st;
     cin = b->L[src].c;
     if (dw) {
         int mult = 1;
@@ -338,6 +348,7 @@ static rd_status build_conv(kbuild *b, int i)
         node = rd_graph_conv_take(b->g, b->L[i].name, b->L[src].node, k[0], k[1], s[0], s[1], pad[0], pad[2], pad[1],
                                   pad[3], cin, cout, w, bias, act);
     if (node < 0) return nomem(b, i);
+    rd_graph_set_div(b->g, node, div);
     b->L[i].node = node;
     b->L[i].live = 1;
     b->L[i].c = cout;
@@ -346,12 +357,13 @@ static rd_status build_conv(kbuild *b, int i)
 
 static rd_status build_pool(kbuild *b, int i)
 {
-    int src, k[2], s[2], pad[4], node;
+    int src, k[2], s[2], pad[4], node, div = 0;
     rd_status st;
-    if ((st = window(b, i, "pool_size", &src, k, s, pad)) != RD_OK) return st;
+    if ((st = window(b, i, "pool_size", &src, k, s, pad, &div)) != RD_OK) return st;
     node = rd_graph_pool(b->g, b->L[i].name, b->L[i].k == K_MAXPOOL ? RD_OP_MAXPOOL : RD_OP_AVGPOOL, b->L[src].node,
                          k[0], k[1], s[0], s[1], pad[0], pad[2], pad[1], pad[3]);
     if (node < 0) return nomem(b, i);
+    rd_graph_set_div(b->g, node, div);
     b->L[i].node = node;
     b->L[i].live = 1;
     b->L[i].c = b->L[src].c;
@@ -457,10 +469,8 @@ static rd_status build_add(kbuild *b, int i)
     if (l->nin < 2) return bad(b, i, "adds fewer than two inputs");
     for (int q = 0; q < l->nin; q++) {
         const klayer *s = &b->L[l->in[q]];
-        if (s->k == K_PAD) return unsupported(b, i, "reads a ZeroPadding2D (only a convolution can)");
-        if (s->node < 0 || !s->live)
-            return rd_err_set(b->err, RD_ERR_INTERNAL, "topology: layer \"%.64s\": input \"%.64s\" is not available",
-                              l->name, s->name);
+        rd_status st = readable(b, i, l->in[q]);
+        if (st != RD_OK) return st;
         if (s->c != b->L[l->in[0]].c) {
             return rd_err_set(b->err, RD_ERR_FORMAT, "topology: layer \"%.64s\" adds %d channels to %d", l->name, s->c,
                               b->L[l->in[0]].c);
@@ -472,6 +482,31 @@ static rd_status build_add(kbuild *b, int i)
     b->L[i].node = node;
     b->L[i].live = 1;
     b->L[i].c = b->L[l->in[0]].c;
+    return RD_OK;
+}
+
+/* Concatenate on the channel axis (-1 or 3): a chain of two-input nodes. */
+static rd_status build_concat(kbuild *b, int i)
+{
+    const klayer *l = &b->L[i];
+    const json_t *ax = json_object_get(l->config, "axis");
+    int node = -1, axis = -1, c = 0;
+    if (l->nin < 2) return bad(b, i, "concatenates fewer than two inputs");
+    if (ax && !json_is_null(ax) && j_int(ax, -1, 3, &axis)) return bad(b, i, "bad axis");
+    if (axis != -1 && axis != 3) return unsupported(b, i, "concatenates an axis other than the channels");
+    for (int q = 0; q < l->nin; q++) {
+        const klayer *s = &b->L[l->in[q]];
+        rd_status st = readable(b, i, l->in[q]);
+        if (st != RD_OK) return st;
+        if (s->c > KERAS_MAX_CHANNELS - c) return bad(b, i, "too many channels");
+        c += s->c;
+        if (q == 0) continue;
+        node = rd_graph_concat(b->g, l->name, q == 1 ? b->L[l->in[0]].node : node, s->node);
+        if (node < 0) return nomem(b, i);
+    }
+    b->L[i].node = node;
+    b->L[i].live = 1;
+    b->L[i].c = c;
     return RD_OK;
 }
 
@@ -645,6 +680,7 @@ rd_status rd_backbone_build_keras(rd_backbone *bb, const struct rd_st_file *f, c
         case K_RELU:
         case K_ACTIVATION: st = build_act(&b, i); break;
         case K_ADD: st = build_add(&b, i); break;
+        case K_CONCAT: st = build_concat(&b, i); break;
         case K_MAXPOOL:
         case K_AVGPOOL: st = build_pool(&b, i); break;
         default:

@@ -135,6 +135,21 @@ int rd_graph_add(rd_graph *g, const char *name, int a, int b, rd_act act)
     return push(g, &nd);
 }
 
+int rd_graph_concat(rd_graph *g, const char *name, int a, int b)
+{
+    rd_node nd;
+    if (!valid_in(g, a) || !valid_in(g, b)) return -1;
+    init_node(&nd, RD_OP_CONCAT, name);
+    nd.in[0] = a;
+    nd.in[1] = b;
+    return push(g, &nd);
+}
+
+void rd_graph_set_div(rd_graph *g, int node, int div)
+{
+    if (node >= 0 && node < g->n && div >= 0) g->nodes[node].div = div;
+}
+
 int rd_graph_pool(rd_graph *g, const char *name, rd_op op, int in, int kh, int kw, int sh, int sw, int pt, int pl,
                   int pb, int pr)
 {
@@ -318,10 +333,24 @@ rd_status rd_graph_plan_hw(rd_graph *g, int h, int w, size_t *scratch_bytes, rd_
                 goto out;
             }
             nd->oh = a->oh, nd->ow = a->ow, nd->oc = a->oc;
+        } else if (nd->op == RD_OP_CONCAT) {
+            const rd_node *b = &g->nodes[nd->in[1]];
+            if (a->oh != b->oh || a->ow != b->ow) {
+                st = rd_err_set(err, RD_ERR_MISMATCH, "%s: concatenates %dx%d with %dx%d", nd->name, a->oh, a->ow,
+                                b->oh, b->ow);
+                goto out;
+            }
+            nd->oh = a->oh, nd->ow = a->ow, nd->oc = a->oc + b->oc;
         } else {
             int ph = a->oh + nd->pad_t + nd->pad_b, pw = a->ow + nd->pad_l + nd->pad_r;
             if ((nd->op == RD_OP_CONV || nd->op == RD_OP_DWCONV) && nd->cin != a->oc) {
                 st = rd_err_set(err, RD_ERR_MISMATCH, "%s: expects %d input channels, gets %d", nd->name, nd->cin, a->oc);
+                goto out;
+            }
+            if (nd->div > 0 && (a->oh % nd->div || a->ow % nd->div)) {
+                st = rd_err_set(err, RD_ERR_ARG,
+                                "%s: input %dx%d is not a multiple of %d (\"same\" padding at stride %d; input size %d)",
+                                nd->name, a->ow, a->oh, nd->div, nd->div, s);
                 goto out;
             }
             if (ph < nd->kh || pw < nd->kw) {
@@ -704,6 +733,16 @@ static void add_forward(const rd_node *nd, const float *a, const float *b, float
     for (; i < n; i++) out[i] = s_act(a[i] + b[i], nd->act);
 }
 
+static void concat_forward(const rd_node *nd, const rd_node *na, const float *a, const float *b, float *out, int p0,
+                           int p1)
+{
+    const size_t ca = (size_t)na->oc, cb = (size_t)(nd->oc - na->oc);
+    for (int p = p0; p < p1; p++) {
+        memcpy(out + (size_t)p * nd->oc, a + (size_t)p * ca, ca * sizeof *out);
+        memcpy(out + (size_t)p * nd->oc + ca, b + (size_t)p * cb, cb * sizeof *out);
+    }
+}
+
 /* One node over output pixels [p0, p1); `col` is this task's im2col block. */
 typedef struct node_job {
     const rd_node *nd, *src;
@@ -722,6 +761,7 @@ static void run_node_part(const node_job *j, int task)
     case RD_OP_CONV: conv_forward(nd, j->in0, j->src->oh, j->src->ow, j->out, j->cols[task], p0, p1); break;
     case RD_OP_DWCONV: dwconv_forward(nd, j->in0, j->src->oh, j->src->ow, j->out, p0, p1); break;
     case RD_OP_ADD: add_forward(nd, j->in0, j->in1, j->out, p0, p1); break;
+    case RD_OP_CONCAT: concat_forward(nd, j->src, j->in0, j->in1, j->out, p0, p1); break;
     case RD_OP_MAXPOOL:
     case RD_OP_AVGPOOL: pool_forward(nd, j->in0, j->src->oh, j->src->ow, j->out, p0, p1); break;
     default: break;

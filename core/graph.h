@@ -6,8 +6,9 @@
  * topological order; node 0 is the input (S×S×3, already normalized).
  * BatchNorm is folded into the preceding conv at build time (w' = w·γ/σ,
  * b' = β − μ·γ/σ), so the ops are few: conv (any kernel/stride/padding,
- * asymmetric padding for Keras "same"), depthwise conv, add, max/avg pool, each
- * with an optional ReLU/ReLU6 fused at the end.
+ * asymmetric padding for Keras "same"), depthwise conv, add, max/avg pool,
+ * channel concatenation (two inputs; n-way as a chain), each with an optional
+ * ReLU/ReLU6 fused at the end (not concat).
  *
  * Conv is im2col + OpenBLAS cblas_sgemm over HWC data; 1×1 stride-1 convs skip
  * im2col.  rd_graph_plan computes every node's output shape for an input size S
@@ -32,6 +33,7 @@ typedef enum rd_op {
     RD_OP_ADD,     /* in[0] + in[1] */
     RD_OP_MAXPOOL, /* padding counts as -inf */
     RD_OP_AVGPOOL, /* padding excluded from the count */
+    RD_OP_CONCAT,  /* in[0]'s channels then in[1]'s, same height and width */
     RD_OP_COUNT
 } rd_op;
 
@@ -43,6 +45,8 @@ typedef struct rd_node {
     int in[2];                      /* producer node indices (-1 = none) */
     int kh, kw, sh, sw;             /* kernel and stride */
     int pad_t, pad_l, pad_b, pad_r; /* zero padding (conv) / ignored padding (pool) */
+    int div;                        /* > 0: the input's height and width must be multiples of it
+                                       (TF "same" padding at a stride over 1 is fixed only then) */
     int cin, cout;
     float *w, *b; /* owned by the graph (malloc); b may be NULL = zero */
     rd_act act;
@@ -81,6 +85,9 @@ int rd_graph_conv_take(rd_graph *g, const char *name, int in, int kh, int kw, in
 int rd_graph_dwconv_take(rd_graph *g, const char *name, int in, int kh, int kw, int sh, int sw,
                          int pt, int pl, int pb, int pr, int c, float *w, float *b, rd_act act);
 int rd_graph_add(rd_graph *g, const char *name, int a, int b, rd_act act);
+int rd_graph_concat(rd_graph *g, const char *name, int a, int b);
+/* Requires node's input to be a multiple of div in both dimensions at plan time. */
+void rd_graph_set_div(rd_graph *g, int node, int div);
 int rd_graph_pool(rd_graph *g, const char *name, rd_op op, int in, int kh, int kw, int sh, int sw,
                   int pt, int pl, int pb, int pr);
 /* Sets the activation of an existing node (used when a ReLU layer follows). */

@@ -2,7 +2,8 @@
  * reader (core/safetensors.c: length prefix, header JSON, dtypes, shapes,
  * offsets, metadata) and what is built from a file that opens — the learned
  * model's constraintor and flow importers and the backbone builders (the Keras
- * topology JSON in metadata "resadd.topology", ResNet tensor sets).
+ * topology JSON in metadata "resadd.topology", ResNet tensor sets), and the
+ * planning of a built backbone's shapes at two input sizes.
  *
  * Model files are named by the operator, not uploaded, but they are still
  * bytes from outside: a bad file must be an error with a message. */
@@ -61,6 +62,14 @@ static void try_backbone(const rd_st_file *f)
         st = rd_backbone_build_resnet(bb, f, NULL, &e);
     rd_fuzz_note("backbone", st, &e);
     if (st != RD_OK && !e.msg[0]) abort();
+    /* shapes only (no forward): a size on the stride grid and an odd one */
+    for (int s = 32; st == RD_OK && s <= 33; s++) {
+        size_t scratch;
+        memset(&e, 0, sizeof e);
+        rd_status ps = rd_graph_plan(bb->graph, s, &scratch, &e);
+        rd_fuzz_note("plan", ps, &e);
+        if (ps != RD_OK && !e.msg[0]) abort();
+    }
     rd_backbone_free(bb);
 }
 

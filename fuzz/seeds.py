@@ -171,6 +171,19 @@ def models():
     put("safetensors", "keras.safetensors", safetensors(kt, {
         "resadd.arch": "keras", "resadd.name": "tiny", "resadd.input": "scale [-1,1]", "resadd.size": "32",
         "resadd.levels": "add,pool", "fuzz.levels": "add,pool", "resadd.topology": json.dumps(topo)}))
+    # Keras Concatenate and TF "same" padding at stride 2 (the InceptionV3 backbone's layers)
+    topo2 = [
+        {"name": "input_1", "class_name": "InputLayer", "config": {}, "inbound": []},
+        {"name": "c", "class_name": "Conv2D",
+         "config": {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same", "use_bias": False},
+         "inbound": ["input_1"]},
+        {"name": "m", "class_name": "MaxPooling2D", "config": {"pool_size": 3, "strides": 2, "padding": "same"},
+         "inbound": ["input_1"]},
+        {"name": "cat", "class_name": "Concatenate", "config": {"axis": -1}, "inbound": ["c", "m", "c"]},
+    ]
+    put("safetensors", "keras-concat.safetensors", safetensors({"c/kernel": ("F32", [3, 3, 3, 2], f32(*[0.05] * 54))}, {
+        "resadd.arch": "keras", "resadd.name": "tiny", "resadd.size": "32", "resadd.levels": "cat",
+        "fuzz.levels": "cat", "resadd.topology": json.dumps(topo2)}))
     # broken ones
     put("safetensors", "overlap.safetensors", safetensors({}, raw_header=json.dumps({
         "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},

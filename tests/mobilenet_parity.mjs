@@ -4,7 +4,11 @@
 //
 //   node tests/mobilenet_parity.mjs --tfjs DIR --nsfwjs DIR --model FILE
 //        --tool tests/backbone_tool --work DIR [--sizes 224,256,320]
-//        [--levels a,b,c] [--tol 1e-4]
+//        [--levels a,b,c] [--tol 1e-4] [--same 1]
+//
+// --nsfwjs is the model's directory (mobilenet_v2 or inception_v3: every weight
+// shard its manifest names is read); --same 1 first rewrites the topology's
+// "valid" windows as tools/nsfwjs-convert.mjs does for inception_v3.
 //
 // tfjs gets the Keras topology cut after the deepest level (input shape set to
 // S×S×3, the levels as outputs) and the still-quantized weights of those
@@ -17,6 +21,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 function fail(msg) {
   process.stderr.write(`mobilenet_parity: ${msg}\n`);
@@ -49,7 +54,10 @@ const tfRequire = createRequire(path.join(path.resolve(o.tfjs), 'index.js'));
 const tf = tfRequire('@tensorflow/tfjs');
 const nsRequire = createRequire(path.join(path.resolve(o.nsfwjs), 'index.js'));
 const nsModel = nsRequire('./model.min.js');
-const shard = Buffer.from(nsRequire('./group1-shard1of1.min.js'), 'base64');
+const group = nsModel.weightsManifest[0];
+if (nsModel.weightsManifest.length !== 1) fail('more than one weight group');
+const shard = Buffer.concat(group.paths.map((p) => Buffer.from(nsRequire(`./${p}.min.js`), 'base64')));
+const { sameWindows } = await import(pathToFileURL(path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'tools', 'nsfwjs-convert.mjs')).href);
 
 function bytesPer(w) {
   return w.quantization ? { uint8: 1, uint16: 2 }[w.quantization.dtype] : 4;
@@ -63,13 +71,13 @@ function handler(s) {
   const last = Math.max(...levels.map((n) => cfg.layers.findIndex((l) => l.name === n)));
   if (last < 0 || levels.some((n) => !cfg.layers.some((l) => l.name === n))) fail(`unknown level in ${levels}`);
   cfg.layers = cfg.layers.slice(0, last + 1);
+  if (o.same === '1') sameWindows(cfg.layers);
   cfg.layers[0].config.batch_input_shape = [null, s, s, 3];
   cfg.output_layers = levels.map((n) => [n, 0, 0]);
   const keep = new Set(cfg.layers.map((l) => l.name));
   const specs = [];
   const parts = [];
   let off = 0;
-  const group = nsModel.weightsManifest[0];
   for (const w of group.weights) {
     const n = w.shape.reduce((a, b) => a * b, 1) * bytesPer(w);
     if (keep.has(w.name.split('/')[0])) {

@@ -7,7 +7,10 @@
  *   ReLU(6) → d1 DepthwiseConv2D 3×3 same → bn2 (center false) → r2 ReLU →
  *   p1 Conv2D 1×1 same, activation relu6 → a1 Add[r1, p1] → mp MaxPooling2D
  *   3×3/1 same → ap AveragePooling2D 2×2 valid → act Activation relu →
- *   ds Dense (unsupported, after the levels). */
+ *   ds Dense (unsupported, after the levels).
+ * A second model (input 8×8×3) checks TF "same" padding at stride 2 and
+ * Concatenate: c2 Conv2D 3×3/2 same → 4×4×4, m2 MaxPooling2D 3×3/2 same →
+ * 4×4×3, cat Concatenate[c2, m2, c2] → 4×4×11; refused at an input of 9. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +78,13 @@ static char *topology(const char *filters, const char *pad, const char *max, con
         if (*p == '\'') *p = '"';
     return s;
 }
+
+static const char *const LAYERS2 =
+    "[{'name':'in','class_name':'InputLayer','config':{},'inbound':[]},"
+    "{'name':'c2','class_name':'Conv2D','config':{'filters':4,'kernel_size':3,'strides':2,'padding':'same',"
+    "'use_bias':false},'inbound':['in']},"
+    "{'name':'m2','class_name':'MaxPooling2D','config':{'pool_size':3,'strides':2,'padding':'same'},'inbound':['in']},"
+    "{'name':'cat','class_name':'Concatenate','config':{'axis':-1},'inbound':['c2','m2','c2']}]";
 
 /* Writes the model; drop = a tensor name to leave out, topo NULL = no topology. */
 static void write_model(const char *path, const char *topo, const char *levels, const char *drop)
@@ -152,9 +162,10 @@ static void relu(map m, double mx)
     for (size_t i = 0; i < (size_t)m.h * m.w * m.c; i++) m.x[i] = fmin(fmax(m.x[i], 0), mx);
 }
 
-static map pool(map in, int k, int s, int p, int is_max)
+/* Pool with padding p before and q after (each dimension). */
+static map pool2(map in, int k, int s, int p, int q, int is_max)
 {
-    map o = mk((in.h + 2 * p - k) / s + 1, (in.w + 2 * p - k) / s + 1, in.c);
+    map o = mk((in.h + p + q - k) / s + 1, (in.w + p + q - k) / s + 1, in.c);
     for (int y = 0; y < o.h; y++)
         for (int x = 0; x < o.w; x++)
             for (int ch = 0; ch < in.c; ch++) {
@@ -172,8 +183,10 @@ static map pool(map in, int k, int s, int p, int is_max)
     return o;
 }
 
+static map pool(map in, int k, int s, int p, int is_max) { return pool2(in, k, s, p, p, is_max); }
+
 /* Runs the backbone on input and checks level outputs against refs. */
-static void run_check(const char *path, const char *levels, const float *input, const map *refs, int nref)
+static void run_check_at(const char *path, const char *levels, int s, const float *input, const map *refs, int nref)
 {
     rd_err err = {0};
     rd_backbone *bb = rd_backbone_load(path, levels, &err);
@@ -184,7 +197,7 @@ static void run_check(const char *path, const char *levels, const float *input, 
     if (!bb) return;
     RD_CHECK(strcmp(bb->arch, "tiny") == 0, "arch %s", bb->arch);
     RD_CHECK(bb->graph->nlevels == nref, "%d levels", bb->graph->nlevels);
-    if (rd_graph_plan(bb->graph, S, &scratch, &err) != RD_OK || rd_arena_init(&a, scratch, &err) != RD_OK) {
+    if (rd_graph_plan(bb->graph, s, &scratch, &err) != RD_OK || rd_arena_init(&a, scratch, &err) != RD_OK) {
         RD_CHECK(0, "plan: %s", err.msg);
         goto out;
     }
@@ -210,6 +223,53 @@ out:
     for (int l = 0; l < RD_MAX_LEVELS; l++) free(lv[l].data);
     rd_arena_release(&a);
     rd_backbone_free(bb);
+}
+
+static void run_check(const char *path, const char *levels, const float *input, const map *refs, int nref)
+{
+    run_check_at(path, levels, S, input, refs, nref);
+}
+
+/* "same" at stride 2 and a three-way Concatenate against the naive layers. */
+static void check_same_concat(const char *path)
+{
+    float input[8 * 8 * 3];
+    char *topo = strdup(LAYERS2);
+    rd_err err = {0};
+    map x = mk(8, 8, 3), c2, m2, cat;
+    rd_backbone *bb;
+    rd_st_out_tensor t[] = {{"c2/kernel", 4, {3, 3, 3, C}, c1_k}};
+    const char *meta[] = {"resadd.arch", "keras", "resadd.name", "tiny", "resadd.levels", "cat", "resadd.topology", topo,
+                          NULL};
+    size_t scratch;
+
+    for (char *p = topo; *p; p++)
+        if (*p == '\'') *p = '"';
+    RD_CHECK(rd_st_write(path, t, 1, meta, &err) == RD_OK, "write: %s", err.msg);
+    rd_fill_uniform(input, sizeof input / 4, 13, -1.0f, 1.0f);
+    for (int i = 0; i < 8 * 8 * 3; i++) x.x[i] = input[i];
+    c2 = conv(x, c1_k, NULL, 3, 3, 2, C, 0, 0, 1, 0, 1); /* TF: max(k - s, 0) = 1, all of it after */
+    m2 = pool2(x, 3, 2, 0, 1, 1);
+    cat = mk(4, 4, 2 * C + 3);
+    for (int p = 0; p < 16; p++) {
+        memcpy(&cat.x[p * cat.c], &c2.x[p * C], C * sizeof(double));
+        memcpy(&cat.x[p * cat.c + C], &m2.x[p * 3], 3 * sizeof(double));
+        memcpy(&cat.x[p * cat.c + C + 3], &c2.x[p * C], C * sizeof(double));
+    }
+    run_check_at(path, NULL, 8, input, &cat, 1);
+    bb = rd_backbone_load(path, NULL, &err);
+    RD_CHECK(bb != NULL, "load: %s", err.msg);
+    if (bb) {
+        rd_status st = rd_graph_plan(bb->graph, 9, &scratch, &err);
+        RD_CHECK(st == RD_ERR_ARG && strstr(err.msg, "multiple of 2"), "plan at 9: %s (%s)", rd_status_str(st), err.msg);
+        printf("error as expected: %s\n", err.msg);
+    }
+    rd_backbone_free(bb);
+    free(x.x);
+    free(c2.x);
+    free(m2.x);
+    free(cat.x);
+    free(topo);
 }
 
 static void expect_error(const char *path, const char *levels, rd_status want, const char *needle)
@@ -287,10 +347,11 @@ int main(void)
     expect_error(path, "a1,a1", RD_ERR_ARG, "twice");
     free(topo);
 
-    topo = topology("4", "same", "6", "zp"); /* stride-2 "same" */
+    topo = topology("4", "same", "6", "zp"); /* stride-2 "same" after a ZeroPadding2D */
     write_model(path, topo, "a1", NULL);
     expect_error(path, NULL, RD_ERR_UNSUPPORTED, "same");
     free(topo);
+    check_same_concat(path);
     topo = topology("5", "valid", "6", "zp"); /* kernel has 4 filters */
     write_model(path, topo, "a1", NULL);
     expect_error(path, NULL, RD_ERR_FORMAT, "c1/kernel");

@@ -11,6 +11,11 @@
 #    levels at S = 224 (also with a team of 2), 256, 320 and an odd 225;
 #    relative L2 and max error must be <= 1e-4; then, at 224, levels that
 #    stop the BatchNorm/ReLU fusion (bn_Conv1, block_1_project, ...).
+# 4. The optional InceptionV3 backbone (`nsfwjs-convert.mjs --model
+#    inception_v3`, not committed): converted into the work directory and
+#    checked the same way (tfjs running the nsfwjs model with the same
+#    "valid" → "same" rewrite, --same 1) at 224 and 256 (Concatenate, TF
+#    "same" padding at stride 2), then at 224 on mid-chain levels.
 # Skips (77), saying why, when node/npm are missing or the npm registry cannot
 # be reached (the build itself never needs npm: the backbone is committed).
 # The npm cache is $RD_NPM_CACHE if set, else $top_builddir/.cache.
@@ -73,5 +78,21 @@ rc=${PIPESTATUS[0]}
     --nsfwjs "$cache/npm-nsfwjs/package/dist/models/mobilenet_v2" --model "$model" --tool "$tool" \
     --work "$work" --sizes 224 --levels bn_Conv1,block_1_project,block_3_expand_relu,block_10_project_BN 2>&1 |
     grep -v -e "^=*$" -e "TensorFlow.js in Node" -e "^$"
-[ "${PIPESTATUS[0]}" -eq 0 ] && exit "$rc"
-exit 1
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+
+inc=$work/inception_v3.safetensors
+if ! "$NODE" "$top_srcdir/tools/nsfwjs-convert.mjs" --model inception_v3 --out "$inc" \
+    --cache "$cache/npm-nsfwjs" >"$work/convert.log" 2>&1; then
+    cat "$work/convert.log"
+    echo "FAIL: converter (inception_v3)"
+    exit 1
+fi
+cat "$work/convert.log"
+for args in "--sizes 224,256" "--sizes 224 --levels conv2d_5,mixed0,conv2d_36"; do
+    # shellcheck disable=SC2086 # $args is a list of options
+    "$NODE" "$top_srcdir/tests/mobilenet_parity.mjs" --tfjs "$tfjs" \
+        --nsfwjs "$cache/npm-nsfwjs/package/dist/models/inception_v3" --model "$inc" --tool "$tool" \
+        --work "$work" --same 1 $args 2>&1 | grep -v -e "^=*$" -e "TensorFlow.js in Node" -e "^$"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+done
+exit "$rc"

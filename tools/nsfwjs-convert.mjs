@@ -4,7 +4,10 @@
 // MobileNetV2 shipped in the npm package nsfwjs@4.4.0 (MIT licence).
 //
 //   node tools/nsfwjs-convert.mjs --out models/mobilenet_v2.safetensors
-//        [--cache DIR] [--tarball FILE] [--model mobilenet_v2]
+//        [--cache DIR] [--tarball FILE] [--model mobilenet_v2|inception_v3]
+//
+// --model inception_v3 builds the optional stronger backbone (not committed:
+// 21 MB; see the MODELS entry and the README's "Backbones").
 //
 // Steps: `npm pack nsfwjs@4.4.0` into the cache directory (default
 // <dir of --out>/.cache/npm-nsfwjs; a tarball already there is reused), check
@@ -26,6 +29,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const PACKAGE = 'nsfwjs@4.4.0';
 const TARBALL = 'nsfwjs-4.4.0.tgz';
@@ -41,6 +45,22 @@ const MODELS = {
     levels: 'block_2_add,block_5_add,block_9_add',
     input: 'scale [-1,1]',
     size: '224',
+  },
+  // The optional stronger backbone: ImageNet-initialised InceptionV3, frozen
+  // by nsfwjs through mixed5.  Its stem and reduction blocks use "valid"
+  // padding, whose outputs (111, 109, 54, 25, 12 at 224) fall off the stride
+  // grid every later stage of resadd works on; `same` rewrites each "valid"
+  // window wider than 1 to "same" (recorded in resadd.padding), so levels are
+  // exactly S/4, S/8, S/16.  Same weights; features differ from the Keras
+  // model's near the borders and by the half-pixel alignment.
+  inception_v3: {
+    dir: 'package/dist/models/inception_v3',
+    topology: 'model.min.js',
+    shards: [1, 2, 3, 4, 5, 6].map((k) => `group1-shard${k}of6.min.js`),
+    levels: 'activation_5,mixed2,mixed5',
+    input: 'scale [-1,1]',
+    size: '224',
+    same: true,
   },
 };
 
@@ -65,7 +85,7 @@ function parseArgs(argv) {
     else if (a === '--tarball') o.tarball = val();
     else if (a === '--model') o.model = val();
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: nsfwjs-convert.mjs --out FILE.safetensors [--cache DIR] [--tarball FILE] [--model mobilenet_v2]\n');
+      process.stdout.write('usage: nsfwjs-convert.mjs --out FILE.safetensors [--cache DIR] [--tarball FILE] [--model mobilenet_v2|inception_v3]\n');
       process.exit(0);
     } else die(`unknown argument ${a}`);
   }
@@ -160,6 +180,23 @@ function decodeWeights(manifest, shardBuffers) {
   return out;
 }
 
+// "valid" → "same" for every window wider than 1 (the inception_v3 entry;
+// tests/mobilenet_parity.mjs --same applies it to the model tfjs runs).
+// Changes the layers' configs in place; returns how many.
+export function sameWindows(layers) {
+  let n = 0;
+  for (const l of layers) {
+    const c = l.config;
+    if (!['Conv2D', 'DepthwiseConv2D', 'MaxPooling2D', 'AveragePooling2D'].includes(l.class_name)) continue;
+    const k = [].concat(c.kernel_size || c.pool_size);
+    if ((c.padding || 'valid') === 'valid' && k.some((x) => x > 1)) {
+      c.padding = 'same';
+      n++;
+    }
+  }
+  return n;
+}
+
 // The frozen layers (up to the first trainable one), configs trimmed.
 function frozenLayers(topology) {
   const cfg = topology.model_config;
@@ -218,6 +255,7 @@ function main() {
   }
   const weights = decodeWeights(model.weightsManifest, shards);
   const layers = frozenLayers(model.modelTopology);
+  const rewritten = m.same ? sameWindows(layers) : 0;
   const keep = new Set(layers.map((l) => l.name));
   const tensors = weights.filter((w) => keep.has(w.name.split('/')[0]));
   for (const l of layers) {
@@ -234,6 +272,7 @@ function main() {
     'resadd.input': m.input,
     'resadd.size': m.size,
   };
+  if (m.same) meta['resadd.padding'] = `${rewritten} "valid" windows wider than 1 rewritten to "same" (stride grid)`;
   const bytes = safetensors(tensors, meta);
   fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
   const tmp = `${o.out}.tmp${process.pid}`;
@@ -245,4 +284,5 @@ function main() {
     `${tensors.length} tensors, ${params} parameters, ${bytes.length} bytes, ${ms.toFixed(0)} ms\n`);
 }
 
-main();
+// Run only as a program (the parity test imports sameWindows).
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
