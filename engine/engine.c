@@ -1040,7 +1040,8 @@ static void calib_key(rd_engine *e, const rd_geometry *geo, const uint8_t *roi, 
                        e->info->model_sha256, e->info->scorer, geo_text(geo).s);
     if (roi && len > 0 && (size_t)len < sizeof text) {
         rd_sha256_hex(roi, (size_t)geo->work_w * (size_t)geo->work_h, h);
-        len += snprintf(text + len, sizeof text - (size_t)len, "|roi=%s", h);
+        /* roi2: since the level statistics are taken over the mask's cells only */
+        len += snprintf(text + len, sizeof text - (size_t)len, "|roi2=%s", h);
     }
     for (int i = 0; i < n && len > 0 && (size_t)len < sizeof text; i++) {
         rd_sha256_hex(rows[i].feats, rows[i].feats_len, h);
