@@ -310,7 +310,46 @@ static int grow(void **rows, int n, int *cap, size_t sz)
     return 0;
 }
 
+/* Fills one (zeroed) row struct from the statement's current result row. */
+typedef void (*row_reader)(sqlite3_stmt *st, void *row);
+
+/* Steps st (prepared and bound, the lock held) to its end into a malloc'd
+ * array of sz-byte rows filled by read; on failure the array is freed and
+ * *rows / *n are NULL / 0.  what names the query in a database error. */
+static rd_ecode collect(rd_store *s, sqlite3_stmt *st, size_t sz, row_reader read, void **rows, int *n,
+                        const char *what, rd_err *err)
+{
+    rd_ecode rc = RD_E_OK;
+    int cap = 0, r;
+    *rows = NULL;
+    *n = 0;
+    while ((r = step(s, st)) == SQLITE_ROW) {
+        if (grow(rows, *n, &cap, sz)) {
+            rc = RD_E_INTERNAL;
+            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
+            break;
+        }
+        void *o = (char *)*rows + (size_t)(*n)++ * sz;
+        memset(o, 0, sz);
+        read(st, o);
+    }
+    if (rc == RD_E_OK && r != SQLITE_DONE) rc = db_fail_rc(s, r, err, what);
+    if (rc != RD_E_OK) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 /* ---- classes ---- */
+/* The error of a statement that found or changed no row of class cls. */
+static rd_ecode no_class(rd_err *err, const char *cls)
+{
+    rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
+    return RD_E_NOTFOUND;
+}
+
 static const char SQL_CLASS_INS[] =
     "INSERT INTO classes(name, description, created_at, updated_at, geo_opts) VALUES (?1, ?2, ?3, ?3, ?4)";
 static const char SQL_CLASS_GET[] =
@@ -383,8 +422,7 @@ rd_ecode rd_store_class_get(rd_store *s, const char *name, rd_class_row *out, rd
     if (r == SQLITE_ROW) {
         class_row(st, out);
     } else if (r == SQLITE_DONE) {
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, name);
     } else {
         rc = db_fail_rc(s, r, err, "read class");
     }
@@ -393,29 +431,15 @@ out:
     return rc;
 }
 
+static void read_class(sqlite3_stmt *st, void *o) { class_row(st, o); }
+
 rd_ecode rd_store_class_list(rd_store *s, rd_class_row **rows, int *n, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    int cap = 0, r;
+    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_LIST, &rc, err);
     *rows = NULL;
     *n = 0;
-    sqlite3_stmt *st = lock_stmt(s, SQL_CLASS_LIST, &rc, err);
-    if (!st) goto out;
-    while ((r = step(s, st)) == SQLITE_ROW) {
-        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
-            rc = RD_E_INTERNAL;
-            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        class_row(st, &(*rows)[(*n)++]);
-    }
-    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "list classes");
-out:
-    if (rc != RD_E_OK) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-    }
+    if (st) rc = collect(s, st, sizeof **rows, read_class, (void **)rows, n, "list classes", err);
     UNLOCK(s);
     return rc;
 }
@@ -431,8 +455,7 @@ rd_ecode rd_store_class_threshold(rd_store *s, const char *cls, int *manual, dou
         *manual = sqlite3_column_type(st, 1) != SQLITE_NULL;
         if (*manual) *t = sqlite3_column_double(st, 1);
     } else if (r == SQLITE_DONE) {
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, cls);
     } else {
         rc = db_fail_rc(s, r, err, "read class");
     }
@@ -461,8 +484,7 @@ rd_ecode rd_store_class_update(rd_store *s, const char *name, const char *desc, 
     if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
     if (sqlite3_changes(s->db) == 0) {
         exec(s, "ROLLBACK");
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, name);
         goto out;
     }
     if (desc) {
@@ -500,8 +522,7 @@ rd_ecode rd_store_class_delete(rd_store *s, const char *name, rd_err *err)
     bind_text(st, 1, name);
     rc = step_done(s, st, err, "delete class");
     if (rc == RD_E_OK && sqlite3_changes(s->db) == 0) {
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, name);
     }
 out:
     UNLOCK(s);
@@ -548,8 +569,7 @@ rd_ecode rd_store_refs_add(rd_store *s, const char *cls, rd_store_ref_new *refs,
     if ((r = step(s, st)) != SQLITE_ROW) {
         if (r != SQLITE_DONE) goto dbfail;
         exec(s, "ROLLBACK");
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, cls);
         goto out;
     }
     class_id = sqlite3_column_int64(st, 0);
@@ -612,37 +632,27 @@ int rd_store_ref_exists(rd_store *s, const char *cls, const char *sha256)
     return found;
 }
 
+static void read_ref(sqlite3_stmt *st, void *row)
+{
+    rd_ref_row *o = row;
+    o->id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, o->sha256, sizeof o->sha256);
+    col_text(st, 2, o->content_type, sizeof o->content_type);
+    o->size = sqlite3_column_int64(st, 3);
+    o->width = sqlite3_column_int(st, 4);
+    o->height = sqlite3_column_int(st, 5);
+    col_text(st, 6, o->created_at, sizeof o->created_at);
+}
+
 rd_ecode rd_store_ref_list(rd_store *s, const char *cls, rd_ref_row **rows, int *n, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    int cap = 0, r;
+    sqlite3_stmt *st = lock_stmt(s, SQL_REF_LIST, &rc, err);
     *rows = NULL;
     *n = 0;
-    sqlite3_stmt *st = lock_stmt(s, SQL_REF_LIST, &rc, err);
-    if (!st) goto out;
-    bind_text(st, 1, cls);
-    while ((r = step(s, st)) == SQLITE_ROW) {
-        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
-            rc = RD_E_INTERNAL;
-            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        rd_ref_row *o = &(*rows)[(*n)++];
-        memset(o, 0, sizeof *o);
-        o->id = sqlite3_column_int64(st, 0);
-        col_text(st, 1, o->sha256, sizeof o->sha256);
-        col_text(st, 2, o->content_type, sizeof o->content_type);
-        o->size = sqlite3_column_int64(st, 3);
-        o->width = sqlite3_column_int(st, 4);
-        o->height = sqlite3_column_int(st, 5);
-        col_text(st, 6, o->created_at, sizeof o->created_at);
-    }
-    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "list references");
-out:
-    if (rc != RD_E_OK) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
+    if (st) {
+        bind_text(st, 1, cls);
+        rc = collect(s, st, sizeof **rows, read_ref, (void **)rows, n, "list references", err);
     }
     UNLOCK(s);
     return rc;
@@ -1306,23 +1316,26 @@ static const char SQL_PRUNE_COUNT[] =
     "DELETE FROM inspections WHERE status != 'queued' AND id <= (SELECT id FROM inspections ORDER BY id DESC "
     "LIMIT 1 OFFSET ?1)";
 
-int rd_store_prune(rd_store *s, long max_age_s, long max_count)
+/* Deletes by age (rows older than max_age_s, when > 0: age_sql binds the
+ * cut-off time) and then by count (count_sql binds keep, when > 0); returns the
+ * rows deleted, -1 on error. */
+static int prune_by(rd_store *s, const char *age_sql, long max_age_s, const char *count_sql, long keep)
 {
     int n = 0;
     LOCK(s);
     if (max_age_s > 0) {
         char cut[RD_ISOTIME_LEN];
         rd_isotime((int64_t)time(NULL) - max_age_s, 0, cut);
-        sqlite3_stmt *st = stmt(s, SQL_PRUNE_AGE);
+        sqlite3_stmt *st = stmt(s, age_sql);
         if (!st) goto fail;
         bind_text(st, 1, cut);
         if (step(s, st) != SQLITE_DONE) goto fail;
         n += sqlite3_changes(s->db);
     }
-    if (max_count > 0) {
-        sqlite3_stmt *st = stmt(s, SQL_PRUNE_COUNT);
+    if (keep > 0) {
+        sqlite3_stmt *st = stmt(s, count_sql);
         if (!st) goto fail;
-        sqlite3_bind_int64(st, 1, max_count);
+        sqlite3_bind_int64(st, 1, keep);
         if (step(s, st) != SQLITE_DONE) goto fail;
         n += sqlite3_changes(s->db);
     }
@@ -1331,6 +1344,11 @@ int rd_store_prune(rd_store *s, long max_age_s, long max_count)
 fail:
     UNLOCK(s);
     return -1;
+}
+
+int rd_store_prune(rd_store *s, long max_age_s, long max_count)
+{
+    return prune_by(s, SQL_PRUNE_AGE, max_age_s, SQL_PRUNE_COUNT, max_count);
 }
 
 /* ---- retention of image copies and of the database's size (issue 13) ---- */
@@ -1350,29 +1368,7 @@ static const char SQL_PRUNE_OLDEST[] =
 
 int rd_store_prune_images(rd_store *s, long keep_last, long max_age_s)
 {
-    int n = 0;
-    LOCK(s);
-    if (max_age_s > 0) {
-        char cut[RD_ISOTIME_LEN];
-        rd_isotime((int64_t)time(NULL) - max_age_s, 0, cut);
-        sqlite3_stmt *st = stmt(s, SQL_PRUNE_IMG_AGE);
-        if (!st) goto fail;
-        bind_text(st, 1, cut);
-        if (step(s, st) != SQLITE_DONE) goto fail;
-        n += sqlite3_changes(s->db);
-    }
-    if (keep_last > 0) {
-        sqlite3_stmt *st = stmt(s, SQL_PRUNE_IMG_COUNT);
-        if (!st) goto fail;
-        sqlite3_bind_int64(st, 1, keep_last);
-        if (step(s, st) != SQLITE_DONE) goto fail;
-        n += sqlite3_changes(s->db);
-    }
-    UNLOCK(s);
-    return n;
-fail:
-    UNLOCK(s);
-    return -1;
+    return prune_by(s, SQL_PRUNE_IMG_AGE, max_age_s, SQL_PRUNE_IMG_COUNT, keep_last);
 }
 
 static int64_t scalar(rd_store *s, const char *sql)
@@ -1482,36 +1478,24 @@ rd_ecode rd_store_token_lookup(rd_store *s, const char *hash, char scope[16], in
     return rc;
 }
 
+static void read_token(sqlite3_stmt *st, void *row)
+{
+    rd_token_row *o = row;
+    o->id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, o->name, sizeof o->name);
+    col_text(st, 2, o->scope, sizeof o->scope);
+    col_text(st, 3, o->created_at, sizeof o->created_at);
+    col_text(st, 4, o->revoked_at, sizeof o->revoked_at);
+    col_text(st, 5, o->expires_at, sizeof o->expires_at);
+}
+
 rd_ecode rd_store_token_list(rd_store *s, rd_token_row **rows, int *n, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    int cap = 0, r;
+    sqlite3_stmt *st = lock_stmt(s, SQL_TOK_LIST, &rc, err);
     *rows = NULL;
     *n = 0;
-    sqlite3_stmt *st = lock_stmt(s, SQL_TOK_LIST, &rc, err);
-    if (!st) goto out;
-    while ((r = step(s, st)) == SQLITE_ROW) {
-        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
-            rc = RD_E_INTERNAL;
-            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        rd_token_row *o = &(*rows)[(*n)++];
-        memset(o, 0, sizeof *o);
-        o->id = sqlite3_column_int64(st, 0);
-        col_text(st, 1, o->name, sizeof o->name);
-        col_text(st, 2, o->scope, sizeof o->scope);
-        col_text(st, 3, o->created_at, sizeof o->created_at);
-        col_text(st, 4, o->revoked_at, sizeof o->revoked_at);
-        col_text(st, 5, o->expires_at, sizeof o->expires_at);
-    }
-    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "list tokens");
-out:
-    if (rc != RD_E_OK) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-    }
+    if (st) rc = collect(s, st, sizeof **rows, read_token, (void **)rows, n, "list tokens", err);
     UNLOCK(s);
     return rc;
 }
@@ -1568,8 +1552,7 @@ static rd_ecode class_set_text(rd_store *s, const char *sql, const char *name, c
     if (r != SQLITE_DONE) {
         rc = db_fail_rc(s, r, err, "update class geometry");
     } else if (sqlite3_changes(s->db) == 0) {
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, name);
     }
 out:
     UNLOCK(s);
@@ -1609,8 +1592,7 @@ rd_ecode rd_store_class_set_roi_mask(rd_store *s, const char *name, const uint8_
     bind_text(st, 6, now);
     rc = step_done(s, st, err, "update class roi mask");
     if (rc == RD_E_OK && sqlite3_changes(s->db) == 0) {
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, name);
     }
 out:
     UNLOCK(s);
@@ -1642,8 +1624,7 @@ rd_ecode rd_store_class_roi_mask(rd_store *s, const char *name, uint8_t **data, 
         rd_err_set(err, RD_ERR_ARG, "class '%s' has no roi mask", name);
         rc = RD_E_NOTFOUND;
     } else if (r == SQLITE_DONE) {
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", name);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, name);
     } else {
         rc = db_fail_rc(s, r, err, "read class roi mask");
     }
@@ -1714,29 +1695,15 @@ static void hook_row(sqlite3_stmt *st, rd_webhook_row *o)
     col_text(st, 9, o->last_error, sizeof o->last_error);
 }
 
+static void read_hook(sqlite3_stmt *st, void *o) { hook_row(st, o); }
+
 rd_ecode rd_store_webhook_list(rd_store *s, rd_webhook_row **rows, int *n, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    int cap = 0, r;
+    sqlite3_stmt *st = lock_stmt(s, SQL_HOOK_LIST, &rc, err);
     *rows = NULL;
     *n = 0;
-    sqlite3_stmt *st = lock_stmt(s, SQL_HOOK_LIST, &rc, err);
-    if (!st) goto out;
-    while ((r = step(s, st)) == SQLITE_ROW) {
-        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
-            rc = RD_E_INTERNAL;
-            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        hook_row(st, &(*rows)[(*n)++]);
-    }
-    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "list webhooks");
-out:
-    if (rc != RD_E_OK) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-    }
+    if (st) rc = collect(s, st, sizeof **rows, read_hook, (void **)rows, n, "list webhooks", err);
     UNLOCK(s);
     return rc;
 }
@@ -2059,46 +2026,32 @@ out:
     return rc;
 }
 
+static void read_label_event(sqlite3_stmt *st, void *row)
+{
+    rd_label_event *e = row;
+    e->id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, e->cls, sizeof e->cls);
+    e->inspection_id = sqlite3_column_int64(st, 2);
+    col_text(st, 3, e->action, sizeof e->action);
+    col_text(st, 4, e->value, sizeof e->value);
+    e->reference_id = sqlite3_column_int64(st, 5);
+    col_text(st, 6, e->actor, sizeof e->actor);
+    col_text(st, 7, e->at, sizeof e->at);
+}
+
 rd_ecode rd_store_label_events(rd_store *s, const char *cls, int64_t insp, rd_label_event **rows, int *n,
                                rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
-    int cap = 0, r;
+    sqlite3_stmt *st = lock_stmt(s, SQL_LABEL_EVENTS, &rc, err);
     *rows = NULL;
     *n = 0;
-    LOCK(s);
-    sqlite3_stmt *st = stmt(s, SQL_LABEL_EVENTS);
-    if (!st) {
-        rc = db_fail(s, err, "prepare");
-        goto out;
+    if (st) {
+        bind_text(st, 1, cls);
+        sqlite3_bind_int64(st, 2, insp);
+        rc = collect(s, st, sizeof **rows, read_label_event, (void **)rows, n, "read label events", err);
     }
-    bind_text(st, 1, cls);
-    sqlite3_bind_int64(st, 2, insp);
-    while ((r = step(s, st)) == SQLITE_ROW) {
-        if (grow((void **)rows, *n, &cap, sizeof **rows)) {
-            rd_err_set(err, RD_ERR_NOMEM, "out of memory");
-            rc = RD_E_INTERNAL;
-            goto out;
-        }
-        rd_label_event *e = &(*rows)[(*n)++];
-        memset(e, 0, sizeof *e);
-        e->id = sqlite3_column_int64(st, 0);
-        col_text(st, 1, e->cls, sizeof e->cls);
-        e->inspection_id = sqlite3_column_int64(st, 2);
-        col_text(st, 3, e->action, sizeof e->action);
-        col_text(st, 4, e->value, sizeof e->value);
-        e->reference_id = sqlite3_column_int64(st, 5);
-        col_text(st, 6, e->actor, sizeof e->actor);
-        col_text(st, 7, e->at, sizeof e->at);
-    }
-    if (r != SQLITE_DONE) rc = db_fail_rc(s, r, err, "read label events");
-out:
     UNLOCK(s);
-    if (rc != RD_E_OK) {
-        free(*rows);
-        *rows = NULL;
-        *n = 0;
-    }
     return rc;
 }
 
@@ -2118,8 +2071,7 @@ rd_ecode rd_store_class_policy_get(rd_store *s, const char *cls, char policy[32]
         *learn = sqlite3_column_int(st, 1);
         *policy_threshold = sqlite3_column_type(st, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 2);
     } else if (r == SQLITE_DONE) {
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, cls);
     } else {
         rc = db_fail_rc(s, r, err, "read class policy");
     }
@@ -2151,8 +2103,7 @@ rd_ecode rd_store_class_policy_set(rd_store *s, const char *cls, const char *pol
     if ((r = step(s, st)) != SQLITE_DONE) goto dbfail;
     if (sqlite3_changes(s->db) == 0) {
         exec(s, "ROLLBACK");
-        rd_err_set(err, RD_ERR_ARG, "no class '%s'", cls);
-        rc = RD_E_NOTFOUND;
+        rc = no_class(err, cls);
         goto out;
     }
     if (actor) { /* an operator's change, not a recalibration */
