@@ -67,7 +67,7 @@ req POST "/v1/classes/rust-panel/inspections?async=1" -H 'Content-Type: image/jp
 expect "async inspection" 202
 AID=$(jget 'j["id"]')
 check "Location header" grep -qi "^Location: /v1/inspections/$AID" "$T/hdr"
-for _ in $(seq 100); do req GET "/v1/inspections/$AID"; [ "$(jget 'j["status"]')" = done ] && break; sleep 0.05; done
+for _ in $(seq 600); do req GET "/v1/inspections/$AID"; [ "$(jget 'j["status"]')" = done ] && break; sleep 0.05; done
 check "async inspection done" [ "$(jget 'j["status"], j["anomalous"]')" = "('done', False)" ]
 
 # dashboard: paging

@@ -91,7 +91,7 @@ acc = [x for x in r if x[0] == 202]; busy = [x for x in r if x[0] == 503]
 assert acc and busy and len(acc) + len(busy) == len(r), [x[0] for x in r]
 assert all(x[1]['error']['code'] == 'busy' and x[2] for x in busy)"
 NACC=$($PY -c "import json; print(sum(x[0] == 202 for x in json.load(open('$T/q.out'))))")
-for _ in $(seq 100); do req GET /v1/stats; [ "$(jget 'j["done"]')" = "$((NOK + NACC))" ] && break; sleep 0.1; done
+for _ in $(seq 600); do req GET /v1/stats; [ "$(jget 'j["done"]')" = "$((NOK + NACC))" ] && break; sleep 0.1; done
 check "every accepted async inspection done, no rows for refused ones" [ "$(jget 'j["inspections"], j["done"]')" = "($((NOK + NACC)), $((NOK + NACC)))" ]
 stop_resadd
 
