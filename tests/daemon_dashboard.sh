@@ -4,7 +4,7 @@
 # a class with references, inspects a good and a defective part, loads the
 # page with a read token (passed once as #token=..., which the page moves to
 # sessionStorage) and checks in the DOM after the scripts ran that the class
-# card (threshold, reference thumbnails), the stats row and both fresh
+# card (threshold, geometry, ROI mask and reference thumbnails), the stats row and both fresh
 # inspections (verdicts, heatmap thumbnails) are there, and that without a
 # token the page asks for one.  Saves a screenshot to $top_builddir/dashboard.png
 # (docs/dashboard.png is a copy).  Skips (77), saying so, without chromium.
@@ -28,6 +28,13 @@ start_resadd --config "$T/auth.conf"
 A="Authorization: Bearer $ADMIN"
 req POST /v1/classes -H "$A" -H 'Content-Type: application/json' -d '{"name":"dash-panel","description":"steel plate"}'
 expect "create class" 201
+# a ROI mask: everything but an 8-pixel strip at the right edge (the defect stays inspected)
+$PY -c "
+from PIL import Image, ImageDraw
+w, h = Image.open('$I/ref1.jpg').size
+m = Image.new('L', (w, h), 255); ImageDraw.Draw(m).rectangle([w - 8, 0, w - 1, h - 1], fill=0); m.save('$T/mask.png')"
+req PUT /v1/classes/dash-panel/roi-mask -H "$A" -H 'Content-Type: image/png' --data-binary "@$T/mask.png"
+expect "ROI mask" 200
 req POST /v1/classes/dash-panel/references -H "$A" -F "a=@$I/ref1.jpg" -F "b=@$I/ref2.jpg" -F "c=@$I/ref3.jpg" -F "d=@$I/ref4.jpg"
 expect "references" 201
 req POST /v1/classes/dash-panel/inspections -H "$A" -H 'Content-Type: image/jpeg' -H 'X-Request-Id: part-good-1' --data-binary "@$I/good.jpg"
@@ -45,6 +52,8 @@ chrome() { timeout 90 "$CHROME" --headless --no-sandbox --disable-gpu --no-first
 chrome --dump-dom "$URL/#token=$READ" > "$T/dom.html"
 check "page ran (data-loaded set)" grep -q 'data-loaded="1"' "$T/dom.html"
 check "class card shows the class" grep -q 'class="card" data-class="dash-panel"' "$T/dom.html"
+check "class card shows the geometry and the mask" grep -q 'class="geo muted">frame [0-9]*×[0-9]* → grid [0-9]*×[0-9]* · ROI mask [0-9]*×[0-9]*<' "$T/dom.html"
+check "class card shows the ROI mask image" grep -q 'class="mask" title="ROI mask: white is inspected" alt="ROI mask" src="blob:' "$T/dom.html"
 check "class card has 4 reference thumbnails" [ "$(grep -o 'alt="reference [0-9]*" src="blob:' "$T/dom.html" | wc -l)" -eq 4 ]
 check "stats row for the class" grep -q '<tr data-class="dash-panel"><td>dash-panel</td><td>2</td><td>1</td><td>50.0 %</td>' "$T/dom.html"
 check "feed row of the good part, verdict good" grep -q "id=\"insp-$GID\".*part-good-1.*class=\"ok\">good<" "$T/dom.html"

@@ -1,5 +1,5 @@
 /* api/dashboard/app.js — the built-in dashboard: classes with reference
- * thumbnails and thresholds, a live feed of inspections (Server-Sent Events
+ * thumbnails, thresholds, geometry and ROI mask, a live feed of inspections (Server-Sent Events
  * from GET /v1/events read with fetch so the Bearer token travels; polling
  * GET /v1/inspections?after_id= when the daemon has no event stream),
  * per-class counts and anomaly rate over time, and an inspection's detail
@@ -77,6 +77,23 @@
 
   /* ---- classes ---- */
   const fmt = (x, d) => (x == null || Number.isNaN(x) ? '–' : Number(x).toFixed(d));
+  /* What a class inspects: frame → working grid, the ROI when it is not the
+   * whole frame, the mask; before the first references only what was asked. */
+  function geometryLine(g) {
+    const parts = [];
+    if (g.fixed) {
+      parts.push(`frame ${g.frame.width}×${g.frame.height} → grid ${g.working.width}×${g.working.height}`);
+      const r = g.roi || [];
+      if (r.length === 4 && (r[0] || r[1] || r[2] !== g.frame.width || r[3] !== g.frame.height))
+        parts.push(`ROI ${r[2]}×${r[3]} at ${r[0]},${r[1]}`);
+      if (g.fit && g.fit !== 'none') parts.push('fit ' + g.fit);
+    } else {
+      parts.push('geometry set by the first references' + (g.size ? ` (short side ${g.size})` : ''));
+    }
+    if (g.roi_mask) parts.push(`ROI mask ${g.roi_mask.width}×${g.roi_mask.height}`);
+    return el('div', { class: 'geo muted' }, parts.join(' · '));
+  }
+
   async function loadClasses() {
     const j = await api('/v1/classes');
     S.classes = j.classes || [];
@@ -91,8 +108,12 @@
         el('div', {}, 'threshold ', el('b', {}, fmt(c.threshold, 4)), ' (' + c.threshold_source + ')'),
         el('div', {}, c.references + ' references · ', c.ready ? el('span', { class: 'ok' }, 'ready')
           : el('span', { class: 'bad' }, c.loading ? 'loading' : 'not ready')),
+        geometryLine(c.geometry || {}),
         thumbs);
       box.append(card);
+      if (c.geometry && c.geometry.roi_mask)
+        thumbs.append(setImg(el('img', { class: 'mask', title: 'ROI mask: white is inspected' }),
+          '/v1/classes/' + encodeURIComponent(c.name) + '/roi-mask', 'ROI mask'));
       api('/v1/classes/' + encodeURIComponent(c.name) + '/references').then((r) => {
         for (const ref of (r.references || []).slice(0, 4))
           thumbs.append(setImg(el('img', { title: 'reference ' + ref.id }),
