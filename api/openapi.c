@@ -112,7 +112,7 @@ const char rd_openapi_json[] =
     "    " PN("loo_threshold", "number") ",\n"
     "    \"expected_recall\": {\"type\": \"number\", \"nullable\": true, \"description\": \"share of labelled defects at or above the threshold\"},\n"
     "    \"expected_false_reject_rate\": {\"type\": \"number\", \"nullable\": true, \"description\": \"fpr: the rate; else the share of labelled goods at or above\"},\n"
-    "    \"labels_used\": {\"type\": \"object\", \"properties\": {" P("good", "integer") ", " P("defect", "integer") "}},\n"
+    "    \"labels_used\": {\"type\": \"object\", \"description\": \"good / defect: labels counted; pool_scores: the reference pool's leave-one-out scores that fpr and f1 take as goods (they stand for the goods that joined it, whose recorded scores are on an older pool's scale)\", \"properties\": {" P("good", "integer") ", " P("defect", "integer") ", " P("pool_scores", "integer") "}},\n"
     "    " PN("reason", "string") ",\n"
     "    " P("overridden_by_manual_threshold", "boolean") "}},\n"
     "   \"Label\": {\"type\": \"object\", \"required\": [\"inspection_id\", \"label\", \"in_pool\"], \"properties\": {\n"

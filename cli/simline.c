@@ -11,8 +11,10 @@
  * evaluated on the held-out rest: every test image that is not one of the
  * first max(N) line goods (the same set for every N, so the figures compare),
  * giving image AUROC and recall at each policy's threshold (threshold.h):
- * loo (the pool's own) and fpr:RATE (from the N recorded scores of the
- * confirmed goods; loo while there are too few).  The false-reject rate is
+ * loo (the pool's own) and fpr:RATE (from the pool's leave-one-out image
+ * scores, which stand for the confirmed goods that joined it — their recorded
+ * scores are on the smaller pools' scale — as engine/labels.c does; loo while
+ * there are fewer than RD_TP_MIN_GOODS confirmed goods).  The false-reject rate is
  * measured on every held-out good image: the held-out test goods and the
  * train/good images not among the R references.  For comparison, the R + max(N)
  * shot figure on the same held-out images, its references all from
@@ -65,7 +67,8 @@ static void sim_usage(FILE *f)
           "then the class's good test images in a seeded order, each inspected against the\n"
           "pool as it then is and confirmed good (joining the pool).  For each N (e.g.\n"
           "0,4,8,12): image AUROC and recall at the loo and fpr:RATE thresholds (default\n"
-          "RATE 0.01, estimated from the N confirmed goods' recorded scores; loo when too\n"
+          "RATE 0.01, from the pool's leave-one-out scores, which stand for the N confirmed\n"
+          "goods that joined it, as the daemon does; loo when too\n"
           "few) on the held-out test images (all but the first max(N) line goods), and\n"
           "each threshold's false-reject rate on every held-out good image (held-out test\n"
           "goods + train/good images not among the references).  Also the R+max(N)-shot\n"
@@ -183,7 +186,17 @@ static rd_status sim_seed(const sim_opts *o, const rd_model *m, rd_worker *w, co
             rd_tpolicy pf = {RD_TP_FPR, o->rate};
             rd_tpolicy_result pr;
             const double tloo = rd_refset_threshold(rs);
-            rd_tpolicy_apply(&pf, tloo, recorded, j, NULL, 0, &pr);
+            /* as the daemon does (engine/labels.c): the confirmed goods all joined the
+             * pool, so with enough of them the pool's leave-one-out scores are the goods */
+            if (j >= RD_TP_MIN_GOODS) {
+                rd_calib cal;
+                double lg[RD_CALIB_MAX_SHOTS];
+                rd_refset_get_calib(rs, &cal);
+                for (int q = 0; q < cal.k; q++) lg[q] = cal.loo[q];
+                rd_tpolicy_apply(&pf, tloo, lg, cal.k, NULL, 0, &pr);
+            } else {
+                rd_tpolicy_apply(&pf, tloo, recorded, j, NULL, 0, &pr);
+            }
             st = score_some(m, w, rs, tf, held, nh, ts, err);
             if (st == RD_OK) st = score_some(m, w, rs, trf, trhold, ntrh, trs, err);
             double au = NAN;
@@ -347,7 +360,7 @@ static void report(const sim_opts *o, const rd_dataset *ds, const sim_class *sc,
         json_object_set_new(row, "classes", per);
         json_array_append_new(rows, row);
     }
-    printf("\nrecall@fpr / FRR@fpr: policy %s from the N confirmed goods' recorded scores (loo where it fell back; "
+    printf("\nrecall@fpr / FRR@fpr: policy %s from the pool's leave-one-out scores (the N confirmed goods joined it; loo where it fell back; "
            "\"fpr used\" = share of class-seed runs where it applied); I-AUROC@K: %d references all from "
            "train/good on the same held-out images\n",
            pol, K);

@@ -4,7 +4,8 @@
  * --simulate-line` (cli/simline.c).  A policy is one of
  *   loo        the reference set's leave-one-out threshold (rd_refset_threshold)
  *   fpr:RATE   the score a good part exceeds with probability RATE, estimated
- *              from the recorded scores of good-labelled inspections: a normal
+ *              from good scores (the daemon: labelled goods outside the pool
+ *              and the pool's leave-one-out scores, engine/labels.c): a normal
  *              prediction bound on log scores (Student t with n−1 degrees of
  *              freedom, so a few labels give a conservative threshold), never
  *              below the largest labelled-good score when n·RATE < 1
@@ -43,8 +44,8 @@ typedef struct rd_tpolicy_result {
     char reason[160];       /* why it fell back to loo; "" when it did not */
 } rd_tpolicy_result;
 
-/* loo_threshold: the reference set's.  goods/defects: recorded scores of the
- * labelled inspections (non-finite ones are skipped). */
+/* loo_threshold: the reference set's.  goods/defects: scores of good and
+ * defective parts on the pool's present scale (non-finite ones are skipped). */
 void rd_tpolicy_apply(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, const double *defects,
                       int nd, rd_tpolicy_result *out);
 

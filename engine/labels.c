@@ -203,20 +203,39 @@ rd_ecode rd_labels_policy_get(rd_engine *e, const char *cls, rd_labels_policy *o
 {
     rd_engine_class *c = malloc(sizeof *c);
     double *g = NULL, *d = NULL, pt;
-    int ng = 0, nd = 0;
+    int ng = 0, ng_pool = 0, nd = 0;
     rd_tpolicy tp;
     memset(out, 0, sizeof *out);
     if (!c) return rd_err_set(err, RD_ERR_NOMEM, "out of memory"), RD_E_INTERNAL;
     rd_ecode rc = rd_engine_class_get(e, cls, c, err);
     if (rc == RD_E_OK)
         rc = rd_store_class_policy_get(rd_engine_store(e), cls, out->policy, &out->learn_from_labels, &pt, err);
-    if (rc == RD_E_OK) rc = rd_store_label_scores(rd_engine_store(e), cls, &g, &ng, &d, &nd, err);
+    if (rc == RD_E_OK) rc = rd_store_label_scores(rd_engine_store(e), cls, &g, &ng, &ng_pool, &d, &nd, err);
     if (rc == RD_E_OK) {
         out->manual = c->row.threshold_manual;
         out->ready = c->ready;
         out->loo_threshold = c->ready ? c->threshold_auto : NAN;
         if (rd_tpolicy_parse(out->policy, &tp, NULL) != RD_OK) tp = (rd_tpolicy){RD_TP_LOO, 0};
-        rd_tpolicy_apply(&tp, out->loo_threshold, g, ng, d, nd, &out->res);
+        /* A recorded score is on the scale of the pool it was scored against,
+         * and a growing pool shifts that scale (its leave-one-out statistics
+         * shrink), so fpr and f1 take as goods the labelled ones outside the
+         * pool and the pool's own leave-one-out scores as it is now, which
+         * stand for every good that joined it.  "At least RD_TP_MIN_GOODS
+         * good labels" still counts labels. */
+        double loo[64], *gs;
+        int nloo = 0, nout = ng - ng_pool; /* goods outside the pool: g[0, nout) */
+        rd_err lerr = {0};                 /* without the pool's scores: the recorded ones, as before */
+        if (tp.kind != RD_TP_LOO && ng >= RD_TP_MIN_GOODS && c->ready &&
+            rd_engine_class_loo(e, cls, loo, &nloo, &lerr) == RD_E_OK && nloo > 0 &&
+            (gs = realloc(g, ((size_t)ng + (size_t)nloo) * sizeof *g))) {
+            g = gs;
+            memcpy(g + nout, loo, (size_t)nloo * sizeof *g);
+            rd_tpolicy_apply(&tp, out->loo_threshold, g, nout + nloo, d, nd, &out->res);
+            out->res.goods_used = ng; /* labels, not scores */
+            out->pool_scores_used = nloo;
+        } else { /* too few labels (it falls back to loo and says so) or no pool */
+            rd_tpolicy_apply(&tp, out->loo_threshold, g, ng, d, nd, &out->res);
+        }
     }
     free(g);
     free(d);

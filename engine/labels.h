@@ -44,6 +44,7 @@ typedef struct rd_labels_policy {
     int ready;         /* the class has a pool (loo_threshold valid) */
     double loo_threshold;
     rd_tpolicy_result res; /* threshold, applied, labels used, expected recall / false rejects, reason */
+    int pool_scores_used;  /* fpr: the pool's leave-one-out scores among its goods (rd_labels_policy_get) */
 } rd_labels_policy;
 rd_ecode rd_labels_policy_get(rd_engine *e, const char *cls, rd_labels_policy *out, rd_err *err);
 /* policy NULL / learn < 0: unchanged.  RD_E_BADREQ: an unknown policy. */

@@ -1851,7 +1851,9 @@ static const char SQL_LABEL_REF[] = "UPDATE labels SET reference_id = nullif(?2,
 static const char SQL_LABEL_EVT[] =
     "INSERT INTO label_events(class, inspection_id, action, value, reference_id, actor, at) "
     "VALUES (?1, nullif(?2, 0), ?3, ?4, nullif(?5, 0), ?6, ?7)";
-static const char SQL_LABEL_SCORES[] = "SELECT label, score FROM labels WHERE class = ?1 AND score IS NOT NULL";
+static const char SQL_LABEL_SCORES[] =
+    "SELECT label, score, coalesce(reference_id, 0) > 0 AS member FROM labels WHERE class = ?1 AND score IS NOT NULL "
+    "ORDER BY member, inspection_id";
 static const char SQL_LABEL_EVENTS[] =
     "SELECT id, class, coalesce(inspection_id, 0), action, coalesce(value, ''), coalesce(reference_id, 0), actor, at "
     "FROM label_events WHERE class = ?1 AND (?2 = 0 OR inspection_id = ?2) ORDER BY id";
@@ -1989,13 +1991,13 @@ rd_ecode rd_store_label_set_ref(rd_store *s, int64_t insp, int64_t ref_id, const
     return label_change(s, insp, NULL, ref_id > 0 ? "join" : "leave", NULL, NAN, ref_id, actor, NULL, err);
 }
 
-rd_ecode rd_store_label_scores(rd_store *s, const char *cls, double **goods, int *ng, double **defects, int *nd,
-                               rd_err *err)
+rd_ecode rd_store_label_scores(rd_store *s, const char *cls, double **goods, int *ng, int *ng_pool, double **defects,
+                               int *nd, rd_err *err)
 {
     rd_ecode rc = RD_E_OK;
     int capg = 0, capd = 0, r;
     *goods = *defects = NULL;
-    *ng = *nd = 0;
+    *ng = *nd = *ng_pool = 0;
     LOCK(s);
     sqlite3_stmt *st = stmt(s, SQL_LABEL_SCORES);
     if (!st) {
@@ -2005,6 +2007,7 @@ rd_ecode rd_store_label_scores(rd_store *s, const char *cls, double **goods, int
     bind_text(st, 1, cls);
     while ((r = step(s, st)) == SQLITE_ROW) {
         int good = !strcmp((const char *)sqlite3_column_text(st, 0), "good");
+        if (good && sqlite3_column_int(st, 2)) ++*ng_pool;
         double **v = good ? goods : defects;
         int *n = good ? ng : nd;
         if (grow((void **)v, *n, good ? &capg : &capd, sizeof **v)) {
@@ -2021,7 +2024,7 @@ out:
         free(*goods);
         free(*defects);
         *goods = *defects = NULL;
-        *ng = *nd = 0;
+        *ng = *nd = *ng_pool = 0;
     }
     return rc;
 }

@@ -376,9 +376,11 @@ rd_ecode rd_store_label_set(rd_store *s, int64_t insp, const char *cls, const ch
 rd_ecode rd_store_label_delete(rd_store *s, int64_t insp, const char *actor, rd_err *err);
 /* Pool membership of a labelled inspection: ref_id > 0 joined, 0 left (recorded). */
 rd_ecode rd_store_label_set_ref(rd_store *s, int64_t insp, int64_t ref_id, const char *actor, rd_err *err);
-/* Recorded scores of a class's labelled inspections (malloc'ed; the caller frees both). */
-rd_ecode rd_store_label_scores(rd_store *s, const char *cls, double **goods, int *ng, double **defects, int *nd,
-                               rd_err *err);
+/* Recorded scores of a class's labelled inspections (malloc'ed; the caller frees both).
+ * The goods outside the reference pool come first; the last *ng_pool of the
+ * *ng goods are those whose inspection joined the pool. */
+rd_ecode rd_store_label_scores(rd_store *s, const char *cls, double **goods, int *ng, int *ng_pool, double **defects,
+                               int *nd, rd_err *err);
 /* A class's label events, oldest first; insp > 0: only that inspection's. */
 rd_ecode rd_store_label_events(rd_store *s, const char *cls, int64_t insp, rd_label_event **rows, int *n,
                                rd_err *err);

@@ -123,6 +123,7 @@ for id in 1 3 4 5 7; do
 done
 req GET /v1/classes/part
 check "fpr applies with 5 good labels" [ "$(jget 'j["threshold_policy"]["applied"] + " " + j["threshold_source"] + " " + str(j["threshold_policy"]["labels_used"]["good"])')" = "fpr policy 5" ]
+check "fpr's goods: the 5 labels outside the pool and the 4 references' leave-one-out scores" [ "$(jget 'j["threshold_policy"]["labels_used"]["pool_scores"]')" = 4 ]
 check "the class threshold is the policy's, above every labelled good" [ "$(jget 'j["threshold"] == j["threshold_policy"]["threshold"] and j["threshold"] >= max('"$S1,$S3,$S4,$S5,$S7"')')" = True ]
 check "expected false-reject rate is the policy's" [ "$(jget 'j["threshold_policy"]["expected_false_reject_rate"]')" = 0.01 ]
 TP=$(jget 'j["threshold"]')
@@ -136,7 +137,7 @@ for id in 2 6; do
     expect "label $id defect" 200
 done
 req GET /v1/classes/part
-check "f1 applies with 2 defects and 5 goods" [ "$(jget 'j["threshold_policy"]["applied"] + " " + str(j["threshold_policy"]["labels_used"])')" = "f1 {'good': 5, 'defect': 2}" ]
+check "f1 applies with 2 defects and 5 goods (and the 4 references' leave-one-out scores)" [ "$(jget 'j["threshold_policy"]["applied"] + " " + str(j["threshold_policy"]["labels_used"])')" = "f1 {'good': 5, 'defect': 2, 'pool_scores': 4}" ]
 check "f1 reports expected recall and false rejects in [0, 1]" [ "$(jget '0 <= j["threshold_policy"]["expected_recall"] <= 1 and 0 <= j["threshold_policy"]["expected_false_reject_rate"] <= 1')" = True ]
 req PATCH /v1/classes/part "${J[@]}" -d '{"threshold": 123.5}'
 req GET /v1/classes/part
