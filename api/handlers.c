@@ -191,6 +191,7 @@ static int h_refs_post(rd_req *r)
         return MHD_YES;
     }
     rd_ecode code = rd_engine_register(r->e, r->name, u, n, reg, &err);
+    if (code == RD_E_OK) rd_labels_pool_changed(r);
     ret = code != RD_E_OK ? rd_reply_code(r, code, &err) : rd_reply_json(r, 201, rd_view_registration(reg));
     free(reg);
     return ret;
@@ -213,6 +214,7 @@ static int h_ref_delete(rd_req *r)
     int left = 0;
     rd_ecode code = rd_engine_ref_delete(r->e, r->name, r->id, &left, &err);
     if (code != RD_E_OK) return rd_reply_code(r, code, &err);
+    rd_labels_pool_changed(r);
     return rd_reply_json(r, 200, json_pack("{s:I, s:i}", "deleted", (json_int_t)r->id, "references", left));
 }
 

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "engine/labels.h"
+#include "engine/log.h"
 #include "req.h"
 #include "sha256.h"
 
@@ -244,4 +245,11 @@ void rd_labels_decorate_class(rd_req *r, const char *cls, json_t *o)
         json_object_set_new(o, "threshold_source", json_string("policy"));
     }
     json_object_set_new(o, "threshold_policy", view_policy(&p));
+}
+
+void rd_labels_pool_changed(rd_req *r)
+{
+    rd_err err = {0};
+    if (rd_labels_recalibrate(r->e, r->name, &err) != RD_E_OK)
+        rd_log(RD_LOG_WARN, "class %s: threshold policy not recomputed after a reference change: %s", r->name, err.msg);
 }

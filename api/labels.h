@@ -27,5 +27,9 @@ int rd_labels_h_policy(struct rd_req *r);     /* PUT /v1/classes/{name}/threshol
 /* GET /v1/classes/{name}: adds "threshold_policy" (and the policy's threshold
  * as "threshold" with source "policy" while it applies) to the class view o. */
 void rd_labels_decorate_class(struct rd_req *r, const char *cls, json_t *o);
+/* After r changed its class's reference pool (references added or deleted):
+ * the class's fpr / f1 threshold, computed with the pool's scores, is stored
+ * again (a failure is logged; a loo class is unchanged). */
+void rd_labels_pool_changed(struct rd_req *r);
 
 #endif

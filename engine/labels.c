@@ -49,6 +49,14 @@ static rd_ecode recalibrate(rd_engine *e, const char *cls, rd_labels_policy *out
     return rc;
 }
 
+rd_ecode rd_labels_recalibrate(rd_engine *e, const char *cls, rd_err *err)
+{
+    pthread_mutex_lock(&labels_mu);
+    rd_ecode rc = recalibrate(e, cls, NULL, err);
+    pthread_mutex_unlock(&labels_mu);
+    return rc;
+}
+
 /* the kept image of insp joins cls's pool (under labels_mu) */
 static rd_ecode join_locked(rd_engine *e, const rd_label_row *lr, const char *actor, rd_label_outcome *oc,
                             rd_err *err)

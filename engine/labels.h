@@ -47,6 +47,9 @@ typedef struct rd_labels_policy {
     int pool_scores_used;  /* fpr: the pool's leave-one-out scores among its goods (rd_labels_policy_get) */
 } rd_labels_policy;
 rd_ecode rd_labels_policy_get(rd_engine *e, const char *cls, rd_labels_policy *out, rd_err *err);
+/* Recomputes and stores the class's policy threshold: after its reference
+ * pool changed other than through a label (fpr and f1 use the pool's scores). */
+rd_ecode rd_labels_recalibrate(rd_engine *e, const char *cls, rd_err *err);
 /* policy NULL / learn < 0: unchanged.  RD_E_BADREQ: an unknown policy. */
 rd_ecode rd_labels_policy_set(rd_engine *e, const char *cls, const char *policy, int learn, const char *actor,
                               rd_labels_policy *out, rd_err *err);

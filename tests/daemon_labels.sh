@@ -130,6 +130,19 @@ TP=$(jget 'j["threshold"]')
 req POST /v1/classes/part/inspections -H 'Content-Type: image/jpeg' --data-binary "@$T/img2/ref2.jpg"
 expect "inspect 8" 200
 check "the next inspection is judged by the policy's threshold" [ "$(jget 'abs(j["threshold"] - '"$TP"') < 1e-6 * abs('"$TP"')')" = True ]
+# a reference added by hand changes the pool's scores: the stored policy threshold follows
+req POST /v1/classes/part/references -F "a=@$T/img2/ref3.jpg"
+expect "a fifth reference" 201
+RID=$(jget 'j["added"][0]["id"]')
+req GET /v1/classes/part
+check "fpr now counts the 5 references' leave-one-out scores" [ "$(jget 'j["threshold_policy"]["labels_used"]["pool_scores"]')" = 5 ]
+TP5=$(jget 'j["threshold"]')
+req POST /v1/classes/part/inspections -H 'Content-Type: image/jpeg' --data-binary "@$I/good.jpg"
+check "an inspection after the reference change is judged by the recomputed policy threshold" [ "$(jget 'abs(j["threshold"] - '"$TP5"') < 1e-6 * abs('"$TP5"') and abs(j["threshold"] - '"$TP"') > 0')" = True ]
+req DELETE "/v1/classes/part/references/$RID"
+expect "delete the fifth reference" 200
+req GET /v1/classes/part
+check "after deleting it: the policy threshold as before" [ "$(jget 'abs(j["threshold"] - '"$TP"') < 1e-6 * abs('"$TP"') and j["threshold_policy"]["labels_used"]["pool_scores"] == 4')" = True ]
 req PUT /v1/classes/part/threshold-policy "${J[@]}" -d '{"threshold_policy":"f1"}'
 check "f1 falls back without defect labels" [ "$(jget 'j["threshold_policy"]["applied"] + ":" + str("defect label" in j["threshold_policy"]["reason"])')" = "loo:True" ]
 for id in 2 6; do
