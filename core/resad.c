@@ -1143,19 +1143,22 @@ static rd_status calib_variant(const rd_model *m, rd_worker *w, const rd_grid *g
  * that cover an inspected grid pixel, so a masked-out fixture or conveyor does
  * not widen the spread that what is inspected is measured in.  Copies those
  * values of the k references' scores (k · ln[l], reference-major) to out and
- * returns how many there are. */
-static size_t roi_cells(const rd_grid *gd, int l, const uint8_t *roi, const float *scores, int k, float *out)
+ * returns how many there are; on (ln[l] bytes) is scratch for the cells' mask. */
+static size_t roi_cells(const rd_grid *gd, int l, const uint8_t *roi, const float *scores, int k, uint8_t *on,
+                        float *out)
 {
     const int lh = gd->lh[l], lw = gd->lw[l], sy = gd->h / lh, sx = gd->w / lw;
     size_t n = 0;
+    for (int cy = 0; cy < lh; cy++)
+        for (int cx = 0; cx < lw; cx++) {
+            uint8_t *o = &on[(size_t)cy * lw + cx];
+            *o = 0;
+            for (int y = cy * sy; y < (cy + 1) * sy && !*o; y++)
+                for (int x = cx * sx; x < (cx + 1) * sx && !*o; x++) *o = roi[(size_t)y * gd->w + x] != 0;
+        }
     for (int i = 0; i < k; i++)
-        for (int cy = 0; cy < lh; cy++)
-            for (int cx = 0; cx < lw; cx++) {
-                int on = 0;
-                for (int y = cy * sy; y < (cy + 1) * sy && !on; y++)
-                    for (int x = cx * sx; x < (cx + 1) * sx && !on; x++) on = roi[(size_t)y * gd->w + x];
-                if (on) out[n++] = scores[(size_t)i * gd->ln[l] + (size_t)cy * lw + cx];
-            }
+        for (size_t c = 0; c < gd->ln[l]; c++)
+            if (on[c]) out[n++] = scores[(size_t)i * gd->ln[l] + c];
     return n;
 }
 
@@ -1169,6 +1172,7 @@ static rd_refset *refset_make(const rd_model *m, rd_worker *w, rd_feats *const *
     const float *blocks[64];
     float *scores[RD_MAX_LEVELS] = {0};
     float *map = NULL, *cells = NULL;
+    uint8_t *cell_on = NULL;
     const rd_grid *gd;
     int L = in->nlevels;
 
@@ -1244,7 +1248,7 @@ static rd_refset *refset_make(const rd_model *m, rd_worker *w, rd_feats *const *
     if (r->roi) {
         size_t most = 0;
         for (int l = 0; l < L; l++) most = gd->ln[l] > most ? gd->ln[l] : most;
-        if (!(cells = malloc((size_t)k * most * sizeof(float)))) goto nomem;
+        if (!(cells = malloc((size_t)k * most * sizeof(float))) || !(cell_on = malloc(most))) goto nomem;
     }
     /* Leave-one-out: score each reference against the pool of the others. */
     rd_arena_reset(&w->arena);
@@ -1265,13 +1269,11 @@ static rd_refset *refset_make(const rd_model *m, rd_worker *w, rd_feats *const *
     if (calib_variant(m, w, gd, r, refs, k, scores, err) != RD_OK) goto fail;
     for (int l = 0; l < L; l++) {
         double mu, sd;
-        size_t n = (size_t)k * gd->ln[l];
-        const float *v = scores[l];
-        if (r->roi && (n = roi_cells(gd, l, r->roi, scores[l], k, cells)) > 0)
-            v = cells;
+        size_t n = r->roi ? roi_cells(gd, l, r->roi, scores[l], k, cell_on, cells) : 0;
+        if (n)
+            rd_score_moments(cells, n, &mu, &sd);
         else
-            n = (size_t)k * gd->ln[l];
-        rd_score_moments(v, n, &mu, &sd);
+            rd_score_moments(scores[l], (size_t)k * gd->ln[l], &mu, &sd);
         r->mu[l] = (float)mu;
         r->sigma[l] = sd > 1e-6 ? (float)sd : 1e-6f;
     }
@@ -1310,6 +1312,7 @@ out:
     for (int l = 0; l < RD_MAX_LEVELS; l++) free(scores[l]);
     free(map);
     free(cells);
+    free(cell_on);
     if (!calib) rd_arena_reset(&w->arena);
     return r;
 }

@@ -1191,21 +1191,6 @@ static void run_load(rd_engine *e, rd_worker *w, job *j);
  * cold: here, when its calibration is stored (features + pools only, tens of
  * ms), else on a worker (recomputed features, leave-one-out calibration).
  * NULL: none (fewer than 2 references, or it cannot be built: logged). */
-rd_ecode rd_engine_class_loo(rd_engine *e, const char *name, double loo[64], int *n, rd_err *err)
-{
-    eclass *c = class_find(e, name);
-    *n = 0;
-    if (!c) return rd_err_set(err, RD_ERR_ARG, "no class '%s'", name), RD_E_NOTFOUND;
-    rd_refset *r = class_acquire(e, c);
-    if (r) {
-        rd_calib cal;
-        rd_refset_get_calib(r, &cal);
-        for (int i = 0; i < cal.k && i < 64; i++) loo[(*n)++] = cal.loo[i];
-    }
-    rd_refset_unref(r);
-    return RD_E_OK;
-}
-
 static rd_refset *class_acquire(rd_engine *e, eclass *c)
 {
     rd_refset *r = class_refset(c);
@@ -1252,6 +1237,21 @@ static rd_refset *class_acquire(rd_engine *e, eclass *c)
     wait_job(j, 1 << 30);
     job_unref(j);
     return class_refset(c);
+}
+
+rd_ecode rd_engine_class_loo(rd_engine *e, const char *name, double loo[RD_CALIB_MAX_SHOTS], int *n, rd_err *err)
+{
+    eclass *c = class_find(e, name);
+    *n = 0;
+    if (!c) return rd_err_set(err, RD_ERR_ARG, "no class '%s'", name), RD_E_NOTFOUND;
+    rd_refset *r = class_acquire(e, c);
+    if (r) {
+        rd_calib cal;
+        rd_refset_get_calib(r, &cal);
+        for (int i = 0; i < cal.k; i++) loo[(*n)++] = cal.loo[i];
+    }
+    rd_refset_unref(r);
+    return RD_E_OK;
 }
 
 /* ---- start-up: re-running stored jobs ---- */

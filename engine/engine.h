@@ -148,7 +148,7 @@ rd_ecode rd_engine_class_get(rd_engine *e, const char *name, rd_engine_class *ou
 /* The leave-one-out image scores of the class's reference pool as it is now
  * (each reference scored against the others, on the scale every inspection of
  * the pool is scored on); loads a cold class.  *n = 0 while it has no pool. */
-rd_ecode rd_engine_class_loo(rd_engine *e, const char *name, double loo[64], int *n, rd_err *err);
+rd_ecode rd_engine_class_loo(rd_engine *e, const char *name, double loo[RD_CALIB_MAX_SHOTS], int *n, rd_err *err);
 /* *out (free()) holds *n classes by name. */
 rd_ecode rd_engine_class_list(rd_engine *e, rd_engine_class **out, int *n, rd_err *err);
 /* desc NULL = unchanged; set_threshold: 0 unchanged, 1 set, 2 back to auto. */

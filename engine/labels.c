@@ -51,8 +51,13 @@ static rd_ecode recalibrate(rd_engine *e, const char *cls, rd_labels_policy *out
 
 rd_ecode rd_labels_recalibrate(rd_engine *e, const char *cls, rd_err *err)
 {
+    char policy[32];
+    int learn;
+    double pt;
+    rd_ecode rc = rd_store_class_policy_get(rd_engine_store(e), cls, policy, &learn, &pt, err);
+    if (rc != RD_E_OK || !strcmp(policy, "loo")) return rc; /* loo stores no threshold of its own */
     pthread_mutex_lock(&labels_mu);
-    rd_ecode rc = recalibrate(e, cls, NULL, err);
+    rc = recalibrate(e, cls, NULL, err);
     pthread_mutex_unlock(&labels_mu);
     return rc;
 }
@@ -230,7 +235,7 @@ rd_ecode rd_labels_policy_get(rd_engine *e, const char *cls, rd_labels_policy *o
          * pool and the pool's own leave-one-out scores as it is now, which
          * stand for every good that joined it.  "At least RD_TP_MIN_GOODS
          * good labels" still counts labels. */
-        double loo[64], *gs;
+        double loo[RD_CALIB_MAX_SHOTS], *gs;
         int nloo = 0, nout = ng - ng_pool; /* goods outside the pool: g[0, nout) */
         rd_err lerr = {0};                 /* without the pool's scores: the recorded ones, as before */
         if (tp.kind != RD_TP_LOO && ng >= RD_TP_MIN_GOODS && c->ready &&

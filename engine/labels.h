@@ -44,11 +44,12 @@ typedef struct rd_labels_policy {
     int ready;         /* the class has a pool (loo_threshold valid) */
     double loo_threshold;
     rd_tpolicy_result res; /* threshold, applied, labels used, expected recall / false rejects, reason */
-    int pool_scores_used;  /* fpr: the pool's leave-one-out scores among its goods (rd_labels_policy_get) */
+    int pool_scores_used;  /* fpr / f1: the pool's leave-one-out scores among its goods */
 } rd_labels_policy;
 rd_ecode rd_labels_policy_get(rd_engine *e, const char *cls, rd_labels_policy *out, rd_err *err);
-/* Recomputes and stores the class's policy threshold: after its reference
- * pool changed other than through a label (fpr and f1 use the pool's scores). */
+/* Recomputes and stores the class's fpr / f1 threshold after its reference
+ * pool changed other than through a label (they use the pool's scores); a loo
+ * class is left as it is. */
 rd_ecode rd_labels_recalibrate(rd_engine *e, const char *cls, rd_err *err);
 /* policy NULL / learn < 0: unchanged.  RD_E_BADREQ: an unknown policy. */
 rd_ecode rd_labels_policy_set(rd_engine *e, const char *cls, const char *policy, int learn, const char *actor,

@@ -21,7 +21,6 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 function fail(msg) {
   process.stderr.write(`mobilenet_parity: ${msg}\n`);
@@ -57,7 +56,7 @@ const nsModel = nsRequire('./model.min.js');
 const group = nsModel.weightsManifest[0];
 if (nsModel.weightsManifest.length !== 1) fail('more than one weight group');
 const shard = Buffer.concat(group.paths.map((p) => Buffer.from(nsRequire(`./${p}.min.js`), 'base64')));
-const { sameWindows } = await import(pathToFileURL(path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'tools', 'nsfwjs-convert.mjs')).href);
+const { sameWindows } = await import(new URL('../tools/nsfwjs-convert.mjs', import.meta.url).href);
 
 function bytesPer(w) {
   return w.quantization ? { uint8: 1, uint16: 2 }[w.quantization.dtype] : 4;
