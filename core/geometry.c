@@ -240,13 +240,19 @@ void rd_view_src_pixels(const rd_view *v, int w, int h, rd_rect *r)
     *r = (rd_rect){x0, y0, x1 - x0, y1 - y0};
 }
 
+int rd_view_axis_to_grid(const rd_view *v, int out_n, int i, int vertical, float *pos)
+{
+    double f = (i + 0.5) / out_n;
+    double t = vertical ? (f - v->src_y) / v->src_h : (f - v->src_x) / v->src_w;
+    *pos = vertical ? (float)(v->dst_y + t * v->dst_h - 0.5) : (float)(v->dst_x + t * v->dst_w - 0.5);
+    return t >= 0 && t < 1;
+}
+
 int rd_view_to_grid(const rd_view *v, int out_w, int out_h, int x, int y, float *u, float *vv)
 {
-    double fx = (x + 0.5) / out_w, fy = (y + 0.5) / out_h;
-    double tx = (fx - v->src_x) / v->src_w, ty = (fy - v->src_y) / v->src_h;
-    *u = (float)(v->dst_x + tx * v->dst_w - 0.5);
-    *vv = (float)(v->dst_y + ty * v->dst_h - 0.5);
-    return tx >= 0 && tx < 1 && ty >= 0 && ty < 1;
+    int in_x = rd_view_axis_to_grid(v, out_w, x, 0, u);
+    int in_y = rd_view_axis_to_grid(v, out_h, y, 1, vv);
+    return in_x && in_y;
 }
 
 void rd_view_mask(const rd_view *v, const rd_image *m, uint8_t *out)

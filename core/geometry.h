@@ -121,6 +121,10 @@ void rd_view_src_pixels(const rd_view *v, int w, int h, rd_rect *r);
 /* Grid coordinate (u, v) of the centre of pixel (x, y) of an out_w×out_h
  * rendering of the image, and whether that pixel is inspected. */
 int rd_view_to_grid(const rd_view *v, int out_w, int out_h, int x, int y, float *u, float *vv);
+/* One axis of it (the view is axis-aligned): the grid coordinate of the centre
+ * of column i (vertical 0) or row i (vertical 1) of an out_n-pixel rendering,
+ * and whether it lies inside the view's source along that axis. */
+int rd_view_axis_to_grid(const rd_view *v, int out_n, int i, int vertical, float *pos);
 
 /* Grid pixel (u, v) inspected? */
 static inline int rd_view_grid_inspected(const rd_view *v, int u, int vv)

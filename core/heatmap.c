@@ -1,10 +1,15 @@
 /* heatmap.c — PNG renderings of anomaly maps over the whole frame (see heatmap.h).
  *
  * Each output row is produced on its own: output pixel centres are mapped
- * into the working grid through the view (rd_view_to_grid) and the map is
- * sampled bilinearly there, clamped to the inspected rectangle; pixels outside
- * the view's source rectangle are rendered as not inspected.  PNGs are encoded
- * with libpng into a growing memory buffer. */
+ * into the working grid through the view and the map is sampled bilinearly
+ * there, clamped to the inspected rectangle; pixels outside the view's source
+ * rectangle are rendered as not inspected.  The view is axis-aligned, so the
+ * mapping is separable: each column's and each row's taps are computed once
+ * (rd_view_axis_to_grid, the same arithmetic as rd_view_to_grid), and the
+ * colormap is tabulated at TURBO_N points per rendering (4× the 256 levels of
+ * the published table, so a one-level change of the raw map moves a colour by
+ * no more than the polynomial itself does).
+ * PNGs are encoded with libpng into a growing memory buffer. */
 #include "heatmap.h"
 
 #include <errno.h>
@@ -31,6 +36,8 @@ void rd_colormap_turbo(float v, uint8_t rgb[3])
         rgb[i] = (uint8_t)lround(t * 255.0);
     }
 }
+
+#define TURBO_N 1024
 
 typedef struct membuf {
     uint8_t *data;
@@ -59,20 +66,31 @@ static void mem_write(png_structp png, png_bytep d, png_size_t n)
 
 static void mem_flush(png_structp png) { (void)png; }
 
-/* Bilinear sample of the w×h map at grid coordinates (u, v), clamped to the
- * inspected rectangle [x0, x1) × [y0, y1). */
-static float sample(const float *map, int w, float u, float v, int x0, int y0, int x1, int y1)
+/* One axis of the output → grid mapping, computed once per column (or row):
+ * the view is axis-aligned, so u depends on x only and v on y only.  in: the
+ * output pixel lies inside the view's source; a, b, w: the bilinear taps and
+ * weight, clamped to the inspected span [lo, hi); r: the nearest grid index
+ * (for the ROI mask), clamped to the grid. */
+typedef struct axis_tap {
+    int in, a, b, r;
+    float w;
+} axis_tap;
+
+static void axis_taps(axis_tap *t, const rd_view *vw, int n, int vertical)
 {
-    if (u < (float)x0) u = (float)x0;
-    if (v < (float)y0) v = (float)y0;
-    if (u > (float)(x1 - 1)) u = (float)(x1 - 1);
-    if (v > (float)(y1 - 1)) v = (float)(y1 - 1);
-    int xa = (int)u, ya = (int)v;
-    int xb = xa + 1 < x1 ? xa + 1 : xa, yb = ya + 1 < y1 ? ya + 1 : ya;
-    float wx = u - (float)xa, wy = v - (float)ya;
-    const float *r0 = map + (size_t)ya * w, *r1 = map + (size_t)yb * w;
-    float top = r0[xa] + (r0[xb] - r0[xa]) * wx, bot = r1[xa] + (r1[xb] - r1[xa]) * wx;
-    return top + (bot - top) * wy;
+    const int lo = vertical ? vw->dst_y : vw->dst_x, hi = lo + (vertical ? vw->dst_h : vw->dst_w);
+    const int grid = vertical ? vw->work_h : vw->work_w;
+    for (int i = 0; i < n; i++) {
+        float u;
+        t[i].in = rd_view_axis_to_grid(vw, n, i, vertical, &u);
+        int r = (int)lroundf(u);
+        t[i].r = r < 0 ? 0 : r >= grid ? grid - 1 : r;
+        if (u < (float)lo) u = (float)lo;
+        if (u > (float)(hi - 1)) u = (float)(hi - 1);
+        t[i].a = (int)u;
+        t[i].b = t[i].a + 1 < hi ? t[i].a + 1 : t[i].a;
+        t[i].w = u - (float)t[i].a;
+    }
 }
 
 /* Not-inspected pixel of the overlay: grey at half contrast, dark hatching. */
@@ -83,16 +101,6 @@ static void not_inspected(const uint8_t *px, int x, int y, uint8_t *o)
     o[0] = o[1] = o[2] = g;
 }
 
-/* Output pixel inside the view's source: is its nearest grid pixel inside the ROI mask (NULL = all)? */
-static int roi_at(const rd_view *vw, const uint8_t *roi, float u, float v)
-{
-    if (!roi) return 1;
-    int x = (int)lroundf(u), y = (int)lroundf(v);
-    x = x < 0 ? 0 : x >= vw->work_w ? vw->work_w - 1 : x;
-    y = y < 0 ? 0 : y >= vw->work_h ? vw->work_h - 1 : y;
-    return roi[(size_t)y * vw->work_w + x] != 0;
-}
-
 static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, const uint8_t *roi,
                         const char *crop_text, const rd_image *img, const rd_heat_params *p, rd_png_buf *out,
                         rd_err *err)
@@ -101,6 +109,7 @@ static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, 
     png_infop info = NULL;
     membuf mb = {0};
     uint8_t *volatile row = NULL;
+    axis_tap *volatile xtap = NULL, *volatile ytap = NULL;
     volatile rd_status st = RD_OK;
     const int W = p->out_w, H = p->out_h;
     const int ch = kind == RD_HEAT_OVERLAY ? 3 : kind == RD_HEAT_RAW ? 2 : 1;
@@ -115,8 +124,10 @@ static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, 
         return rd_err_set(err, RD_ERR_ARG, "heatmap: the overlay needs the image at the output size");
     if ((uint64_t)W * (uint64_t)H > 400000000ull) return rd_err_set(err, RD_ERR_LIMIT, "heatmap: %dx%d is too large", W, H);
     row = malloc((size_t)W * ch);
+    xtap = malloc((size_t)W * sizeof *xtap);
+    ytap = malloc((size_t)H * sizeof *ytap);
     png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    if (!row || !png || !(info = png_create_info_struct(png))) {
+    if (!row || !xtap || !ytap || !png || !(info = png_create_info_struct(png))) {
         st = rd_err_set(err, RD_ERR_NOMEM, "heatmap: out of memory");
         goto out;
     }
@@ -152,14 +163,27 @@ static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, 
         png_set_text(png, info, t, nt);
     }
     png_write_info(png, info);
+    axis_taps(xtap, vw, W, 0);
+    axis_taps(ytap, vw, H, 1);
     {
         const float range = p->hi > p->lo ? p->hi - p->lo : 1.0f;
-        const int x0 = vw->dst_x, y0 = vw->dst_y, x1 = x0 + vw->dst_w, y1 = y0 + vw->dst_h;
+        const int gw = vw->work_w;
+        const axis_tap *xt = xtap, *yt = ytap;
+        uint8_t turbo[TURBO_N][3];
+        for (int i = 0; i < TURBO_N; i++) rd_colormap_turbo((float)i / (TURBO_N - 1), turbo[i]);
         for (int y = 0; y < H; y++) {
+            const axis_tap ty = yt[y];
+            const float *r0 = map + (size_t)ty.a * gw, *r1 = map + (size_t)ty.b * gw;
+            const uint8_t *rr = roi ? roi + (size_t)ty.r * gw : NULL;
             for (int x = 0; x < W; x++) {
-                float u, v;
-                int in = rd_view_to_grid(vw, W, H, x, y, &u, &v) && roi_at(vw, roi, u, v);
-                float m = in ? sample(map, vw->work_w, u, v, x0, y0, x1, y1) : 0.0f;
+                const axis_tap tx = xt[x];
+                int in = ty.in && tx.in && (!rr || rr[tx.r]);
+                float m = 0.0f;
+                if (in) {
+                    float top = r0[tx.a] + (r0[tx.b] - r0[tx.a]) * tx.w;
+                    float bot = r1[tx.a] + (r1[tx.b] - r1[tx.a]) * tx.w;
+                    m = top + (bot - top) * ty.w;
+                }
                 float t = (m - p->lo) / range;
                 t = t < 0 ? 0 : t > 1 ? 1 : t;
                 if (kind == RD_HEAT_RAW) {
@@ -169,12 +193,11 @@ static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, 
                     row[x] = in && m >= p->threshold ? 255 : 0;
                 } else {
                     const uint8_t *px = img->rgb + ((size_t)y * W + x) * 3;
-                    uint8_t c[3];
                     if (!in) {
                         not_inspected(px, x, y, row + 3 * x);
                         continue;
                     }
-                    rd_colormap_turbo(t, c);
+                    const uint8_t *c = turbo[(int)(t * (TURBO_N - 1) + 0.5f)];
                     for (int k = 0; k < 3; k++) row[3 * x + k] = (uint8_t)((px[k] + c[k] + 1) / 2);
                 }
             }
@@ -189,6 +212,8 @@ out:
     png_destroy_write_struct(png ? &png : NULL, info ? &info : NULL);
     free(mb.data);
     free(row);
+    free(xtap);
+    free(ytap);
     return st;
 }
 

@@ -13,13 +13,14 @@
  *                    a reader recover scores; "resadd:view" = "src=x,y,w,h
  *                    (fractions of the image) dst=x,y,w,h grid=WxH
  *                    inspected=<fraction>".
- *   RD_HEAT_OVERLAY: RGB, the image blended with the turbo colormap of the
- *                    normalized map (alpha 0.5) where inspected; elsewhere the
+ *   RD_HEAT_OVERLAY: RGB, the image blended with the turbo colormap
+ *                    (tabulated at 1024 points) of the normalized map
+ *                    (alpha 0.5) where inspected; elsewhere the
  *                    image greyed (luma at half contrast) under dark diagonal
  *                    hatching, so "not inspected" cannot be read as "cold".
  *   RD_HEAT_MASK:    8-bit gray, 255 where m ≥ threshold, else 0 (also where
  *                    not inspected: the mask marks found defects only).
- * Rows are rendered one at a time, so memory is O(out_w), not O(out_w·out_h).
+ * Rows are rendered one at a time, so memory is O(out_w + out_h), not O(out_w·out_h).
  * Output is a malloc'ed PNG byte buffer the caller frees with rd_png_buf_release. */
 #ifndef RD_HEATMAP_H
 #define RD_HEATMAP_H

@@ -12,7 +12,9 @@
  *    simplified API, adaptive filters, level 6) still decodes, to the same map;
  *  - with a ROI mask (issue 9) the mask comes back exactly, every rendering
  *    from the blob matches the one from the float map, and masked-out pixels
- *    render as not inspected (raw alpha 0, mask 0, overlay grey). */
+ *    render as not inspected (raw alpha 0, mask 0, overlay grey) and inspected
+ *    ones carry the naive per-pixel reference's value (raw) and verdict (mask):
+ *    the renderer's separable taps change no pixel. */
 #include <math.h>
 #include <png.h>
 #include <stdlib.h>
@@ -121,7 +123,24 @@ static int pixel_inspected(const rd_view *v, const uint8_t *roi, int img_w, int 
     return !roi || roi[(size_t)gy * v->work_w + gx];
 }
 
-/* Masked-out pixels of the renderings: raw alpha 0, mask 0, overlay grey; inspected ones raw alpha 255. */
+/* The naive reference of an inspected pixel's map value: rd_view_to_grid at
+ * that pixel, bilinear in the view's inspected rectangle (edges clamped). */
+static float naive_value(const float *map, const rd_view *v, int img_w, int img_h, int x, int y)
+{
+    float u, vv;
+    (void)rd_view_to_grid(v, img_w, img_h, x, y, &u, &vv);
+    const int x0 = v->dst_x, y0 = v->dst_y, x1 = x0 + v->dst_w, y1 = y0 + v->dst_h;
+    u = u < x0 ? (float)x0 : u > x1 - 1 ? (float)(x1 - 1) : u;
+    vv = vv < y0 ? (float)y0 : vv > y1 - 1 ? (float)(y1 - 1) : vv;
+    int xa = (int)u, ya = (int)vv, xb = xa + 1 < x1 ? xa + 1 : xa, yb = ya + 1 < y1 ? ya + 1 : ya;
+    float wx = u - xa, wy = vv - ya;
+    const float *r0 = map + (size_t)ya * v->work_w, *r1 = map + (size_t)yb * v->work_w;
+    float top = r0[xa] + (r0[xb] - r0[xa]) * wx, bot = r1[xa] + (r1[xb] - r1[xa]) * wx;
+    return top + (bot - top) * wy;
+}
+
+/* Masked-out pixels of the renderings: raw alpha 0, mask 0, overlay grey; inspected ones raw alpha 255, and
+ * their raw value and mask those of the naive per-pixel reference (naive_value). */
 static void check_masked(const float *map, const uint8_t *roi, const rd_view *v, const rd_heat_params *p,
                          const rd_image *img)
 {
@@ -149,14 +168,18 @@ static void check_masked(const float *map, const uint8_t *roi, const rd_view *v,
                 size_t i = (size_t)y * img->w + x;
                 const uint8_t *o = io.rgb + 3 * i;
                 if (pixel_inspected(v, roi, img->w, img->h, x, y)) {
-                    bad += ga[2 * i + 1] != 255;
+                    float m = naive_value(map, v, img->w, img->h, x, y);
+                    float t = (m - p->lo) / (p->hi > p->lo ? p->hi - p->lo : 1.0f);
+                    t = t < 0 ? 0 : t > 1 ? 1 : t;
+                    bad += ga[2 * i + 1] != 255 || ga[2 * i] != (uint8_t)lroundf(t * 255.0f) ||
+                           im.rgb[3 * i] != (m >= p->threshold ? 255 : 0);
                     continue;
                 }
                 masked++;
                 bad += ga[2 * i + 1] != 0 || im.rgb[3 * i] != 0 || o[0] != o[1] || o[1] != o[2];
             }
         RD_CHECK(masked > 0 && masked < n, "masked %zu of %zu pixels", masked, n);
-        RD_CHECK(bad == 0, "%zu of %zu pixels rendered against the ROI mask", bad, n);
+        RD_CHECK(bad == 0, "%zu of %zu pixels rendered against the ROI mask or the naive reference", bad, n);
         printf("roi mask: %zu of %zu frame pixels not inspected, all rendered so\n", masked, n);
         free(ga);
     } else {
