@@ -186,17 +186,13 @@ static rd_status sim_seed(const sim_opts *o, const rd_model *m, rd_worker *w, co
             rd_tpolicy pf = {RD_TP_FPR, o->rate};
             rd_tpolicy_result pr;
             const double tloo = rd_refset_threshold(rs);
-            /* as the daemon does (engine/labels.c): the confirmed goods all joined the
-             * pool, so with enough of them the pool's leave-one-out scores are the goods */
-            if (j >= RD_TP_MIN_GOODS) {
-                rd_calib cal;
-                double lg[RD_CALIB_MAX_SHOTS];
-                rd_refset_get_calib(rs, &cal);
-                for (int q = 0; q < cal.k; q++) lg[q] = cal.loo[q];
-                rd_tpolicy_apply(&pf, tloo, lg, cal.k, NULL, 0, &pr);
-            } else {
-                rd_tpolicy_apply(&pf, tloo, recorded, j, NULL, 0, &pr);
-            }
+            /* as the daemon does (rd_tpolicy_apply_pool): the j confirmed goods all
+             * joined the pool, whose leave-one-out scores stand for them */
+            rd_calib cal;
+            double lg[RD_CALIB_MAX_SHOTS];
+            rd_refset_get_calib(rs, &cal);
+            for (int q = 0; q < cal.k; q++) lg[q] = cal.loo[q];
+            rd_tpolicy_apply_pool(&pf, tloo, recorded, j, j, lg, cal.k, NULL, 0, &pr);
             st = score_some(m, w, rs, tf, held, nh, ts, err);
             if (st == RD_OK) st = score_some(m, w, rs, trf, trhold, ntrh, trs, err);
             double au = NAN;

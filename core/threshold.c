@@ -169,3 +169,21 @@ void rd_tpolicy_apply(const rd_tpolicy *p, double loo_threshold, const double *g
     out->expected_frr = out->applied == RD_TP_FPR ? p->rate : share_at_or_above(g, ng, out->threshold);
     free(g);
 }
+
+void rd_tpolicy_apply_pool(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, int ng_pool,
+                           const double *pool_loo, int nloo, const double *defects, int nd, rd_tpolicy_result *out)
+{
+    const int nout = ng - (ng_pool < ng ? ng_pool : ng); /* goods outside the pool: goods[0, nout) */
+    double *g = NULL;
+    if (p->kind != RD_TP_LOO && ng >= RD_TP_MIN_GOODS && nloo > 0 &&
+        (g = malloc(((size_t)nout + (size_t)nloo) * sizeof *g))) {
+        memcpy(g, goods, (size_t)nout * sizeof *g);
+        memcpy(g + nout, pool_loo, (size_t)nloo * sizeof *g);
+        rd_tpolicy_apply(p, loo_threshold, g, nout + nloo, defects, nd, out);
+        out->goods_used = ng; /* labels, not scores */
+        free(g);
+        return;
+    }
+    /* too few labels (it falls back to loo and says so), no pool scores, or no memory: the recorded scores */
+    rd_tpolicy_apply(p, loo_threshold, goods, ng, defects, nd, out);
+}

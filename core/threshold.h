@@ -4,8 +4,8 @@
  * --simulate-line` (cli/simline.c).  A policy is one of
  *   loo        the reference set's leave-one-out threshold (rd_refset_threshold)
  *   fpr:RATE   the score a good part exceeds with probability RATE, estimated
- *              from good scores (the daemon: labelled goods outside the pool
- *              and the pool's leave-one-out scores, engine/labels.c): a normal
+ *              from good scores (on the pool's present scale:
+ *              rd_tpolicy_apply_pool): a normal
  *              prediction bound on log scores (Student t with n−1 degrees of
  *              freedom, so a few labels give a conservative threshold), never
  *              below the largest labelled-good score when n·RATE < 1
@@ -48,6 +48,20 @@ typedef struct rd_tpolicy_result {
  * defective parts on the pool's present scale (non-finite ones are skipped). */
 void rd_tpolicy_apply(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, const double *defects,
                       int nd, rd_tpolicy_result *out);
+
+/* The policy on the pool's present scale, as the daemon (engine/labels.c) and
+ * `resad eval --simulate-line` (cli/simline.c) both compute it.  A recorded
+ * score is on the scale of the pool it was scored against, and a growing pool
+ * shifts that scale (its leave-one-out statistics shrink), so fpr and f1 take
+ * as goods the labelled ones outside the pool (their recorded scores) and the
+ * pool's leave-one-out scores as it is now (pool_loo, nloo), which stand for
+ * every good that joined it.  goods: the recorded scores of all ng good
+ * labels, the ng_pool that are pool members last.  "At least RD_TP_MIN_GOODS
+ * good labels" still counts labels (goods_used = ng).  Without pool scores
+ * (nloo 0), or with too few labels, it is rd_tpolicy_apply on the recorded
+ * scores. */
+void rd_tpolicy_apply_pool(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, int ng_pool,
+                           const double *pool_loo, int nloo, const double *defects, int nd, rd_tpolicy_result *out);
 
 /* Standard normal quantile (|error| < 1.2e-9, Acklam) and Student t quantile
  * (Cornish–Fisher expansion in 1/df, 4 terms); 0 < q < 1, df ≥ 1. */

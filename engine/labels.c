@@ -229,26 +229,16 @@ rd_ecode rd_labels_policy_get(rd_engine *e, const char *cls, rd_labels_policy *o
         out->ready = c->ready;
         out->loo_threshold = c->ready ? c->threshold_auto : NAN;
         if (rd_tpolicy_parse(out->policy, &tp, NULL) != RD_OK) tp = (rd_tpolicy){RD_TP_LOO, 0};
-        /* A recorded score is on the scale of the pool it was scored against,
-         * and a growing pool shifts that scale (its leave-one-out statistics
-         * shrink), so fpr and f1 take as goods the labelled ones outside the
-         * pool and the pool's own leave-one-out scores as it is now, which
-         * stand for every good that joined it.  "At least RD_TP_MIN_GOODS
-         * good labels" still counts labels. */
-        double loo[RD_CALIB_MAX_SHOTS], *gs;
-        int nloo = 0, nout = ng - ng_pool; /* goods outside the pool: g[0, nout) */
-        rd_err lerr = {0};                 /* without the pool's scores: the recorded ones, as before */
+        /* fpr and f1 on the pool's present scale (rd_tpolicy_apply_pool): the
+         * pool's own leave-one-out scores stand for the goods that joined it */
+        double loo[RD_CALIB_MAX_SHOTS];
+        int nloo = 0;
+        rd_err lerr = {0}; /* without the pool's scores: the recorded ones, as before */
         if (tp.kind != RD_TP_LOO && ng >= RD_TP_MIN_GOODS && c->ready &&
-            rd_engine_class_loo(e, cls, loo, &nloo, &lerr) == RD_E_OK && nloo > 0 &&
-            (gs = realloc(g, ((size_t)ng + (size_t)nloo) * sizeof *g))) {
-            g = gs;
-            memcpy(g + nout, loo, (size_t)nloo * sizeof *g);
-            rd_tpolicy_apply(&tp, out->loo_threshold, g, nout + nloo, d, nd, &out->res);
-            out->res.goods_used = ng; /* labels, not scores */
-            out->pool_scores_used = nloo;
-        } else { /* too few labels (it falls back to loo and says so) or no pool */
-            rd_tpolicy_apply(&tp, out->loo_threshold, g, ng, d, nd, &out->res);
-        }
+            rd_engine_class_loo(e, cls, loo, &nloo, &lerr) != RD_E_OK)
+            nloo = 0;
+        rd_tpolicy_apply_pool(&tp, out->loo_threshold, g, ng, ng_pool, loo, nloo, d, nd, &out->res);
+        out->pool_scores_used = nloo; /* nloo > 0 only where they were used */
     }
     free(g);
     free(d);

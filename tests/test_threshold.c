@@ -4,7 +4,8 @@
  * naive search over every cut, and fpr:RATE on fresh scores from the labels'
  * distribution, 4 to 200 labels: log-normal (the bound's model) within 1 point
  * of the rate and near it with many labels; normal (mis-specified) never above
- * rate + 1 point, conservative. */
+ * rate + 1 point, conservative; the pool-scale composition (rd_tpolicy_apply_pool)
+ * against rd_tpolicy_apply on the union it stands for. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -121,6 +122,32 @@ static void fpr(void)
         }
 }
 
+/* rd_tpolicy_apply_pool: the goods outside the pool plus the pool's leave-one-out
+ * scores, the same as rd_tpolicy_apply on that union; the label count decides
+ * the minimum; without pool scores or with too few labels, the recorded ones. */
+static void pool_scale(void)
+{
+    rd_tpolicy_result a, b;
+    const rd_tpolicy f = {RD_TP_FPR, 0.05};
+    /* six good labels, the last four pool members (their recorded scores 9: another scale) */
+    const double rec[] = {1.0, 1.4, 9, 9, 9, 9}, loo[] = {1.1, 1.2, 1.3, 0.9, 1.25}, uni[] = {1.0, 1.4, 1.1, 1.2, 1.3,
+                                                                                          0.9, 1.25};
+    rd_tpolicy_apply_pool(&f, 7.5, rec, 6, 4, loo, 5, NULL, 0, &a);
+    rd_tpolicy_apply(&f, 7.5, uni, 7, NULL, 0, &b);
+    RD_CHECK(a.applied == RD_TP_FPR && a.threshold == b.threshold && a.threshold < 9, "pool scale: %g vs %g",
+             a.threshold, b.threshold);
+    RD_CHECK(a.goods_used == 6, "goods_used counts labels: %d", a.goods_used);
+    rd_tpolicy_apply_pool(&f, 7.5, rec, 6, 4, loo, 0, NULL, 0, &a);
+    rd_tpolicy_apply(&f, 7.5, rec, 6, NULL, 0, &b);
+    RD_CHECK(a.applied == RD_TP_FPR && a.threshold == b.threshold && a.threshold >= 9, "no pool scores: recorded");
+    rd_tpolicy_apply_pool(&f, 7.5, rec, 3, 3, loo, 5, NULL, 0, &a); /* three labels: too few, even with 5 pool scores */
+    RD_CHECK(a.applied == RD_TP_LOO && a.threshold == 7.5 && strstr(a.reason, "3 good labels"), "3 labels: %s",
+             a.reason);
+    rd_tpolicy_apply_pool(&(rd_tpolicy){RD_TP_LOO, 0}, 2.5, rec, 6, 4, loo, 5, NULL, 0, &a);
+    RD_CHECK(a.applied == RD_TP_LOO && a.threshold == 2.5 && fabs(a.expected_frr - 4.0 / 6) < 1e-12,
+             "loo: the recorded scores report, the pool's are not used");
+}
+
 int main(void)
 {
     quantiles();
@@ -128,5 +155,6 @@ int main(void)
     fallbacks();
     f1();
     fpr();
+    pool_scale();
     return rd_test_done("test_threshold");
 }
