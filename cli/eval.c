@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "dataset.h"
 #include "defaults.h"
 #include "eval.h"
@@ -545,30 +546,32 @@ int rd_cli_eval(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--seeds")) {
-            char *end;
-            o.seeds = (int)strtol(v, &end, 10);
-            if (*end || o.seeds < 1 || o.seeds > 16) {
+            if (rd_arg_int(v, 1, 16, &o.seeds)) {
                 fprintf(stderr, "resad eval: --seeds is 1 to 16\n");
                 return 2;
             }
         } else if (!strcmp(a, "--max-test")) {
-            o.max_test = atoi(v);
+            if (rd_arg_int(v, 0, 1000000, &o.max_test)) {
+                fprintf(stderr, "resad eval: --max-test is 0 (all) to 1000000 images\n");
+                return 2;
+            }
         } else if (!strcmp(a, "--pixel-max")) {
-            char *end;
-            long x = strtol(v, &end, 10);
-            if (*end || x < 16 || x > 65536) {
+            if (rd_arg_int(v, 16, 65536, &o.pixel_max)) {
                 fprintf(stderr, "resad eval: --pixel-max is a side of 16 to 65536 pixels\n");
                 return 2;
             }
-            o.pixel_max = (int)x;
         } else if (!strcmp(a, "--size")) {
-            o.mo.size = atoi(v);
+            if (rd_arg_int(v, 32, RD_GEO_MAX_SIDE, &o.mo.size)) {
+                fprintf(stderr, "resad eval: --size is 32 to %d pixels\n", RD_GEO_MAX_SIDE);
+                return 2;
+            }
         } else if (!strcmp(a, "--threads")) {
-            o.mo.threads = atoi(v);
+            if (rd_arg_int(v, 1, 256, &o.mo.threads)) {
+                fprintf(stderr, "resad eval: --threads is 1 to 256\n");
+                return 2;
+            }
         } else if (!strcmp(a, "--topk")) {
-            char *end;
-            o.mo.topk_frac = strtof(v, &end);
-            if (*end || !(o.mo.topk_frac >= 0 && o.mo.topk_frac <= 1)) {
+            if (rd_arg_float(v, 0, 1, &o.mo.topk_frac)) {
                 fprintf(stderr, "resad eval: --topk is a fraction in [0, 1]\n");
                 return 2;
             }
@@ -591,25 +594,18 @@ int rd_cli_eval(int argc, char **argv)
                 o.nvariants++;
             }
         } else if (!strcmp(a, "--sigma")) {
-            char *end;
-            o.mo.sigma = strtof(v, &end);
-            if (*end || !(o.mo.sigma >= 0 && o.mo.sigma <= 64)) {
+            if (rd_arg_float(v, 0, 64, &o.mo.sigma)) {
                 fprintf(stderr, "resad eval: --sigma is 0 to 64 grid pixels\n");
                 return 2;
             }
         } else if (!strcmp(a, "--input-pad")) {
-            char *end;
-            long p = strtol(v, &end, 10);
-            if (*end || p < 0 || p > RD_MAX_INPUT_PAD) {
+            if (rd_arg_int(v, 0, RD_MAX_INPUT_PAD, &o.mo.input_pad)) {
                 fprintf(stderr, "resad eval: --input-pad is 0 to %d pixels (a multiple of the backbone's stride)\n",
                         RD_MAX_INPUT_PAD);
                 return 2;
             }
-            o.mo.input_pad = (int)p;
         } else if (!strcmp(a, "--calib-smooth")) {
-            char *end;
-            o.mo.calib_smooth = strtof(v, &end);
-            if (*end || !(o.mo.calib_smooth >= 0 && o.mo.calib_smooth <= 16)) {
+            if (rd_arg_float(v, 0, 16, &o.mo.calib_smooth)) {
                 fprintf(stderr, "resad eval: --calib-smooth is 0 to 16 level cells\n");
                 return 2;
             }

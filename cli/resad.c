@@ -6,6 +6,7 @@
  * One JSON object per scored image on stdout (jq-friendly); human messages on
  * stderr.  Exit codes are documented in usage() and stable for scripts. */
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <math.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "blas.h"
 #include "defaults.h"
 #include "eval.h"
@@ -144,26 +146,6 @@ static int collect(int argc, char **argv, int *i, const char **list, int *n, con
     return 0;
 }
 
-static int parse_float(const char *s, float *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return -1;
-    *out = (float)v;
-    return 0;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, cli *c)
 {
     for (int i = 2; i < argc; i++) {
@@ -196,13 +178,13 @@ static int parse_args(int argc, char **argv, cli *c)
             c->heatmap_dir = v;
         } else if (!strcmp(a, "--shots")) {
             NEED_VALUE();
-            if (parse_int(v, 2, 64, &c->shots)) {
+            if (rd_arg_int(v, 2, 64, &c->shots)) {
                 fprintf(stderr, "resad: --shots must be an integer from 2 to 64\n");
                 return -1;
             }
         } else if (!strcmp(a, "--size")) {
             NEED_VALUE();
-            if (parse_int(v, 32, RD_GEO_MAX_SIDE, &c->geo.s)) {
+            if (rd_arg_int(v, 32, RD_GEO_MAX_SIDE, &c->geo.s)) {
                 fprintf(stderr, "resad: --size must be an integer from 32 to %d\n", RD_GEO_MAX_SIDE);
                 return -1;
             }
@@ -226,7 +208,7 @@ static int parse_args(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "--tile")) {
             NEED_VALUE();
             int t;
-            if (parse_int(v, 0, RD_GEO_MAX_SIDE, &t)) {
+            if (rd_arg_int(v, 0, RD_GEO_MAX_SIDE, &t)) {
                 fprintf(stderr, "resad: --tile must be 0 (whole pool) or a tile side in working pixels\n");
                 return -1;
             }
@@ -241,19 +223,19 @@ static int parse_args(int argc, char **argv, cli *c)
             }
         } else if (!strcmp(a, "--threads")) {
             NEED_VALUE();
-            if (parse_int(v, 1, 256, &c->mo.threads)) {
+            if (rd_arg_int(v, 1, 256, &c->mo.threads)) {
                 fprintf(stderr, "resad: --threads must be an integer from 1 to 256\n");
                 return -1;
             }
         } else if (!strcmp(a, "--threshold")) {
             NEED_VALUE();
-            if (parse_float(v, &c->threshold)) {
+            if (rd_arg_float(v, -FLT_MAX, FLT_MAX, &c->threshold)) {
                 fprintf(stderr, "resad: --threshold must be a number\n");
                 return -1;
             }
         } else if (!strcmp(a, "--topk")) {
             NEED_VALUE();
-            if (parse_float(v, &c->mo.topk_frac) || c->mo.topk_frac < 0 || c->mo.topk_frac > 1) {
+            if (rd_arg_float(v, 0, 1, &c->mo.topk_frac)) {
                 fprintf(stderr, "resad: --topk must be a fraction in [0, 1]\n");
                 return -1;
             }

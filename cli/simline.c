@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "dataset.h"
 #include "eval.h"
 #include "defaults.h"
@@ -389,34 +390,39 @@ int rd_cli_simline(int argc, char **argv)
             return 2;
         }
         i++;
-        char *end = NULL;
         if (!strcmp(a, "--data")) o.data = v;
         else if (!strcmp(a, "--classes")) o.classes = v;
         else if (!strcmp(a, "--json")) o.json_out = v;
         else if (!strcmp(a, "--backbone")) o.mo.backbone_path = v;
         else if (!strcmp(a, "--model")) o.model = v;
-        else if (!strcmp(a, "--threads")) o.mo.threads = atoi(v);
-        else if (!strcmp(a, "--max-test")) o.max_test = atoi(v);
+        else if (!strcmp(a, "--threads")) {
+            if (rd_arg_int(v, 1, 256, &o.mo.threads)) {
+                fprintf(stderr, "resad eval: --threads is 1 to 256\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--max-test")) {
+            if (rd_arg_int(v, 0, 1000000, &o.max_test)) {
+                fprintf(stderr, "resad eval: --max-test is 0 (all) to 1000000 images\n");
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--simulate-line")) {
             if (parse_ns(v, &o) <= 0) {
                 fprintf(stderr, "resad eval: --simulate-line takes up to 8 increasing counts 0..48, e.g. 0,4,8,12\n");
                 return 2;
             }
         } else if (!strcmp(a, "--seeds")) {
-            o.seeds = (int)strtol(v, &end, 10);
-            if (*end || o.seeds < 1 || o.seeds > SIM_MAX_SEEDS) {
+            if (rd_arg_int(v, 1, SIM_MAX_SEEDS, &o.seeds)) {
                 fprintf(stderr, "resad eval: --seeds is 1 to 16\n");
                 return 2;
             }
         } else if (!strcmp(a, "--refs")) {
-            o.refs = (int)strtol(v, &end, 10);
-            if (*end || o.refs < 2 || o.refs > 16) {
+            if (rd_arg_int(v, 2, 16, &o.refs)) {
                 fprintf(stderr, "resad eval: --refs is 2 to 16\n");
                 return 2;
             }
         } else if (!strcmp(a, "--fpr")) {
-            o.rate = strtod(v, &end);
-            if (*end || !(o.rate > 0 && o.rate < 0.5)) {
+            if (rd_arg_double(v, 0, 0.5, &o.rate) || o.rate == 0 || o.rate == 0.5) {
                 fprintf(stderr, "resad eval: --fpr is a rate in (0, 0.5), e.g. 0.01\n");
                 return 2;
             }

@@ -6,6 +6,7 @@
 #include "train_cmd.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "blas.h"
 #include "dataset.h"
 #include "defaults.h"
@@ -75,26 +77,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int parse_int(const char *v, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) return 0;
-    *out = (int)x;
-    return 1;
-}
-
-static int parse_double(const char *v, double *out)
-{
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(x)) return 0;
-    *out = x;
-    return 1;
 }
 
 static int file_sha(const char *path, char out[RD_SHA256_HEX])
@@ -401,7 +383,7 @@ int rd_cli_train(int argc, char **argv)
         i++;
 #define INTOPT(name, field, lo, hi)                                                              \
     else if (!strcmp(a, name)) {                                                                 \
-        if (!parse_int(v, lo, hi, &field)) {                                                     \
+        if (rd_arg_int(v, lo, hi, &field)) {                                                       \
             fprintf(stderr, "resad train: %s takes a whole number from %d to %d (got '%s')\n", a, \
                     lo, hi, v);                                                                  \
             return 2;                                                                            \
@@ -428,7 +410,7 @@ int rd_cli_train(int argc, char **argv)
                 fprintf(stderr, "resad train: --cstr-kernel is 1 or 3 (got '%s')\n", v);
                 return 2;
             }
-            cfg.cstr_kernel = atoi(v);
+            cfg.cstr_kernel = v[0] - '0';
         } else if (!strcmp(a, "--frame")) {
             if (!strcmp(v, "centre") || !strcmp(v, "center")) whole = 0;
             else if (!strcmp(v, "whole")) whole = 1;
@@ -471,7 +453,7 @@ int rd_cli_train(int argc, char **argv)
             }
         } else if (!strcmp(a, "--lr") || !strcmp(a, "--wd")) {
             int lr = !strcmp(a, "--lr");
-            if (!parse_double(v, &d) || (lr ? !(d > 0 && d < 1) : !(d >= 0 && d < 1))) {
+            if (rd_arg_double(v, 0, 1, &d) || d == 1 || (lr && d == 0)) {
                 fprintf(stderr, "resad train: %s takes a number in %s (got '%s')\n", a, lr ? "(0, 1)" : "[0, 1)",
                         v);
                 return 2;
@@ -489,7 +471,7 @@ int rd_cli_train(int argc, char **argv)
             cfg.seed = (uint64_t)s;
         } else if (!strcmp(a, "--synth-match") || !strcmp(a, "--synth-global") || !strcmp(a, "--gas-step")) {
             double hi = !strcmp(a, "--gas-step") ? 100 : 1;
-            if (!parse_double(v, &d) || d < 0 || d > hi) {
+            if (rd_arg_double(v, 0, hi, &d)) {
                 fprintf(stderr, "resad train: %s takes a number from 0 to %g (got '%s')\n", a, hi, v);
                 return 2;
             }
@@ -507,7 +489,7 @@ int rd_cli_train(int argc, char **argv)
             cfg.gas.r1 = (float)r1;
             cfg.gas.r2 = (float)r2;
         } else if (!strcmp(a, "--max-minutes")) {
-            if (!parse_double(v, &max_minutes) || max_minutes <= 0) {
+            if (rd_arg_double(v, 0, DBL_MAX, &max_minutes) || max_minutes == 0) {
                 fprintf(stderr, "resad train: --max-minutes takes a positive number (got '%s')\n", v);
                 return 2;
             }

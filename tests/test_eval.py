@@ -7,8 +7,9 @@ shots, 2 seeds, every scorer (the shipped learned model "resad", residual-norm,
 knn).  Checks the JSON has every metric for every class and overall, all in
 [0, 1], the std keys, and that every scorer finds the obvious drawn scratches
 (image AUROC well above chance); that the default scorer is the shipped
-model's and --model none / --scorer pick the others; bad arguments and a
-missing class give clear errors.  (The real benchmark is `make eval`.)
+model's and --model none / --scorer pick the others; bad arguments (numbers
+with trailing garbage, empty, out of range or NaN, each named) and a missing
+class give clear errors.  (The real benchmark is `make eval`.)
 
 Whole frame: a camera-shaped class (320×180 frames, 16:9) whose scratches lie
 within 24 px of the left or right border — outside any centred square —
@@ -258,6 +259,12 @@ def main():
     check(p.returncode == 3 and "not a directory" in p.stderr, "missing dir")
     p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--shots", "0"], capture_output=True, text=True)
     check(p.returncode == 2, "bad --shots accepted")
+    # numbers are checked whole (cli/args.c): trailing garbage, empty, out of range, NaN are refused by name
+    for extra in (["--seeds", "3x"], ["--seeds", ""], ["--size", "abc"], ["--threads", "0"], ["--max-test", "-1"],
+                  ["--topk", "1.5"], ["--sigma", "nan"], ["--input-pad", "8 "], ["--simulate-line", "0,4", "--fpr", "0.5"],
+                  ["--simulate-line", "0,4", "--threads", "2z"], ["--simulate-line", "0,4", "--refs", "1"]):
+        p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds"] + extra, capture_output=True, text=True)
+        check(p.returncode == 2 and extra[-2] in p.stderr, f"eval {extra}: rc {p.returncode}, {p.stderr[-200:]!r}")
     p = subprocess.run([RESAD, "eval", "--data", tmp + "/ds", "--shots", "9"], capture_output=True, text=True)
     check(p.returncode == 1 and "train/good" in p.stderr, f"too many shots: {p.stderr[-300:]}")
     check_whole_frame(tmp)
