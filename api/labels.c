@@ -135,7 +135,7 @@ static json_t *view_policy(const rd_labels_policy *p)
                      num_or_null(q->applied == RD_TP_LOO ? p->loo_threshold : q->threshold), "loo_threshold",
                      num_or_null(p->loo_threshold), "expected_recall", num_or_null(q->expected_recall),
                      "expected_false_reject_rate", num_or_null(q->expected_frr), "labels_used", "good", q->goods_used,
-                     "defect", q->defects_used, "pool_scores", p->pool_scores_used, "reason",
+                     "defect", q->defects_used, "pool_scores", q->pool_scores_used, "reason",
                      q->reason[0] ? json_string(q->reason) : json_null(),
                      "overridden_by_manual_threshold", p->manual);
 }

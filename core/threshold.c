@@ -75,12 +75,14 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* finite values of v, sorted ascending, into out (n slots); returns how many */
-static int finite_sorted(const double *v, int n, double *out)
+/* the finite values of v[0, n) and w[0, nw), sorted ascending into out; returns their count */
+static int finite_sorted(const double *v, int n, const double *w, int nw, double *out)
 {
     int m = 0;
     for (int i = 0; i < n; i++)
         if (isfinite(v[i])) out[m++] = v[i];
+    for (int i = 0; i < nw; i++)
+        if (isfinite(w[i])) out[m++] = w[i];
     qsort(out, (size_t)m, sizeof *out, cmp_double);
     return m;
 }
@@ -136,10 +138,13 @@ static double f1_threshold(const double *g, int ng, const double *d, int nd)
     return best_t;
 }
 
-void rd_tpolicy_apply(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, const double *defects,
-                      int nd, rd_tpolicy_result *out)
+/* The goods are goods[0, ng) followed by more[0, nmore): one sorted buffer
+ * for both, so rd_tpolicy_apply_pool needs no union of its own. */
+static void apply(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, const double *more,
+                  int nmore, const double *defects, int nd, rd_tpolicy_result *out)
 {
-    double *g = malloc(((size_t)(ng > 0 ? ng : 0) + (size_t)(nd > 0 ? nd : 0) + 1) * sizeof *g);
+    ng = ng > 0 ? ng : 0, nmore = nmore > 0 ? nmore : 0, nd = nd > 0 ? nd : 0;
+    double *g = malloc(((size_t)ng + (size_t)nmore + (size_t)nd + 1) * sizeof *g);
     memset(out, 0, sizeof *out);
     out->threshold = loo_threshold;
     out->applied = RD_TP_LOO;
@@ -148,9 +153,9 @@ void rd_tpolicy_apply(const rd_tpolicy *p, double loo_threshold, const double *g
         out->expected_recall = out->expected_frr = NAN;
         return;
     }
-    ng = ng > 0 ? finite_sorted(goods, ng, g) : 0;
+    ng = finite_sorted(goods, ng, more, nmore, g);
     double *d = g + ng;
-    nd = nd > 0 ? finite_sorted(defects, nd, d) : 0;
+    nd = finite_sorted(defects, nd, NULL, 0, d);
     out->goods_used = ng, out->defects_used = nd;
     if (p->kind != RD_TP_LOO && ng < RD_TP_MIN_GOODS) {
         snprintf(out->reason, sizeof out->reason, "%d good label%s, %s needs at least %d", ng, ng == 1 ? "" : "s",
@@ -170,20 +175,22 @@ void rd_tpolicy_apply(const rd_tpolicy *p, double loo_threshold, const double *g
     free(g);
 }
 
+void rd_tpolicy_apply(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, const double *defects,
+                      int nd, rd_tpolicy_result *out)
+{
+    apply(p, loo_threshold, goods, ng, NULL, 0, defects, nd, out);
+}
+
 void rd_tpolicy_apply_pool(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, int ng_pool,
                            const double *pool_loo, int nloo, const double *defects, int nd, rd_tpolicy_result *out)
 {
-    const int nout = ng - (ng_pool < ng ? ng_pool : ng); /* goods outside the pool: goods[0, nout) */
-    double *g = NULL;
-    if (p->kind != RD_TP_LOO && ng >= RD_TP_MIN_GOODS && nloo > 0 &&
-        (g = malloc(((size_t)nout + (size_t)nloo) * sizeof *g))) {
-        memcpy(g, goods, (size_t)nout * sizeof *g);
-        memcpy(g + nout, pool_loo, (size_t)nloo * sizeof *g);
-        rd_tpolicy_apply(p, loo_threshold, g, nout + nloo, defects, nd, out);
+    if (p->kind != RD_TP_LOO && ng >= RD_TP_MIN_GOODS && nloo > 0) {
+        const int nout = ng - (ng_pool < ng ? ng_pool : ng); /* goods outside the pool: goods[0, nout) */
+        apply(p, loo_threshold, goods, nout, pool_loo, nloo, defects, nd, out);
         out->goods_used = ng; /* labels, not scores */
-        free(g);
+        out->pool_scores_used = nloo;
         return;
     }
-    /* too few labels (it falls back to loo and says so), no pool scores, or no memory: the recorded scores */
-    rd_tpolicy_apply(p, loo_threshold, goods, ng, defects, nd, out);
+    /* too few labels (it falls back to loo and says so) or no pool scores: the recorded scores */
+    apply(p, loo_threshold, goods, ng, NULL, 0, defects, nd, out);
 }

@@ -39,6 +39,7 @@ typedef struct rd_tpolicy_result {
     double threshold;
     rd_tp_kind applied;     /* the policy used: loo after a fall-back */
     int goods_used, defects_used;
+    int pool_scores_used;   /* rd_tpolicy_apply_pool: the pool's leave-one-out scores among the goods; else 0 */
     double expected_recall; /* share of labelled defects at or above threshold; NaN without defects */
     double expected_frr;    /* fpr: the rate; else share of labelled goods at or above; NaN without goods */
     char reason[160];       /* why it fell back to loo; "" when it did not */
@@ -57,9 +58,9 @@ void rd_tpolicy_apply(const rd_tpolicy *p, double loo_threshold, const double *g
  * pool's leave-one-out scores as it is now (pool_loo, nloo), which stand for
  * every good that joined it.  goods: the recorded scores of all ng good
  * labels, the ng_pool that are pool members last.  "At least RD_TP_MIN_GOODS
- * good labels" still counts labels (goods_used = ng).  Without pool scores
- * (nloo 0), or with too few labels, it is rd_tpolicy_apply on the recorded
- * scores. */
+ * good labels" still counts labels (goods_used = ng; pool_scores_used = nloo).
+ * Without pool scores (nloo 0), or with too few labels, it is
+ * rd_tpolicy_apply on the recorded scores (pool_scores_used 0). */
 void rd_tpolicy_apply_pool(const rd_tpolicy *p, double loo_threshold, const double *goods, int ng, int ng_pool,
                            const double *pool_loo, int nloo, const double *defects, int nd, rd_tpolicy_result *out);
 

@@ -238,7 +238,6 @@ rd_ecode rd_labels_policy_get(rd_engine *e, const char *cls, rd_labels_policy *o
             rd_engine_class_loo(e, cls, loo, &nloo, &lerr) != RD_E_OK)
             nloo = 0;
         rd_tpolicy_apply_pool(&tp, out->loo_threshold, g, ng, ng_pool, loo, nloo, d, nd, &out->res);
-        out->pool_scores_used = nloo; /* nloo > 0 only where they were used */
     }
     free(g);
     free(d);

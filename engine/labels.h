@@ -43,8 +43,8 @@ typedef struct rd_labels_policy {
     int manual;        /* a manual threshold overrides every policy */
     int ready;         /* the class has a pool (loo_threshold valid) */
     double loo_threshold;
-    rd_tpolicy_result res; /* threshold, applied, labels used, expected recall / false rejects, reason */
-    int pool_scores_used;  /* fpr / f1: the pool's leave-one-out scores among its goods */
+    rd_tpolicy_result res; /* threshold, applied, labels and pool scores used, expected recall / false rejects,
+                              reason */
 } rd_labels_policy;
 rd_ecode rd_labels_policy_get(rd_engine *e, const char *cls, rd_labels_policy *out, rd_err *err);
 /* Recomputes and stores the class's fpr / f1 threshold after its reference

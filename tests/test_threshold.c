@@ -136,10 +136,12 @@ static void pool_scale(void)
     rd_tpolicy_apply(&f, 7.5, uni, 7, NULL, 0, &b);
     RD_CHECK(a.applied == RD_TP_FPR && a.threshold == b.threshold && a.threshold < 9, "pool scale: %g vs %g",
              a.threshold, b.threshold);
-    RD_CHECK(a.goods_used == 6, "goods_used counts labels: %d", a.goods_used);
+    RD_CHECK(a.goods_used == 6 && a.pool_scores_used == 5, "goods_used counts labels: %d, pool scores %d",
+             a.goods_used, a.pool_scores_used);
     rd_tpolicy_apply_pool(&f, 7.5, rec, 6, 4, loo, 0, NULL, 0, &a);
     rd_tpolicy_apply(&f, 7.5, rec, 6, NULL, 0, &b);
-    RD_CHECK(a.applied == RD_TP_FPR && a.threshold == b.threshold && a.threshold >= 9, "no pool scores: recorded");
+    RD_CHECK(a.applied == RD_TP_FPR && a.threshold == b.threshold && a.threshold >= 9 && !a.pool_scores_used,
+             "no pool scores: recorded");
     rd_tpolicy_apply_pool(&f, 7.5, rec, 3, 3, loo, 5, NULL, 0, &a); /* three labels: too few, even with 5 pool scores */
     RD_CHECK(a.applied == RD_TP_LOO && a.threshold == 7.5 && strstr(a.reason, "3 good labels"), "3 labels: %s",
              a.reason);
