@@ -169,8 +169,9 @@ static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, 
         const float range = p->hi > p->lo ? p->hi - p->lo : 1.0f;
         const int gw = vw->work_w;
         const axis_tap *xt = xtap, *yt = ytap;
-        uint8_t turbo[TURBO_N][3];
-        for (int i = 0; i < TURBO_N; i++) rd_colormap_turbo((float)i / (TURBO_N - 1), turbo[i]);
+        uint8_t turbo[TURBO_N][3]; /* the overlay's only */
+        for (int i = 0; kind == RD_HEAT_OVERLAY && i < TURBO_N; i++)
+            rd_colormap_turbo((float)i / (TURBO_N - 1), turbo[i]);
         for (int y = 0; y < H; y++) {
             const axis_tap ty = yt[y];
             const float *r0 = map + (size_t)ty.a * gw, *r1 = map + (size_t)ty.b * gw;
@@ -185,7 +186,7 @@ static rd_status render(rd_heat_kind kind, const float *map, const rd_view *vw, 
                     m = top + (bot - top) * ty.w;
                 }
                 float t = (m - p->lo) / range;
-                t = t < 0 ? 0 : t > 1 ? 1 : t;
+                t = t > 0 ? (t < 1 ? t : 1) : 0; /* NaN → 0: it indexes the colormap table */
                 if (kind == RD_HEAT_RAW) {
                     row[2 * x] = in ? (uint8_t)lroundf(t * 255.0f) : 0;
                     row[2 * x + 1] = in ? 255 : 0;
